@@ -1,0 +1,1 @@
+"""Data access: the inForm export reader, synthetic data, tiling and splits."""
