@@ -1,0 +1,108 @@
+"""Checks a composed config before any data or model work starts.
+
+Hydra already rejects an unknown group option (`encoder=resnet19`) with the list of available
+options. What it cannot know is which *values* make sense: this module checks ranges and the
+combinations that only fail deep inside training otherwise (an init the encoder has no weights
+for, a tile size the UNet cannot halve three times).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the option and what is allowed."""
+
+
+def _positive(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def _non_negative(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+
+
+def _positive_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x > 0
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda x: x is None or check(x)
+
+
+# (option path, check, what the option must be)
+_VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("seed", lambda x: isinstance(x, int) and not isinstance(x, bool) and x >= 0, "an integer >= 0"),
+    ("train.epochs", _positive_int, "an integer >= 1"),
+    ("train.batch_size", _positive_int, "an integer >= 1"),
+    ("train.patience", _optional(_positive_int), "null (no early stopping) or an integer >= 1"),
+    ("train.monitor_mode", lambda x: x in ("min", "max"), "one of: min, max"),
+    ("optimizer.lr", _positive, "a number > 0"),
+    ("optimizer.weight_decay", _non_negative, "a number >= 0"),
+    ("loader.num_workers", lambda x: isinstance(x, int) and x >= 0, "an integer >= 0"),
+    ("budget.scale", lambda x: _positive(x) and x <= 1, "a number in (0, 1]"),
+    ("force", lambda x: isinstance(x, bool), "true or false"),
+    ("resume", lambda x: isinstance(x, bool), "true or false"),
+    ("device", lambda x: isinstance(x, str) and (x in ("auto", "cpu") or x.startswith("cuda")),
+     "auto, cpu, cuda or cuda:N"),
+]
+
+_SEGMENTATION_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("tiling.size", lambda x: _positive_int(x) and x % 8 == 0 and x >= 32,
+     "an integer >= 32 divisible by 8 (the encoder halves it 3 times)"),
+    ("tiling.stride", _optional(_positive_int), "null or an integer >= 1"),
+    ("tiling.blank_threshold", _non_negative, "a number >= 0"),
+    ("app.lr", _optional(_positive), "a number > 0"),
+    ("loss.weighting", lambda x: x in ("inverse_frequency", "fixed", "none"),
+     "one of: inverse_frequency, fixed, none"),
+    ("dataset.normalisation", lambda x: x in ("percentile", "minmax", "none"),
+     "one of: percentile, minmax, none"),
+]
+
+
+def _get(cfg: DictConfig, path: str) -> Any:
+    return OmegaConf.select(cfg, path, throw_on_missing=True)
+
+
+def _check_rules(cfg: DictConfig, rules) -> None:
+    for path, check, allowed in rules:
+        value = _get(cfg, path)
+        if not check(value):
+            raise ConfigError(f"{path}={value!r} is invalid: it must be {allowed}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first bad option; returns quietly for a usable config."""
+    try:
+        OmegaConf.resolve(OmegaConf.create(OmegaConf.to_container(cfg, resolve=False)))
+    except Exception as err:  # an interpolation that cannot resolve is a config error too
+        raise ConfigError(f"config does not resolve: {err}") from err
+    _check_rules(cfg, _VALUE_RULES)
+    task = cfg.task.name
+    if task == "segmentation":
+        _check_rules(cfg, _SEGMENTATION_RULES)
+        if not cfg.encoder.get("segmentation"):
+            raise ConfigError(f"encoder={cfg.encoder.name} has no segmentation encoder; "
+                              "segmentation needs a resnet or efficientnet encoder")
+        if cfg.loss.weighting == "fixed" and (cfg.loss.weights is None or len(cfg.loss.weights) != 2):
+            raise ConfigError("loss.weights must list 2 numbers (background, nucleus) "
+                              "when loss.weighting=fixed")
+        stride = cfg.tiling.stride
+        if stride is not None and stride > cfg.tiling.size:
+            raise ConfigError(f"tiling.stride={stride} is invalid: it must not exceed "
+                              f"tiling.size={cfg.tiling.size} (tiles would skip pixels)")
+    if cfg.init.name != "random" and cfg.init.name not in cfg.encoder.inits:
+        valid = ", ".join(["random", *cfg.encoder.inits])
+        raise ConfigError(f"init={cfg.init.name} is not available for encoder={cfg.encoder.name}; "
+                          f"valid inits for it: {valid}")
+
+
+def scaled_tile_size(cfg: DictConfig) -> int:
+    """Tile size after the budget's scale, rounded up to a multiple of 8 (480 -> 64 at 1/8)."""
+    size = cfg.tiling.size * cfg.budget.scale
+    return int(math.ceil(size / 8) * 8)

@@ -1,0 +1,113 @@
+"""The one plain-PyTorch training loop for both tasks.
+
+A task object supplies modules, optimisers, schedulers, loaders, metrics and the loss of a
+batch; this loop owns epochs, validation, early stopping, best-model selection, NaN checks
+and progress output. Metrics accumulate on the device and reach the host once per epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLoss(RuntimeError):
+    def __init__(self, epoch: int, split: str):
+        super().__init__(f"non-finite {split} loss in epoch {epoch}")
+        self.epoch = epoch
+
+
+@dataclass
+class FitState:
+    """Everything the loop needs to continue after an interruption."""
+
+    epoch: int = 0  # next epoch to run
+    best_score: float | None = None
+    best_epoch: int | None = None
+    best_state: dict | None = None
+    stale_epochs: int = 0  # epochs since the validation loss last improved
+    best_val_loss: float = math.inf
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def _to(batch, device: torch.device):
+    return [t.to(device, non_blocking=True) for t in batch]
+
+
+def run_epoch(task, loader, train: bool, epoch: int, device: torch.device,
+              desc: str) -> dict[str, float]:
+    for module in task.modules().values():
+        module.train(train)
+    if hasattr(loader.dataset, "set_epoch"):
+        loader.dataset.set_epoch(epoch)
+    metrics = task.new_metrics()
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    count = 0
+    with torch.set_grad_enabled(train):
+        for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0):
+            batch = _to(batch, device)
+            loss = task.step(batch, metrics, train)
+            if train:
+                for opt in task.optimizers.values():
+                    opt.zero_grad(set_to_none=True)
+                loss.backward()
+                for opt in task.optimizers.values():
+                    opt.step()
+            total += loss.detach().double() * len(batch[0])
+            count += len(batch[0])
+    mean_loss = (total / max(count, 1)).item()
+    if not math.isfinite(mean_loss):
+        raise NonFiniteLoss(epoch, "train" if train else "validation")
+    return {"loss": mean_loss, **metrics.compute()}
+
+
+def fit(task, cfg, state: FitState, on_epoch_end, seed: int) -> FitState:
+    """Train from `state.epoch` to the configured number of epochs (or early stop)."""
+    device = task.device
+    train_loader = task.loader("train", train=True, seed=seed)
+    val_loader = task.loader("val", train=False, seed=seed)
+    monitor = cfg.train.monitor.removeprefix("val_")
+    sign = 1.0 if cfg.train.monitor_mode == "max" else -1.0
+    epochs = cfg.train.epochs
+    while state.epoch < epochs and not state.stopped_early:
+        epoch = state.epoch
+        start = time.perf_counter()
+        train = run_epoch(task, train_loader, True, epoch, device, f"epoch {epoch + 1}/{epochs} train")
+        val = run_epoch(task, val_loader, False, epoch, device, f"epoch {epoch + 1}/{epochs} val")
+        lrs = {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in task.optimizers.items()}
+        for scheduler in task.schedulers.values():
+            scheduler.step()
+        seconds = time.perf_counter() - start
+        state.train_seconds += seconds
+        row = {f"train_{k}": v for k, v in train.items()} | {f"val_{k}": v for k, v in val.items()}
+        row |= lrs | {"epoch_time_s": seconds}
+        state.history.append(row)
+        score = sign * val[monitor]
+        improved = state.best_score is None or score > state.best_score
+        if improved:
+            state.best_score, state.best_epoch = score, epoch
+            state.best_state = copy.deepcopy(task.inference_state())
+        if val["loss"] < state.best_val_loss:
+            state.best_val_loss, state.stale_epochs = val["loss"], 0
+        else:
+            state.stale_epochs += 1
+        state.epoch = epoch + 1
+        log.info("epoch %d/%d  train loss %.4f iou %.4f | val loss %.4f iou %.4f | %.1fs%s",
+                 epoch + 1, epochs, train["loss"], train.get("iou", math.nan), val["loss"],
+                 val.get("iou", math.nan), seconds, "  *best" if improved else "")
+        patience = cfg.train.patience
+        if patience is not None and state.stale_epochs >= patience:
+            log.info("early stopping: validation loss has not improved for %d epochs", patience)
+            state.stopped_early = True
+        on_epoch_end(epoch, row, state)
+    return state

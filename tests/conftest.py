@@ -1,0 +1,47 @@
+"""Shared helpers: compose configs like the CLI does, and run the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+# A training job small enough for a test: 1/16-size synthetic images (12 tiles of 32 px each),
+# one image per patient, one epoch, random init (no downloads).
+TINY = ["budget=smoke", "init=random", "budget.scale=0.0625", "budget.epochs=1",
+        "dataset.images_per_patient=1"]
+
+
+def compose_config(overrides: list[str] | None = None):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides or [])
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update({"HF_HUB_OFFLINE": "1", "DEDL_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
+                "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2")})
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], cwd: Path, module: str = "dedl_experiments", check: bool = True,
+            timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env or cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}\n"
+                             f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir(tmp_path_factory) -> Path:
+    """One synthetic dataset and tile cache for all CLI tests (built once, then reused)."""
+    return tmp_path_factory.mktemp("data")
