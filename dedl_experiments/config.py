@@ -47,6 +47,9 @@ _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("loader.num_workers", lambda x: isinstance(x, int) and x >= 0, "an integer >= 0"),
     ("budget.scale", lambda x: _positive(x) and x <= 1, "a number in (0, 1]"),
     ("force", lambda x: isinstance(x, bool), "true or false"),
+    ("speed.amp", lambda x: x in ("bf16", "fp16", "none"), "one of: bf16, fp16, none"),
+    ("speed.channels_last", lambda x: x in (True, False, "auto"), "true, false or auto"),
+    ("speed.compile", lambda x: isinstance(x, bool), "true or false"),
     ("resume", lambda x: isinstance(x, bool), "true or false"),
     ("device", lambda x: isinstance(x, str) and (x in ("auto", "cpu") or x.startswith("cuda")),
      "auto, cpu, cuda or cuda:N"),
@@ -62,6 +65,7 @@ _SEGMENTATION_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
      "one of: inverse_frequency, fixed, none"),
     ("dataset.normalisation", lambda x: x in ("percentile", "minmax", "none"),
      "one of: percentile, minmax, none"),
+    ("dataset.on_bad_sample", lambda x: x in ("error", "skip"), "one of: error, skip"),
 ]
 
 
@@ -83,6 +87,11 @@ def validate(cfg: DictConfig) -> None:
     except Exception as err:  # an interpolation that cannot resolve is a config error too
         raise ConfigError(f"config does not resolve: {err}") from err
     _check_rules(cfg, _VALUE_RULES)
+    if cfg.dataset.name != "synthetic" and OmegaConf.is_missing(cfg.dataset, "root"):
+        raise ConfigError(f"dataset={cfg.dataset.name} needs dataset.root=/path/to/the/data")
+    if cfg.dataset.get("colour", "grey") not in ("grey", "rgb"):
+        raise ConfigError(f"dataset.colour={cfg.dataset.colour!r} is invalid: it must be one "
+                          "of: grey, rgb")
     task = cfg.task.name
     if task == "segmentation":
         _check_rules(cfg, _SEGMENTATION_RULES)

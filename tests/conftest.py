@@ -13,9 +13,8 @@ from hydra import compose, initialize_config_dir
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 # A training job small enough for a test: 1/16-size synthetic images (12 tiles of 32 px each),
-# one image per patient, one epoch, random init (no downloads).
-TINY = ["budget=smoke", "init=random", "budget.scale=0.0625", "budget.epochs=1",
-        "dataset.images_per_patient=1"]
+# one epoch, random init (no downloads).
+TINY = ["budget=smoke", "init=random", "budget.scale=0.0625", "budget.epochs=1"]
 
 
 def compose_config(overrides: list[str] | None = None):

@@ -10,7 +10,9 @@ from dedl_experiments.data.prepare import TileSplit
 
 
 class TileDataset(Dataset):
-    """Tiles of one split: (image (1, S, S) float32, mask (S, S) int64, valid (S, S) bool)."""
+    """Tiles of one split: image (C, S, S) float32 in [0, 1] and target (S, S) uint8 with
+    1 = nucleus, 0 = background, IGNORE (255) = outside the image. uint8 keeps the data sent
+    from loader workers small; the task widens it on the device."""
 
     def __init__(self, split: TileSplit, transform, indices: np.ndarray | None = None,
                  seed: int = 0):
@@ -30,10 +32,11 @@ class TileDataset(Dataset):
 
     def __getitem__(self, i: int):
         k = int(self.indices[i])
-        self.transform.set_random_seed(hash((self.seed, self.epoch, k)) & 0x7FFFFFFF)
-        out = self.transform(image=np.asarray(self.split.images[k]),
-                             mask=np.asarray(self.split.masks[k]),
-                             valid=np.asarray(self.split.valid[k], dtype=np.uint8))
-        image = torch.from_numpy(np.ascontiguousarray(out["image"], dtype=np.float32))
-        return (image.unsqueeze(0), torch.from_numpy(out["mask"].astype(np.int64)),
-                torch.from_numpy(out["valid"].astype(bool)))
+        image = np.asarray(self.split.images[k])
+        target = np.asarray(self.split.targets[k])
+        if self.transform is not None:
+            self.transform.set_random_seed(hash((self.seed, self.epoch, k)) & 0x7FFFFFFF)
+            out = self.transform(image=image.transpose(1, 2, 0), mask=target)
+            image, target = out["image"].transpose(2, 0, 1), out["mask"]
+        return (torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(target)))

@@ -17,21 +17,23 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.config import scaled_tile_size
-from dedl_experiments.data import inform, splits as splits_mod, synthetic, tiling
+from dedl_experiments.data import folder, inform, splits as splits_mod, synthetic, tiling
 from dedl_experiments.data.errors import DataError
+from dedl_experiments.data.transforms import IGNORE
 
 log = logging.getLogger(__name__)
 
 # Bump when the cache format or the tiling code changes, so old caches are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 3
 SPLITS = ("train", "val", "test")
 
 
@@ -39,25 +41,46 @@ SPLITS = ("train", "val", "test")
 class TileSplit:
     """One split's tiles: arrays are memory-mapped from the cache."""
 
-    images: np.ndarray  # (N, S, S) float32, normalised per image
-    masks: np.ndarray  # (N, S, S) uint8, 1 = nucleus
-    valid: np.ndarray  # (N, S, S) bool, False on zero padding
+    images: np.ndarray  # (N, C, S, S) float32, normalised per image
+    targets: np.ndarray  # (N, S, S) uint8: 1 nucleus, 0 background, IGNORE on zero padding
     blank: np.ndarray  # (N,) bool
     tiles: list[dict]  # per tile: sample, y, x
+
+
+def save_split(folder: Path, name: str, images: np.ndarray, targets: np.ndarray,
+               blank: np.ndarray, tiles: list[dict]) -> None:
+    for key, array in (("images", images), ("targets", targets), ("blank", blank)):
+        np.save(folder / f"{name}_{key}.npy", array)
+    (folder / f"{name}_tiles.json").write_text(json.dumps(tiles))
+
+
+def load_split(folder: Path, name: str) -> TileSplit:
+    """Arrays memory-mapped: loader workers share the page cache instead of copies."""
+    load = lambda key: np.load(folder / f"{name}_{key}.npy", mmap_mode="r")  # noqa: E731
+    tiles = json.loads((folder / f"{name}_tiles.json").read_text())
+    return TileSplit(load("images"), load("targets"), load("blank"), tiles)
 
 
 @dataclass(frozen=True)
 class PreparedSegmentation:
     root: Path
     tile_size: int
+    channels: int
     splits: dict[str, list[str]]  # split -> sample names
     images: dict[str, dict]  # sample name -> {height, width, split}
     stats: dict
 
     def split(self, name: str) -> TileSplit:
-        load = lambda suffix: np.load(self.root / f"{name}_{suffix}.npy", mmap_mode="r")  # noqa: E731
-        meta = json.loads((self.root / f"{name}_tiles.json").read_text())
-        return TileSplit(load("images"), load("masks"), load("valid"), load("blank"), meta)
+        return load_split(self.root, name)
+
+
+@dataclass(frozen=True)
+class RawSegmentation:
+    """A raw dataset: samples per split and how to read one (image (C, H, W), mask (H, W))."""
+
+    root: Path
+    by_split: dict[str, list[inform.Sample]]
+    read: Callable[[inform.Sample], tuple[np.ndarray, np.ndarray]]
 
 
 def raw_root(cfg: DictConfig) -> Path:
@@ -70,29 +93,61 @@ def raw_root(cfg: DictConfig) -> Path:
         return synthetic.ensure_dataset(root, "inform", height=height, width=width,
                                         images_per_patient=ds.images_per_patient,
                                         seed=ds.generator_seed)
-    if ds.root is None:
-        raise DataError(f"dataset={ds.name} needs dataset.root=/path/to/data")
     return Path(ds.root)
 
 
-def _fingerprint(cfg: DictConfig, samples: list[inform.Sample], tile_size: int) -> str:
+def _normalise(cfg: DictConfig, image: np.ndarray) -> np.ndarray:
+    low, high = cfg.dataset.percentiles
+    return inform.normalise(image, cfg.dataset.normalisation, low=low, high=high)
+
+
+def open_raw_segmentation(cfg: DictConfig) -> RawSegmentation:
+    """Find the samples of the configured dataset and assign them to train/val/test."""
+    root = raw_root(cfg)
+    if cfg.dataset.name == "folder":
+        found, problems = folder.find_folder_samples(root)
+        samples = [inform.Sample(s.id, s.id, s.image, s.mask) for s in found]
+        ids = folder.folder_splits(root, [s.name for s in samples], cfg.dataset.split_seed)
+        by_name = {s.name: s for s in samples}
+        by_split = {k: [by_name[i] for i in ids.get(k, [])] for k in SPLITS}
+        for name in SPLITS:
+            if not by_split[name]:
+                raise DataError(f"dataset {root}: split {name!r} is empty "
+                                f"({len(samples)} images in total)")
+
+        def read(sample: inform.Sample) -> tuple[np.ndarray, np.ndarray]:
+            image = folder.read_folder_image(sample.image, cfg.dataset.colour)
+            image = _normalise(cfg, image if image.ndim == 3 else image[None])
+            return image, folder.read_folder_mask(sample.mask, image.shape[-2:])
+    else:
+        samples, problems = inform.find_samples(root)
+        by_split = splits_mod.split_by_patient(
+            samples, {k: list(v) for k, v in cfg.dataset.splits.items()})
+        unassigned = by_split.pop(splits_mod.UNASSIGNED, [])
+        if unassigned:
+            log.warning("dataset %s: %d samples belong to no split (patients %s)", root,
+                        len(unassigned), sorted({s.patient for s in unassigned}))
+
+        def read(sample: inform.Sample) -> tuple[np.ndarray, np.ndarray]:
+            image = _normalise(cfg, inform.read_channel(sample.image, cfg.task.channel))[None]
+            return image, inform.read_mask(sample.mask, expected_shape=image.shape[-2:])
+    for problem in problems:
+        log.warning("dataset %s: %s", root, problem)
+    return RawSegmentation(root, by_split, read)
+
+
+def _fingerprint(cfg: DictConfig, raw: RawSegmentation, tile_size: int) -> str:
     files = []
-    for s in samples:
-        for p in (s.image, s.mask):
-            st = p.stat()
-            files.append([str(p), st.st_size, st.st_mtime_ns])
-    params = {
-        "version": CACHE_VERSION,
-        "files": files,
-        "channel": cfg.task.channel,
-        "normalisation": cfg.dataset.normalisation,
-        "percentiles": list(cfg.dataset.percentiles),
-        "splits": {k: list(v) for k, v in cfg.dataset.splits.items()},
-        "tile_size": tile_size,
-        "stride": cfg.tiling.stride,
-        "blank_threshold": cfg.tiling.blank_threshold,
-    }
-    return hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    for split in SPLITS:
+        for s in raw.by_split[split]:
+            for p in (s.image, s.mask):
+                st = p.stat()
+                files.append([split, str(p), st.st_size, st.st_mtime_ns])
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    params = {"version": CACHE_VERSION, "files": files, "channel": cfg.task.channel,
+              "dataset": dataset, "tile_size": tile_size, "stride": cfg.tiling.stride,
+              "blank_threshold": cfg.tiling.blank_threshold}
+    return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @contextmanager
@@ -106,86 +161,95 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _read_image(cfg: DictConfig, sample: inform.Sample) -> tuple[np.ndarray, np.ndarray]:
-    image = inform.read_channel(sample.image, cfg.task.channel)
-    low, high = cfg.dataset.percentiles
-    image = inform.normalise(image, cfg.dataset.normalisation, low=low, high=high)
-    mask = inform.read_mask(sample.mask, expected_shape=image.shape)
-    return image, mask
-
-
-def _write_split(out: Path, name: str, cfg: DictConfig, samples: list[inform.Sample],
-                 tile_size: int, images_meta: dict) -> dict:
-    stride = cfg.tiling.stride
-    parts = {"images": [], "masks": [], "valid": [], "blank": []}
+def _write_split(out: Path, name: str, cfg: DictConfig, raw: RawSegmentation, tile_size: int,
+                 images_meta: dict) -> dict:
+    parts: dict[str, list[np.ndarray]] = {"images": [], "targets": [], "blank": []}
     tiles_meta: list[dict] = []
+    skipped: list[str] = []
     counts = np.zeros(2, dtype=np.int64)
-    total, total_sq, n_px = 0.0, 0.0, 0
-    for sample in samples:
-        image, mask = _read_image(cfg, sample)
-        h, w = image.shape
+    total = total_sq = n_px = 0.0
+    for sample in raw.by_split[name]:
+        try:
+            image, mask = raw.read(sample)
+        except DataError as err:
+            if cfg.dataset.on_bad_sample != "skip":
+                raise
+            log.warning("skipping sample %s: %s", sample.name, err)
+            skipped.append(sample.name)
+            continue
+        h, w = image.shape[-2:]
         images_meta[sample.name] = {"height": h, "width": w, "split": name}
-        img_tiles, positions = tiling.tile(image, tile_size, stride)
-        mask_tiles, _ = tiling.tile(mask.astype(np.uint8), tile_size, stride)
-        valid = tiling.valid_mask(positions, h, w, tile_size)
+        img_tiles, positions = tiling.tile(image, tile_size, cfg.tiling.stride)
+        mask_tiles, _ = tiling.tile(mask.astype(np.uint8), tile_size, cfg.tiling.stride)
         parts["images"].append(img_tiles.astype(np.float32))
-        parts["masks"].append(mask_tiles)
-        parts["valid"].append(valid)
+        valid = tiling.valid_mask(positions, h, w, tile_size)
+        parts["targets"].append(np.where(valid, mask_tiles, IGNORE).astype(np.uint8))
         parts["blank"].append(tiling.blank_tiles(img_tiles, cfg.tiling.blank_threshold))
         tiles_meta += [{"sample": sample.name, "y": y, "x": x} for y, x in positions]
         counts += np.bincount(mask.ravel().astype(np.int64), minlength=2)[:2]
-        total += float(image.sum(dtype=np.float64))
-        total_sq += float(np.square(image, dtype=np.float64).sum())
-        n_px += image.size
-    for key, arrays in parts.items():
-        np.save(out / f"{name}_{key}.npy", np.concatenate(arrays))
-    (out / f"{name}_tiles.json").write_text(json.dumps(tiles_meta))
+        total += image.sum(axis=(-2, -1), dtype=np.float64)
+        total_sq += np.square(image, dtype=np.float64).sum(axis=(-2, -1))
+        n_px += h * w
+    if not tiles_meta:
+        raise DataError(f"dataset {raw.root}: no usable sample in split {name!r}"
+                        + (f" ({len(skipped)} skipped as unreadable)" if skipped else ""))
     blank = np.concatenate(parts["blank"])
+    save_split(out, name, np.concatenate(parts["images"]), np.concatenate(parts["targets"]),
+               blank, tiles_meta)
     mean = total / n_px
     return {
+        "images": len(raw.by_split[name]) - len(skipped),
+        "skipped": skipped,
         "tiles": int(len(blank)),
         "blank_tiles": int(blank.sum()),
         "blank_share": float(blank.mean()),
         "pixel_counts": counts.tolist(),
-        "mean": mean,
-        "std": float(np.sqrt(max(total_sq / n_px - mean * mean, 1e-12))),
+        "mean": np.atleast_1d(mean).tolist(),
+        "std": np.sqrt(np.maximum(np.atleast_1d(total_sq / n_px - mean * mean), 1e-12)).tolist(),
     }
+
+
+def prepare_data(cfg: DictConfig):
+    """The prepared data of the configured task."""
+    if cfg.task.name == "classification":
+        from dedl_experiments.data.classification_prepare import prepare_classification
+        return prepare_classification(cfg)
+    return prepare_segmentation(cfg)
 
 
 def prepare_segmentation(cfg: DictConfig) -> PreparedSegmentation:
     """Return the tile cache for this config, building it if it does not exist yet."""
-    root = raw_root(cfg)
-    samples, problems = inform.find_samples(root)
-    for problem in problems:
-        log.warning("dataset %s: %s", root, problem)
-    by_split = splits_mod.split_by_patient(samples, {k: list(v) for k, v in cfg.dataset.splits.items()})
-    if by_split.get("unassigned"):
-        log.warning("dataset %s: %d samples belong to no split (patients %s)", root,
-                    len(by_split["unassigned"]), sorted({s.patient for s in by_split["unassigned"]}))
+    raw = open_raw_segmentation(cfg)
     tile_size = scaled_tile_size(cfg)
-    key = _fingerprint(cfg, [s for k in SPLITS for s in by_split[k]], tile_size)
+    key = _fingerprint(cfg, raw, tile_size)
     cache = Path(cfg.data_dir) / "prepared" / f"{cfg.dataset.name}-seg-{key}"
     with _locked(cache.parent / f".{cache.name}.lock"):
         if not (cache / "stats.json").exists():
-            _build(cfg, cache, by_split, tile_size)
+            _build(cfg, raw, cache, tile_size)
         else:
             log.info("prepared tiles: reusing %s", cache)
     stats = json.loads((cache / "stats.json").read_text())
-    return PreparedSegmentation(cache, tile_size, splits_mod.read_splits(cache / "splits.json"),
-                                stats.pop("images"), stats)
+    images = stats.pop("images")
+    return PreparedSegmentation(cache, tile_size, stats.pop("channels"),
+                                splits_mod.read_splits(cache / "splits.json"), images, stats)
 
 
-def _build(cfg: DictConfig, cache: Path, by_split: dict, tile_size: int) -> None:
+def _build(cfg: DictConfig, raw: RawSegmentation, cache: Path, tile_size: int) -> None:
     log.info("prepared tiles: building %s", cache)
     tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         images_meta: dict[str, dict] = {}
-        stats = {k: _write_split(tmp, k, cfg, by_split[k], tile_size, images_meta) for k in SPLITS}
-        splits_mod.write_splits(tmp / "splits.json", {k: [s.name for s in by_split[k]] for k in SPLITS})
+        stats = {k: _write_split(tmp, k, cfg, raw, tile_size, images_meta) for k in SPLITS}
+        splits_mod.write_splits(tmp / "splits.json", {
+            k: [s.name for s in raw.by_split[k] if s.name in images_meta] for k in SPLITS})
         stats["images"] = images_meta
         stats["tile_size"] = tile_size
+        stats["channels"] = len(stats["train"]["mean"])
+        for split in SPLITS:
+            log.info("%s: %d images, %d tiles, %.1f %% blank", split, stats[split]["images"],
+                     stats[split]["tiles"], 100 * stats[split]["blank_share"])
         # Written last: its presence marks a complete cache.
         (tmp / "stats.json").write_text(json.dumps(stats, indent=1))
         shutil.rmtree(cache, ignore_errors=True)  # leftovers of an older, incomplete layout

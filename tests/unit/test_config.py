@@ -63,3 +63,17 @@ def test_unresolvable_interpolation_is_a_config_error():
 def test_smoke_scale_keeps_tiles_a_multiple_of_8(size, scale, expected):
     cfg = compose_config([f"tiling.size={size}", f"budget.scale={scale}"])
     assert scaled_tile_size(cfg) == expected
+
+
+@pytest.mark.parametrize("dataset", ["myositis", "folder"])
+def test_real_datasets_need_a_root(dataset):
+    with pytest.raises(ConfigError, match=f"dataset={dataset} needs dataset.root="):
+        validate(compose_config([f"dataset={dataset}"]))
+    validate(compose_config([f"dataset={dataset}", "dataset.root=/somewhere"]))
+
+
+def test_bad_sample_policy_and_colour_are_checked():
+    with pytest.raises(ConfigError, match="dataset.on_bad_sample='ignore' is invalid"):
+        validate(compose_config(["dataset.on_bad_sample=ignore"]))
+    with pytest.raises(ConfigError, match="dataset.colour='cmyk' is invalid"):
+        validate(compose_config(["dataset=folder", "dataset.root=/x", "dataset.colour=cmyk"]))

@@ -1,0 +1,260 @@
+"""Reader for the plain layout most public segmentation datasets use.
+
+Layout::
+
+    <root>/images/<id>.{tif,tiff,png}     8- or 16-bit integer or float, grey or RGB, any size
+    <root>/masks/<id>.{tif,tiff,png}      same stem and size as its image; 0/255, 0/1 or 0/65535
+    <root>/splits.csv                     optional: header `id,split`, split in train/val/test
+
+Images of one dataset may differ in size. Integer images are scaled by their type's maximum
+(uint8 / 255, uint16 / 65535) so that 8- and 16-bit files land in the same [0, 1] range;
+float images keep their values. Per-image normalisation (`inform.normalise`) comes later.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from dedl_experiments.data import splits as splits_mod
+from dedl_experiments.data.errors import DataError
+
+log = logging.getLogger(__name__)
+
+IMAGE_FOLDER = "images"
+MASK_FOLDER = "masks"
+SPLITS_FILE = "splits.csv"
+EXTENSIONS = (".tif", ".tiff", ".png")
+SPLIT_NAMES = ("train", "val", "test")
+# ITU-R BT.601 luma weights, the ones PIL's convert("L") uses.
+LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+_TIFF_ERRORS = (ValueError, OSError, EOFError, struct.error, IndexError, KeyError)
+_PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+@dataclass(frozen=True)
+class FolderSample:
+    id: str
+    image: Path
+    mask: Path
+
+
+def _files_by_stem(folder: Path, problems: list[str]) -> dict[str, Path]:
+    """Image files of `folder` by stem; a stem present with two extensions is a problem, not a guess."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in EXTENSIONS:
+            found.setdefault(path.stem, []).append(path)
+    unique = {}
+    for stem, paths in found.items():
+        if len(paths) > 1:
+            problems.append(f"{folder}: id {stem!r} has several files {[p.name for p in paths]}; left out")
+        else:
+            unique[stem] = paths[0]
+    return unique
+
+
+def find_folder_samples(root: str | Path) -> tuple[list[FolderSample], list[str]]:
+    """Pair `images/<id>.*` with `masks/<id>.*` by file stem.
+
+    Returns the pairs sorted by id and one message per image without a mask, mask without an
+    image, or ambiguous id (those are left out and logged as warnings).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset root {root} does not exist")
+    image_dir, mask_dir = root / IMAGE_FOLDER, root / MASK_FOLDER
+    accepted = " ".join(EXTENSIONS)
+    if not image_dir.is_dir():
+        raise DataError(f"dataset root {root}: no {IMAGE_FOLDER}/ folder (expected images with {accepted})")
+    if not mask_dir.is_dir():
+        raise DataError(f"dataset root {root}: no {MASK_FOLDER}/ folder (expected masks with {accepted})")
+
+    problems: list[str] = []
+    images = _files_by_stem(image_dir, problems)
+    if not images:
+        raise DataError(f"{image_dir}: no images found (accepted extensions: {accepted})")
+    masks = _files_by_stem(mask_dir, problems)
+
+    samples = []
+    for stem, image in images.items():
+        if stem in masks:
+            samples.append(FolderSample(id=stem, image=image, mask=masks[stem]))
+        else:
+            problems.append(f"image {image}: no mask {mask_dir}/{stem}.* ({accepted})")
+    problems += [f"mask {mask}: no image {image_dir}/{stem}.*" for stem, mask in masks.items()
+                 if stem not in images]
+    for problem in problems:
+        log.warning("%s", problem)
+    if not samples:
+        raise DataError(f"dataset root {root}: no image has a mask; first problem: {problems[0]}")
+    return sorted(samples, key=lambda s: s.id), problems
+
+
+def _check_tiff_complete(tif: tifffile.TiffFile, path: Path) -> None:
+    """tifffile only notices missing pixel data when decoding; a truncated file is named up front."""
+    size = tif.filehandle.size
+    page = tif.pages.first
+    ends = [offset + count for offset, count in zip(page.dataoffsets, page.databytecounts)]
+    if ends and max(ends) > size:
+        raise DataError(f"{path}: truncated TIFF, pixel data needs {max(ends)} bytes but the file has {size}")
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.pages:
+                raise DataError(f"{path}: TIFF file has no pages")
+            _check_tiff_complete(tif, path)
+            return tif.pages.first.asarray()
+    except DataError:
+        raise
+    except _TIFF_ERRORS as error:
+        raise DataError(f"{path}: not a readable TIFF ({type(error).__name__}: {error})") from error
+
+
+def _read_png(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as picture:
+            picture.load()  # decodes now, so a truncated file fails here and not later
+            if picture.mode in ("P", "PA", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
+                picture = picture.convert("RGB")
+            elif picture.mode in ("1", "LA"):
+                picture = picture.convert("L")
+            return np.asarray(picture)
+    except _PIL_ERRORS as error:
+        raise DataError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
+
+
+def _read_array(path: Path) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file does not exist")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return _read_tiff(path)
+    if path.suffix.lower() == ".png":
+        return _read_png(path)
+    raise DataError(f"{path}: unsupported extension {path.suffix!r} (accepted: {' '.join(EXTENSIONS)})")
+
+
+def _channels_last(array: np.ndarray, path: Path) -> np.ndarray:
+    """(H, W) or (H, W, 3); a 4th (alpha) channel is dropped, (C, H, W) TIFFs are transposed."""
+    array = np.squeeze(array)
+    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
+        array = np.moveaxis(array, 0, -1)
+    if array.ndim == 3 and array.shape[-1] == 4:
+        array = array[..., :3]
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3):
+        return array
+    raise DataError(f"{path}: expected a grey (H, W) or RGB (H, W, 3) image, found shape {array.shape}")
+
+
+def _to_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.dtype == bool:
+        return array.astype(np.float32)
+    if np.issubdtype(array.dtype, np.integer):
+        if array.dtype.itemsize <= 2 and np.issubdtype(array.dtype, np.unsignedinteger):
+            return array.astype(np.float32) / np.float32(np.iinfo(array.dtype).max)
+        # PIL reads 16-bit PNGs as int32 ("I" mode): values still span 0..65535.
+        if array.min() >= 0 and array.max() <= 65535:
+            return array.astype(np.float32) / np.float32(65535)
+        raise DataError(f"{path}: integer values {array.min()}..{array.max()} are outside 8/16-bit range")
+    if np.issubdtype(array.dtype, np.floating):
+        image = array.astype(np.float32)
+        finite = np.isfinite(image)
+        if not finite.any():
+            raise DataError(f"{path}: image has no finite values (all NaN/inf)")
+        if not finite.all():
+            log.debug("%s: %d non-finite values set to 0", path, (~finite).sum())
+            image = np.where(finite, image, np.float32(0))
+        return image
+    raise DataError(f"{path}: unsupported pixel type {array.dtype}")
+
+
+def read_folder_image(path: str | Path, colour: Literal["grey", "rgb"] = "grey") -> np.ndarray:
+    """An image as float32: (H, W) for colour="grey", (3, H, W) for colour="rgb".
+
+    RGB files become grey by luminance (0.299 R + 0.587 G + 0.114 B); grey files are
+    repeated into three channels for "rgb".
+    """
+    if colour not in ("grey", "rgb"):
+        raise DataError(f"colour must be 'grey' or 'rgb', got {colour!r}")
+    path = Path(path)
+    image = _to_unit_float(_channels_last(_read_array(path), path), path)
+    if colour == "grey":
+        return image if image.ndim == 2 else np.tensordot(image, LUMINANCE, axes=([-1], [0]))
+    if image.ndim == 2:
+        return np.repeat(image[None], 3, axis=0)
+    return np.ascontiguousarray(np.moveaxis(image, -1, 0))
+
+
+def read_folder_mask(path: str | Path, expected_shape: tuple[int, ...]) -> np.ndarray:
+    """A mask as bool (H, W): the file holds 0/255, 0/1 or (16-bit) 0/65535.
+
+    An RGB mask is accepted when its three channels are equal (a grey mask saved as colour).
+    `expected_shape` is the image's (H, W) (a (C, H, W) shape is compared on its last two axes).
+    """
+    path = Path(path)
+    mask = np.squeeze(_read_array(path))
+    if mask.ndim == 3 and mask.shape[-1] in (3, 4) and (mask[..., :3] == mask[..., :1]).all():
+        mask = mask[..., 0]
+    if mask.ndim != 2:
+        raise DataError(f"{path}: expected a single-channel 2-D mask, found shape {mask.shape}")
+    expected = tuple(expected_shape)[-2:]
+    if mask.shape != expected:
+        raise DataError(f"{path}: mask shape {mask.shape} does not match image shape {expected}")
+    values = set(np.unique(mask).tolist())
+    if not any(values <= {0, top} for top in (1, 255, 65535)):
+        shown = sorted(values)[:10]
+        raise DataError(f"{path}: mask values must be 0/255, 0/1 or 0/65535, found {shown}")
+    return mask > 0
+
+
+def _read_splits_csv(path: Path, ids: set[str]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {name: [] for name in SPLIT_NAMES}
+    seen: dict[str, int] = {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [cell.strip() for cell in next(reader, [])]
+        if "id" not in header or "split" not in header:
+            raise DataError(f"{path}: line 1 must name the columns id and split, found {header}")
+        id_col, split_col = header.index("id"), header.index("split")
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) <= max(id_col, split_col):
+                raise DataError(f"{path}: line {line}: expected columns {header}, found {row}")
+            sample, split = row[id_col].strip(), row[split_col].strip()
+            if split not in SPLIT_NAMES:
+                valid = ", ".join(SPLIT_NAMES)
+                raise DataError(f"{path}: line {line}: unknown split {split!r} (valid: {valid})")
+            if sample not in ids:
+                raise DataError(f"{path}: line {line}: id {sample!r} is not in the dataset")
+            if sample in seen:
+                raise DataError(
+                    f"{path}: line {line}: id {sample!r} is listed again (first on line {seen[sample]})"
+                )
+            seen[sample] = line
+            result[split].append(sample)
+    unlisted = sorted(ids - set(seen))
+    if unlisted:
+        log.warning("%s: %d ids are in no split and are left out: %s", path, len(unlisted), unlisted[:10])
+    return {name: sorted(members) for name, members in result.items()}
+
+
+def folder_splits(root: str | Path, ids: list[str], seed: int) -> dict[str, list[str]]:
+    """train/val/test ids: from `root/splits.csv` when present, else a seeded 70/15/15 split."""
+    path = Path(root) / SPLITS_FILE
+    if path.is_file():
+        return _read_splits_csv(path, set(ids))
+    return splits_mod.seeded_split(ids, seed=seed)

@@ -1,0 +1,34 @@
+"""`python -m dedl_experiments.prepare [overrides]`: build (or reuse) the prepared data only.
+
+Takes the same overrides as a training job and prints the cache folder and its statistics,
+so a cluster user can prepare the data once before submitting a sweep.
+"""
+
+import json
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from dedl_experiments.config import ConfigError, validate
+from dedl_experiments.data.errors import DataError
+from dedl_experiments.data.prepare import prepare_data
+
+log = logging.getLogger("dedl_experiments")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        validate(cfg)
+        prepared = prepare_data(cfg)
+    except (ConfigError, DataError) as err:
+        log.error("%s: %s", type(err).__name__, err)
+        sys.exit(2)
+    print(f"prepared data: {prepared.root}")
+    print(json.dumps(prepared.stats, indent=1))
+
+
+if __name__ == "__main__":
+    main()
