@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
+from dedl_experiments.speed import Speed
+
 log = logging.getLogger(__name__)
 
 
@@ -40,12 +42,15 @@ class FitState:
     stopped_early: bool = False
 
 
-def _to(batch, device: torch.device):
-    return [t.to(device, non_blocking=True) for t in batch]
+def _to(batch, device: torch.device, channels_last: bool):
+    batch = [t.to(device, non_blocking=True) for t in batch]
+    if channels_last:
+        batch[0] = batch[0].contiguous(memory_format=torch.channels_last)
+    return batch
 
 
-def run_epoch(task, loader, train: bool, epoch: int, device: torch.device,
-              desc: str) -> dict[str, float]:
+def run_epoch(task, loader, train: bool, epoch: int, speed: Speed, desc: str) -> dict[str, float]:
+    device = task.device
     for module in task.modules().values():
         module.train(train)
     if hasattr(loader.dataset, "set_epoch"):
@@ -55,14 +60,16 @@ def run_epoch(task, loader, train: bool, epoch: int, device: torch.device,
     count = 0
     with torch.set_grad_enabled(train):
         for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0):
-            batch = _to(batch, device)
-            loss = task.step(batch, metrics, train)
+            batch = _to(batch, device, speed.channels_last)
+            with speed.autocast:
+                loss = task.step(batch, metrics, train)
             if train:
                 for opt in task.optimizers.values():
                     opt.zero_grad(set_to_none=True)
-                loss.backward()
+                speed.scaler.scale(loss).backward()
                 for opt in task.optimizers.values():
-                    opt.step()
+                    speed.scaler.step(opt)
+                speed.scaler.update()
             total += loss.detach().double() * len(batch[0])
             count += len(batch[0])
     mean_loss = (total / max(count, 1)).item()
@@ -71,9 +78,8 @@ def run_epoch(task, loader, train: bool, epoch: int, device: torch.device,
     return {"loss": mean_loss, **metrics.compute()}
 
 
-def fit(task, cfg, state: FitState, on_epoch_end, seed: int) -> FitState:
+def fit(task, cfg, state: FitState, speed: Speed, on_epoch_end, seed: int) -> FitState:
     """Train from `state.epoch` to the configured number of epochs (or early stop)."""
-    device = task.device
     train_loader = task.loader("train", train=True, seed=seed)
     val_loader = task.loader("val", train=False, seed=seed)
     monitor = cfg.train.monitor.removeprefix("val_")
@@ -82,8 +88,8 @@ def fit(task, cfg, state: FitState, on_epoch_end, seed: int) -> FitState:
     while state.epoch < epochs and not state.stopped_early:
         epoch = state.epoch
         start = time.perf_counter()
-        train = run_epoch(task, train_loader, True, epoch, device, f"epoch {epoch + 1}/{epochs} train")
-        val = run_epoch(task, val_loader, False, epoch, device, f"epoch {epoch + 1}/{epochs} val")
+        train = run_epoch(task, train_loader, True, epoch, speed, f"epoch {epoch + 1}/{epochs} train")
+        val = run_epoch(task, val_loader, False, epoch, speed, f"epoch {epoch + 1}/{epochs} val")
         lrs = {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in task.optimizers.items()}
         for scheduler in task.schedulers.values():
             scheduler.step()

@@ -14,13 +14,15 @@ from torch.utils.data import DataLoader
 from dedl_experiments.data import tiling
 from dedl_experiments.data.datasets import TileDataset
 from dedl_experiments.data.prepare import PreparedSegmentation
-from dedl_experiments.data.transforms import segmentation_transform
+from dedl_experiments.data.transforms import IGNORE, segmentation_transform
+from dedl_experiments.inference import predict_tiles
 from dedl_experiments.losses import pixel_class_weights
 from dedl_experiments.metrics import SegmentationMetrics
 from dedl_experiments.models.app import AutoencoderPostProcessing
 from dedl_experiments.models.segmentation import build_segmentation_model, count_parameters
 
 log = logging.getLogger(__name__)
+INFERENCE_FORMAT = "dedl-segmentation-v1"
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: DictConfig):
@@ -49,13 +51,14 @@ class SegmentationTask:
         self.net = build_segmentation_model(
             arch.name, cfg.encoder.segmentation, weights, attention=arch.attention,
             encoder_depth=arch.encoder_depth, decoder_channels=tuple(arch.decoder_channels),
-            in_channels=1, classes=cfg.task.num_classes).to(device)
+            in_channels=prepared.channels, classes=cfg.task.num_classes).to(device)
         self.app = None
         if cfg.app.name != "none":
             self.app = AutoencoderPostProcessing(prepared.tile_size, cfg.app.activation).to(device)
         self.class_weights = self._class_weights()
-        self.criterion = nn.CrossEntropyLoss(weight=self.class_weights.to(device)
-                                             if self.class_weights is not None else None)
+        self.criterion = nn.CrossEntropyLoss(
+            weight=self.class_weights.to(device) if self.class_weights is not None else None,
+            ignore_index=IGNORE)
         self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.optimizer.lr,
                                                    weight_decay=cfg.optimizer.weight_decay)}
         self.schedulers = {"net": make_scheduler(self.optimizers["net"], cfg.lr_schedule)}
@@ -64,6 +67,9 @@ class SegmentationTask:
             self.schedulers["app"] = make_scheduler(self.optimizers["app"], cfg.app_lr_schedule)
         stats = prepared.stats["train"]
         self.mean, self.std = stats["mean"], stats["std"]
+        # Normalisation with the training tiles' statistics, on the device.
+        self.shift = torch.tensor(self.mean, device=device).view(1, -1, 1, 1)
+        self.scale = torch.tensor(self.std, device=device).view(1, -1, 1, 1)
 
     def _class_weights(self) -> torch.Tensor | None:
         loss = self.cfg.loss
@@ -80,6 +86,7 @@ class SegmentationTask:
             s = self.prepared.stats[split]
             info[f"{split}_tiles"] = s["tiles"]
             info[f"{split}_blank_share"] = s["blank_share"]
+            info[f"{split}_skipped_samples"] = len(s["skipped"])
         if self.class_weights is not None:
             info.update({f"class_weight_{i}": float(w) for i, w in enumerate(self.class_weights)})
         return info
@@ -92,8 +99,7 @@ class SegmentationTask:
         indices = None
         if train and self.cfg.tiling.drop_blank_train:
             indices = np.flatnonzero(~np.asarray(data.blank))
-        dataset = TileDataset(data, segmentation_transform(train, self.mean, self.std),
-                              indices, seed=seed)
+        dataset = TileDataset(data, segmentation_transform(train), indices, seed=seed)
         generator = torch.Generator().manual_seed(seed)
         return DataLoader(dataset, batch_size=self.cfg.train.batch_size, shuffle=train,
                           generator=generator, num_workers=self.cfg.loader.num_workers,
@@ -105,52 +111,69 @@ class SegmentationTask:
 
     def step(self, batch, metrics: SegmentationMetrics, train: bool) -> torch.Tensor:
         """Loss of one batch (and, when training, the APP's reconstruction term)."""
-        image, mask, valid = batch
-        logits = self.net(image)
-        target = mask.masked_fill(~valid, self.criterion.ignore_index)
+        image, target = batch
+        target = target.long()
+        logits = self.net((image - self.shift) / self.scale)
         loss = self.criterion(logits, target)
         if train and self.app is not None:
             loss = loss + self.criterion(self.app(logits), target)
-        metrics.update(logits.detach(), mask, valid)
+        metrics.update(logits.detach(), target, target != IGNORE)
         return loss
 
     def inference_state(self) -> dict[str, torch.Tensor]:
         """The saved model: the segmentation network alone (the APP is training-only)."""
         return self.net.state_dict()
 
-    @torch.no_grad()
+    def inference_checkpoint(self, state_dict: dict[str, torch.Tensor]) -> dict:
+        """What `predict` needs to rebuild the network and preprocess raw images like training."""
+        arch, ds = self.cfg.architecture, self.cfg.dataset
+        return {
+            "format": INFERENCE_FORMAT,
+            "state_dict": state_dict,
+            "model": {"architecture": arch.name, "encoder": self.cfg.encoder.segmentation,
+                      "attention": arch.attention, "encoder_depth": arch.encoder_depth,
+                      "decoder_channels": list(arch.decoder_channels),
+                      "in_channels": self.prepared.channels, "classes": self.cfg.task.num_classes},
+            "preprocess": {"channel": self.cfg.task.channel, "colour": ds.get("colour", "grey"),
+                           "normalisation": ds.normalisation, "percentiles": list(ds.percentiles),
+                           "mean": self.mean, "std": self.std, "tile_size": self.prepared.tile_size,
+                           "stride": self.cfg.tiling.stride},
+        }
+
+    def _stitch(self, data, values: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-tile values (N, S, S) -> per-image maps at the original size."""
+        tiles_of: dict[str, list[int]] = defaultdict(list)
+        for k, t in enumerate(data.tiles):
+            tiles_of[t["sample"]].append(k)
+        out = {}
+        for sample, ks in tiles_of.items():
+            shape = self.prepared.images[sample]
+            positions = [(data.tiles[k]["y"], data.tiles[k]["x"]) for k in ks]
+            out[sample] = tiling.stitch(values[ks], positions, shape["height"], shape["width"])
+        return out
+
     def predict_images(self, split: str, batch_size: int) -> dict[str, np.ndarray]:
         """Stitched nucleus probabilities per image of a split, at the original size."""
         data = self.prepared.split(split)
-        transform = segmentation_transform(False, self.mean, self.std)
-        self.net.eval()
-        by_sample: dict[str, list] = defaultdict(list)
-        for start in range(0, len(data.tiles), batch_size):
-            stop = min(start + batch_size, len(data.tiles))
-            batch = np.stack([transform(image=np.asarray(data.images[k]))["image"]
-                              for k in range(start, stop)])
-            probs = torch.softmax(self.net(torch.from_numpy(batch)[:, None].to(self.device)), 1)
-            for k, p in zip(range(start, stop), probs[:, 1].float().cpu().numpy()):
-                by_sample[data.tiles[k]["sample"]].append((k, p))
-        out = {}
-        for sample, items in by_sample.items():
-            shape = self.prepared.images[sample]
-            positions = [(data.tiles[k]["y"], data.tiles[k]["x"]) for k, _ in items]
-            out[sample] = tiling.stitch(np.stack([p for _, p in items]), positions,
-                                        shape["height"], shape["width"])
-        return out
+        probs = predict_tiles(self.net, data.images, self.mean, self.std, batch_size, self.device)
+        return self._stitch(data, probs)
 
-    def test_metrics(self, batch_size: int) -> dict[str, float]:
-        """Metrics over every pixel of the original test images (padding excluded)."""
+    def test_images(self) -> dict[str, np.ndarray]:
+        """The normalised test images (C, H, W), stitched back from their tiles."""
         data = self.prepared.split("test")
+        stitched = self._stitch(data, np.asarray(data.images, dtype=np.float32))
+        return stitched
+
+    def test_metrics(self, batch_size: int) -> tuple[dict[str, float], dict[str, tuple]]:
+        """Metrics over every pixel of the original test images (padding excluded), and the
+        (probability, mask) maps per test image."""
+        data = self.prepared.split("test")
+        probs = self.predict_images("test", batch_size)
+        # Stitching crops the padding away, leaving the 0/1 mask of each image.
+        masks = self._stitch(data, np.asarray(data.targets, dtype=np.float32))
         metrics = self.new_metrics()
-        for sample, prob in self.predict_images("test", batch_size).items():
-            ks = [k for k, t in enumerate(data.tiles) if t["sample"] == sample]
-            shape = self.prepared.images[sample]
-            positions = [(data.tiles[k]["y"], data.tiles[k]["x"]) for k in ks]
-            mask = tiling.stitch(np.asarray(data.masks[ks], dtype=np.float32), positions,
-                                 shape["height"], shape["width"]) > 0.5
-            logits = torch.from_numpy(np.stack([1 - prob, prob]))[None].to(self.device)
-            metrics.update(logits, torch.from_numpy(mask.astype(np.int64))[None].to(self.device),
-                           None)
-        return metrics.compute()
+        for sample, prob in probs.items():
+            mask = torch.from_numpy((masks[sample] > 0.5).astype(np.int64))[None]
+            logits = torch.from_numpy(np.stack([1 - prob, prob]))[None]
+            metrics.update(logits.to(self.device), mask.to(self.device), None)
+        return metrics.compute(), {s: (probs[s], masks[s] > 0.5) for s in probs}

@@ -1,0 +1,41 @@
+"""Whole-image inference: tile, predict, stitch back to the original size.
+
+Shared by the test evaluation of training runs and by the predict CLI, so a saved model
+gives the same masks in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from dedl_experiments.data import tiling
+
+
+@torch.no_grad()
+def predict_tiles(net: nn.Module, tiles: np.ndarray, mean: Sequence[float], std: Sequence[float],
+                  batch_size: int, device: torch.device) -> np.ndarray:
+    """Nucleus probabilities (N, S, S) for normalised-intensity tiles (N, C, S, S)."""
+    net.eval()
+    shift = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    scale = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    out = []
+    for start in range(0, len(tiles), batch_size):
+        # np.array copies: the tiles may be a read-only memory map.
+        batch = torch.from_numpy(np.array(tiles[start:start + batch_size], dtype=np.float32))
+        batch = batch.to(device)
+        logits = net((batch - shift) / scale)
+        out.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy())
+    return np.concatenate(out)
+
+
+def predict_image(net: nn.Module, image: np.ndarray, tile_size: int, stride: int | None,
+                  mean: Sequence[float], std: Sequence[float], batch_size: int,
+                  device: torch.device) -> np.ndarray:
+    """Nucleus probability map (H, W) of one normalised (C, H, W) image."""
+    tiles, positions = tiling.tile(image, tile_size, stride)
+    probs = predict_tiles(net, tiles, mean, std, batch_size, device)
+    return tiling.stitch(probs, positions, *image.shape[-2:])

@@ -1,0 +1,34 @@
+"""PNG artifacts a person looks at in the MLflow UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def segmentation_overlays(images: list[np.ndarray], masks: list[np.ndarray],
+                          predictions: list[np.ndarray], titles: list[str], path: Path) -> Path:
+    """One row per example: image, ground truth, prediction overlaid on the image
+    (green: both, red: predicted only, blue: missed)."""
+    rows = len(images)
+    fig, axes = plt.subplots(rows, 3, figsize=(9, 3 * rows), squeeze=False)
+    for row, (image, mask, pred, title) in enumerate(zip(images, masks, predictions, titles)):
+        grey = (image - image.min()) / max(float(np.ptp(image)), 1e-6)
+        overlay = np.stack([grey] * 3, axis=-1) * 0.6
+        overlay[mask & pred] = (0.1, 0.9, 0.1)
+        overlay[~mask & pred] = (0.9, 0.1, 0.1)
+        overlay[mask & ~pred] = (0.2, 0.4, 1.0)
+        for ax, shown, name in zip(axes[row], (grey, mask, overlay),
+                                   ("image", "ground truth", "prediction")):
+            ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, interpolation="nearest")
+            ax.set_title(f"{title}: {name}" if name == "image" else name, fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
