@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import resource
 import time
 from pathlib import Path
 
@@ -13,10 +14,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments import tracking
+from dedl_experiments.checkpoint import atomic_save
 from dedl_experiments.config import validate
 from dedl_experiments.data.prepare import prepare_segmentation
 from dedl_experiments.loop import FitState, NonFiniteLoss, fit
+from dedl_experiments.speed import apply_to_modules, speed_settings
 from dedl_experiments.tasks.segmentation import SegmentationTask
+from dedl_experiments.visualise import segmentation_overlays
+from multirun_launchers.devices import pin_current_job
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,9 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
                 **done.data.metrics}
 
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
+    # Parallel sweep jobs: one GPU each (job k -> cuda:k % GPUs), or a share of the CPU cores.
+    pinned = pin_current_job()
+    device = pick_device(pinned["device"] if pinned and cfg.device == "auto" else cfg.device)
     prepared = prepare_segmentation(cfg)
     task = SegmentationTask(cfg, prepared, device)
 
@@ -57,6 +64,8 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
             f"{tracking.TAG}output_dir": str(output_dir), f"{tracking.TAG}device": str(device)}
     if sweep_dir:
         tags[f"{tracking.TAG}sweep_dir"] = sweep_dir
+    if "torch_threads" in pinned:
+        tags[f"{tracking.TAG}torch_threads"] = str(pinned["torch_threads"])
     run_id = tracker.start(name, tags).info.run_id
     log.info("MLflow run %s (%s) in %s, cell %s", name, run_id, tracker.uri, key)
     try:
@@ -80,6 +89,13 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
     return {"run_name": name, "status": "finished", "run_id": run_id, **result}
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak resident memory of this process (CPU) or peak allocated memory (CUDA)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
 def _train_and_test(cfg: DictConfig, task: SegmentationTask, tracker: tracking.Tracker,
                     run_id: str, output_dir: Path) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -92,18 +108,26 @@ def _train_and_test(cfg: DictConfig, task: SegmentationTask, tracker: tracking.T
     def on_epoch_end(epoch: int, row: dict, state: FitState) -> None:
         tracker.log_metrics(run_id, row, step=epoch)
 
+    speed = speed_settings(cfg, task.device)
+    apply_to_modules(task, speed)
     start = time.perf_counter()
-    state = fit(task, cfg, FitState(), on_epoch_end, seed=cfg.seed)
+    state = fit(task, cfg, FitState(), speed, on_epoch_end, seed=cfg.seed)
     task.net.load_state_dict(state.best_state)
-    test = {f"test_{k}": v for k, v in task.test_metrics(cfg.train.batch_size).items()}
-    result = test | {"train_time_s": state.train_seconds, "epochs_run": state.epoch,
-                     "best_epoch": state.best_epoch, "wall_time_s": time.perf_counter() - start}
+    test, maps = task.test_metrics(cfg.train.batch_size)
+    result = {f"test_{k}": v for k, v in test.items()} | {
+        "train_time_s": state.train_seconds, "epochs_run": state.epoch,
+        "best_epoch": state.best_epoch, "wall_time_s": time.perf_counter() - start,
+        "peak_memory_mb": peak_memory_mb(task.device)}
     tracker.log_metrics(run_id, result)
 
-    best_path = output_dir / "best_model.pt"
-    torch.save(state.best_state, best_path)
-    tracker.log_artifact(run_id, best_path)
+    best_path = atomic_save(task.inference_checkpoint(state.best_state), output_dir / "best_model.pt")
     metrics_path = output_dir / "metrics.json"
     metrics_path.write_text(json.dumps(result, indent=1))
-    tracker.log_artifact(run_id, metrics_path)
+    images = task.test_images()
+    shown = sorted(maps)[:3]
+    overlay = segmentation_overlays([images[s][0] for s in shown], [maps[s][1] for s in shown],
+                                    [maps[s][0] > 0.5 for s in shown], shown,
+                                    output_dir / "test_overlays.png")
+    for path in (best_path, metrics_path, overlay):
+        tracker.log_artifact(run_id, path)
     return result

@@ -23,6 +23,8 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from dedl_experiments.retry import retry_on_locked, sqlite_store_lock
+
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -107,8 +109,11 @@ class Tracker:
         self.uri = uri
         _check_reachable(uri)
         mlflow.set_tracking_uri(uri)
-        self.client = MlflowClient(uri)
-        self.experiment_id = self._experiment_id(experiment)
+        # A new SQLite store is built by MLflow's migrations, which break when several jobs
+        # run them at once: jobs take turns opening it (held only for these two lines).
+        with sqlite_store_lock(uri):
+            self.client = MlflowClient(uri)
+            self.experiment_id = self._experiment_id(experiment)
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> Tracker:
@@ -138,24 +143,25 @@ class Tracker:
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
             return self.client.get_run(run_id)
-        return self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        return retry_on_locked(self.client.create_run, self.experiment_id, run_name=name,
+                               tags=tags)
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
         items = [mlflow.entities.Param(k, v[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
-            self.client.log_batch(run_id, params=items[i:i + 100])
+            retry_on_locked(self.client.log_batch, run_id, params=items[i:i + 100])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
         now = int(time.time() * 1000)
         items = [mlflow.entities.Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
-        self.client.log_batch(run_id, metrics=items)
+        retry_on_locked(self.client.log_batch, run_id, metrics=items)
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        self.client.log_batch(run_id, tags=[mlflow.entities.RunTag(k, str(v)[:5000])
-                                            for k, v in tags.items()])
+        retry_on_locked(self.client.log_batch, run_id,
+                        tags=[mlflow.entities.RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
     def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), folder)
 
     def end(self, run_id: str, status: str) -> None:
-        self.client.set_terminated(run_id, status=status)
+        retry_on_locked(self.client.set_terminated, run_id, status=status)
