@@ -7,12 +7,17 @@ unpickles arbitrary objects; a damaged file raises CheckpointError naming it.
 
 from __future__ import annotations
 
+import logging
 import os
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -44,3 +49,86 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> Any:
     except Exception as err:  # truncated zip, wrong format, disallowed objects
         raise CheckpointError(f"checkpoint {path} is damaged or not a checkpoint "
                               f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+
+
+# --- training state: everything needed to continue a run where it stopped ---------------
+
+LAST, PREVIOUS = "last.pt", "previous.pt"
+
+
+def _scheduler_state(scheduler) -> dict:
+    # Some schedulers (SWALR) keep a bound method in their state: rebuilt by __init__, and
+    # not loadable with weights_only, so it is left out.
+    return {k: v for k, v in scheduler.state_dict().items() if not callable(v)}
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {"python": random.getstate(), "numpy_keys": torch.from_numpy(np_state[1].copy()),
+             "numpy_rest": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    version, keys, gauss = state["python"]
+    random.setstate((version, tuple(keys), gauss))
+    name, pos, has_gauss, cached = state["numpy_rest"]
+    np.random.set_state((name, state["numpy_keys"].numpy(), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def training_state(task, fit_state: dict, scaler: torch.amp.GradScaler) -> dict:
+    state = {
+        "modules": {k: m.state_dict() for k, m in task.modules().items()},
+        "optimizers": {k: o.state_dict() for k, o in task.optimizers.items()},
+        "schedulers": {k: _scheduler_state(s) for k, s in task.schedulers.items()},
+        "scaler": scaler.state_dict(),
+        "fit": fit_state,
+        "rng": rng_state(),
+    }
+    if hasattr(task, "extra_state"):
+        state["extra"] = task.extra_state()
+    return state
+
+
+def restore_training_state(task, state: dict, scaler: torch.amp.GradScaler) -> dict:
+    """Load `state` into the task's modules, optimisers and schedulers; returns the fit state."""
+    for key, module in task.modules().items():
+        module.load_state_dict(state["modules"][key])
+    for key, optimizer in task.optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][key])
+    for key, scheduler in task.schedulers.items():
+        scheduler.load_state_dict(state["schedulers"][key])
+    scaler.load_state_dict(state["scaler"])
+    if "extra" in state:
+        task.load_extra_state(state["extra"])
+    set_rng_state(state["rng"])
+    return state["fit"]
+
+
+def save_training(folder: Path, state: dict) -> Path:
+    """Write `last.pt`, keeping the one before as `previous.pt` to fall back on."""
+    folder = Path(folder)
+    last = folder / LAST
+    if last.exists():
+        os.replace(last, folder / PREVIOUS)
+    return atomic_save(state, last)
+
+
+def load_training(folder: Path) -> dict | None:
+    """The newest readable training checkpoint in `folder`, or None; a damaged file is
+    reported by path and the previous one is tried."""
+    for name in (LAST, PREVIOUS):
+        path = Path(folder) / name
+        if not path.exists():
+            continue
+        try:
+            return load(path)
+        except CheckpointError as err:
+            log.warning("%s; trying an older checkpoint", err)
+    return None

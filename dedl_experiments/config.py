@@ -42,6 +42,7 @@ _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("train.batch_size", _positive_int, "an integer >= 1"),
     ("train.patience", _optional(_positive_int), "null (no early stopping) or an integer >= 1"),
     ("train.monitor_mode", lambda x: x in ("min", "max"), "one of: min, max"),
+    ("train.checkpoint_every", lambda x: isinstance(x, int) and x >= 0, "an integer >= 0"),
     ("optimizer.lr", _positive, "a number > 0"),
     ("optimizer.weight_decay", _non_negative, "a number >= 0"),
     ("loader.num_workers", lambda x: isinstance(x, int) and x >= 0, "an integer >= 0"),

@@ -1,29 +1,45 @@
-"""One job = one table cell: validate, skip or run, train, test, record."""
+"""One job = one table cell: validate, skip / resume / run, train, test, record.
+
+A segmentation cell is one MLflow run. A classification cell is a parent run with one child
+run per cross-validation fold (`fold=K` trains that fold only); the parent holds the mean and
+std over folds once every fold has finished.
+
+Interruptions: every epoch the full training state goes to `<output dir>/checkpoints/`. A
+rerun of the same cell finds its unfinished run (RUNNING with no live process, or KILLED),
+loads the newest readable checkpoint and continues that run from the next epoch.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 import random
 import resource
+import signal
+import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from mlflow.entities import Run
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dedl_experiments import tracking
-from dedl_experiments.checkpoint import atomic_save
+from dedl_experiments import checkpoint, tracking
 from dedl_experiments.config import validate
 from dedl_experiments.data.prepare import prepare_segmentation
-from dedl_experiments.loop import FitState, NonFiniteLoss, fit
+from dedl_experiments.data.prepare_classification import prepare_classification
+from dedl_experiments.loop import STOP, FitState, NonFiniteLoss, Terminated, fit
 from dedl_experiments.speed import apply_to_modules, speed_settings
+from dedl_experiments.tasks.classification import ClassificationTask
 from dedl_experiments.tasks.segmentation import SegmentationTask
-from dedl_experiments.visualise import segmentation_overlays
 from multirun_launchers.devices import pin_current_job
 
 log = logging.getLogger(__name__)
+T = tracking.TAG
 
 
 def seed_everything(seed: int) -> None:
@@ -38,12 +54,25 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak resident memory of this process (CPU) or peak allocated memory (CUDA)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def with_fold(cfg: DictConfig, fold: int | None) -> DictConfig:
+    out = cfg.copy()
+    with open_dict(out):
+        out.fold = fold
+    return out
+
+
 def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict:
     """Run one cell and return its test metrics (or the recorded ones when skipped)."""
     validate(cfg)
     tracker = tracking.Tracker.from_config(cfg)
-    key = tracking.cell_key(cfg)
-    name = tracking.run_name(cfg)
+    key, name = tracking.cell_key(cfg), tracking.run_name(cfg)
     finished = [r for r in tracker.runs_of_cell(key) if r.info.status == "FINISHED"]
     if finished and not cfg.force:
         done = finished[0]
@@ -56,78 +85,218 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
     # Parallel sweep jobs: one GPU each (job k -> cuda:k % GPUs), or a share of the CPU cores.
     pinned = pin_current_job()
     device = pick_device(pinned["device"] if pinned and cfg.device == "auto" else cfg.device)
-    prepared = prepare_segmentation(cfg)
-    task = SegmentationTask(cfg, prepared, device)
-
-    tags = {f"{tracking.TAG}cell_key": key, f"{tracking.TAG}task": cfg.task.name,
-            f"{tracking.TAG}table": cfg.table or "", f"{tracking.TAG}seed": str(cfg.seed),
-            f"{tracking.TAG}output_dir": str(output_dir), f"{tracking.TAG}device": str(device)}
+    tags = {f"{T}task": cfg.task.name, f"{T}table": cfg.table or "", f"{T}seed": str(cfg.seed),
+            f"{T}device": str(device), f"{T}host": socket.gethostname(), f"{T}pid": str(os.getpid())}
     if sweep_dir:
-        tags[f"{tracking.TAG}sweep_dir"] = sweep_dir
+        tags[f"{T}sweep_dir"] = sweep_dir
     if "torch_threads" in pinned:
-        tags[f"{tracking.TAG}torch_threads"] = str(pinned["torch_threads"])
-    run_id = tracker.start(name, tags).info.run_id
-    log.info("MLflow run %s (%s) in %s, cell %s", name, run_id, tracker.uri, key)
+        tags[f"{T}torch_threads"] = str(pinned["torch_threads"])
+
+    previous_handler = signal.signal(signal.SIGTERM, STOP)
     try:
-        result = _train_and_test(cfg, task, tracker, run_id, output_dir)
+        if cfg.task.name == "classification":
+            prepared = prepare_classification(cfg)
+            return _run_folds(cfg, prepared, device, tracker, output_dir, tags)
+        prepared = prepare_segmentation(cfg)
+        return _run_cell(cfg, key, name, lambda: SegmentationTask(cfg, prepared, device),
+                         tracker, output_dir, tags)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _process_alive(run: Run) -> bool:
+    """Whether the process that owns a RUNNING run still runs (checkable on its own host)."""
+    tags = run.data.tags
+    if tags.get(f"{T}host") != socket.gethostname() or not tags.get(f"{T}pid", "").isdigit():
+        return False
+    try:
+        os.kill(int(tags[f"{T}pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return int(tags[f"{T}pid"]) != os.getpid()
+
+
+def _resumable(cfg: DictConfig, tracker: tracking.Tracker, key: str) -> tuple[Run | None, dict | None]:
+    """The newest interrupted run of this cell and its training checkpoint, if any."""
+    interrupted = [r for r in tracker.runs_of_cell(key)
+                   if r.info.status == "KILLED" or (r.info.status == "RUNNING" and not _process_alive(r))]
+    if not cfg.resume:
+        for old in interrupted:
+            tracker.set_tags(old.info.run_id, {f"{T}superseded": "resume=false started a fresh run"})
+            tracker.end(old.info.run_id, "KILLED")
+        return None, None
+    for old in interrupted:
+        folder = old.data.tags.get(f"{T}checkpoint_dir")
+        state = checkpoint.load_training(Path(folder)) if folder else None
+        if state is not None:
+            return old, state
+        log.warning("run %s of this cell was interrupted but has no readable checkpoint in %s",
+                    old.info.run_id, folder)
+    return None, None
+
+
+def _run_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, tracker: tracking.Tracker,
+              output_dir: Path, tags: dict, parent_id: str | None = None) -> dict:
+    old, state = _resumable(cfg, tracker, key)
+    task = make_task()
+    tags = tags | {f"{T}cell_key": key, f"{T}output_dir": str(output_dir)}
+    if old is not None:
+        run_id = old.info.run_id
+        output_dir = Path(old.data.tags[f"{T}output_dir"])
+        tracker.start(name, {}, run_id=run_id)
+        tracker.set_tags(run_id, {f"{T}host": tags[f"{T}host"], f"{T}pid": tags[f"{T}pid"]})
+        log.info("resuming MLflow run %s (%s) from epoch %d", name, run_id, state["fit"]["epoch"] + 1)
+    else:
+        tags[f"{T}checkpoint_dir"] = str(output_dir / "checkpoints")
+        if parent_id:
+            tags["mlflow.parentRunId"] = parent_id
+        run_id = tracker.start(name, tags).info.run_id
+        log.info("MLflow run %s (%s) in %s, cell %s", name, run_id, tracker.uri, key)
+    try:
+        result = _train_and_test(cfg, task, tracker, run_id, output_dir, state)
     except NonFiniteLoss as err:
-        tracker.set_tags(run_id, {f"{tracking.TAG}failure": str(err),
-                                  f"{tracking.TAG}failed_epoch": str(err.epoch)})
-        tracker.end(run_id, "FAILED")
+        _end(tracker, run_id, "FAILED", {f"{T}failure": str(err), f"{T}failed_epoch": str(err.epoch)})
         raise
-    except KeyboardInterrupt:
-        tracker.end(run_id, "KILLED")
+    except (Terminated, KeyboardInterrupt) as err:
+        _end(tracker, run_id, "KILLED", {f"{T}interrupted": f"{type(err).__name__}: {err}"})
         raise
     except BaseException as err:
-        tracker.set_tags(run_id, {f"{tracking.TAG}failure": f"{type(err).__name__}: {err}"})
-        tracker.end(run_id, "FAILED")
+        _end(tracker, run_id, "FAILED", {f"{T}failure": f"{type(err).__name__}: {err}"})
         raise
     tracker.end(run_id, "FINISHED")
-    print(f"{name}: test IoU {result['test_iou']:.4f}  pixel accuracy "
-          f"{result['test_pixel_accuracy']:.4f}  ({result['train_time_s']:.0f}s training)",
-          flush=True)
+    print(f"{name}: {task.summary(result)}  ({result['train_time_s']:.0f}s training)", flush=True)
     return {"run_name": name, "status": "finished", "run_id": run_id, **result}
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak resident memory of this process (CPU) or peak allocated memory (CUDA)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+def _end(tracker: tracking.Tracker, run_id: str, status: str, tags: dict) -> None:
+    tracker.set_tags(run_id, tags)
+    tracker.end(run_id, status)
 
 
-def _train_and_test(cfg: DictConfig, task: SegmentationTask, tracker: tracking.Tracker,
-                    run_id: str, output_dir: Path) -> dict:
+def _train_and_test(cfg: DictConfig, task, tracker: tracking.Tracker, run_id: str,
+                    output_dir: Path, resume_state: dict | None) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
-    config_path = output_dir / "config.yaml"
-    OmegaConf.save(cfg, config_path, resolve=True)
-    tracker.log_artifact(run_id, config_path)
-    tracker.log_params(run_id, tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
-    tracker.log_metrics(run_id, task.describe())
+    ckpt_dir = output_dir / "checkpoints"
+    speed = speed_settings(cfg, task.device)
+    if resume_state is None:
+        config_path = output_dir / "config.yaml"
+        OmegaConf.save(cfg, config_path, resolve=True)
+        tracker.log_artifact(run_id, config_path)
+        tracker.log_params(run_id, tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
+        tracker.log_metrics(run_id, task.describe())
+        state = FitState()
+    else:
+        state = FitState(**checkpoint.restore_training_state(task, resume_state, speed.scaler))
+        _log_missing_epochs(tracker, run_id, state)
+    apply_to_modules(task, speed)
 
     def on_epoch_end(epoch: int, row: dict, state: FitState) -> None:
+        every = cfg.train.checkpoint_every
+        if every and ((epoch + 1) % every == 0 or state.stopped_early or epoch + 1 == cfg.train.epochs):
+            checkpoint.save_training(ckpt_dir, checkpoint.training_state(
+                task, dataclasses.asdict(state), speed.scaler))
         tracker.log_metrics(run_id, row, step=epoch)
 
-    speed = speed_settings(cfg, task.device)
-    apply_to_modules(task, speed)
     start = time.perf_counter()
-    state = fit(task, cfg, FitState(), speed, on_epoch_end, seed=cfg.seed)
-    task.net.load_state_dict(state.best_state)
-    test, maps = task.test_metrics(cfg.train.batch_size)
+    state = fit(task, cfg, state, speed, on_epoch_end, seed=cfg.seed)
+    final = task.final_state(state.best_state, cfg.seed)
+    task.net.load_state_dict(final)
+    test, extras = task.test_metrics(cfg.train.batch_size)
     result = {f"test_{k}": v for k, v in test.items()} | {
         "train_time_s": state.train_seconds, "epochs_run": state.epoch,
         "best_epoch": state.best_epoch, "wall_time_s": time.perf_counter() - start,
         "peak_memory_mb": peak_memory_mb(task.device)}
+    if hasattr(task, "swa_snapshots"):
+        result["swa_snapshots"] = task.swa_snapshots
     tracker.log_metrics(run_id, result)
 
-    best_path = atomic_save(task.inference_checkpoint(state.best_state), output_dir / "best_model.pt")
+    best_path = checkpoint.atomic_save(task.inference_checkpoint(final), output_dir / "best_model.pt")
     metrics_path = output_dir / "metrics.json"
     metrics_path.write_text(json.dumps(result, indent=1))
-    images = task.test_images()
-    shown = sorted(maps)[:3]
-    overlay = segmentation_overlays([images[s][0] for s in shown], [maps[s][1] for s in shown],
-                                    [maps[s][0] > 0.5 for s in shown], shown,
-                                    output_dir / "test_overlays.png")
-    for path in (best_path, metrics_path, overlay):
+    for path in (best_path, metrics_path, *task.write_artifacts(output_dir, test, extras)):
         tracker.log_artifact(run_id, path)
     return result
+
+
+def _log_missing_epochs(tracker: tracking.Tracker, run_id: str, state: FitState) -> None:
+    """Epochs checkpointed but not yet logged when the job died are logged now."""
+    logged = {m.step for m in tracker.client.get_metric_history(run_id, "val_loss")}
+    for epoch, row in enumerate(state.history):
+        if epoch not in logged:
+            tracker.log_metrics(run_id, row, step=epoch)
+
+
+# --- classification: one child run per fold under one parent run per cell ----------------
+
+
+def _run_folds(cfg: DictConfig, prepared, device: torch.device, tracker: tracking.Tracker,
+               output_dir: Path, tags: dict) -> dict:
+    parent_cfg = with_fold(cfg, None)
+    parent_key, parent_name = tracking.cell_key(parent_cfg), tracking.run_name(parent_cfg)
+    parent_id = _parent_run(cfg, tracker, parent_key, parent_name, tags)
+    folds = [cfg.fold] if cfg.fold is not None else list(range(cfg.task.folds))
+    for fold in folds:
+        fold_cfg = with_fold(cfg, fold)
+        key, name = tracking.cell_key(fold_cfg), tracking.run_name(fold_cfg)
+        done = [r for r in tracker.runs_of_cell(key) if r.info.status == "FINISHED"]
+        if done and not cfg.force:
+            log.info("skip %s: fold already FINISHED in MLflow run %s", name, done[0].info.run_id)
+            continue
+        seed_everything(cfg.seed)
+        _run_cell(fold_cfg, key, name,
+                  lambda: ClassificationTask(cfg, prepared, device, fold), tracker,
+                  output_dir / f"fold{fold}", tags | {f"{T}fold": str(fold)}, parent_id)
+    return _close_parent(cfg, tracker, parent_id, parent_name)
+
+
+def _parent_run(cfg: DictConfig, tracker: tracking.Tracker, key: str, name: str, tags: dict) -> str:
+    """The cell's unfinished parent run, created if needed. Fold jobs that start together may
+    each create one: all then use the oldest, and the others are deleted."""
+    def open_parents():
+        return [r for r in tracker.runs_of_cell(key) if r.info.status != "FINISHED"]
+
+    if not open_parents():
+        run_id = tracker.start(name, tags | {f"{T}cell_key": key, f"{T}parent": "1"}).info.run_id
+        tracker.log_params(run_id, tracking.flatten(OmegaConf.to_container(with_fold(cfg, None),
+                                                                            resolve=True)))
+    parents = sorted(open_parents(), key=lambda r: (r.info.start_time, r.info.run_id))
+    for extra in parents[1:]:
+        if extra.data.tags.get(f"{T}pid") == str(os.getpid()):
+            tracker.client.delete_run(extra.info.run_id)
+    tracker.start(name, {}, run_id=parents[0].info.run_id)
+    return parents[0].info.run_id
+
+
+def _close_parent(cfg: DictConfig, tracker: tracking.Tracker, parent_id: str, name: str) -> dict:
+    """Mean and std over folds once every fold has a FINISHED child; else leave it open."""
+    children = tracker.client.search_runs(
+        [tracker.client.get_run(parent_id).info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'FINISHED'")
+    by_fold = {int(r.data.tags[f"{T}fold"]): r for r in children}
+    # Folds finished under another parent (e.g. an earlier, replaced one) count too.
+    for fold in range(cfg.task.folds):
+        if fold not in by_fold:
+            done = [r for r in tracker.runs_of_cell(tracking.cell_key(with_fold(cfg, fold)))
+                    if r.info.status == "FINISHED"]
+            if done:
+                by_fold[fold] = done[0]
+    tracker.set_tags(parent_id, {f"{T}folds_finished": f"{len(by_fold)}/{cfg.task.folds}"})
+    if len(by_fold) < cfg.task.folds:
+        log.info("%s: %d of %d folds finished; the parent run stays open", name, len(by_fold),
+                 cfg.task.folds)
+        return {"run_name": name, "status": "partial", "run_id": parent_id}
+    summary: dict[str, float] = {}
+    keys = set.intersection(*(set(r.data.metrics) for r in by_fold.values()))
+    for metric in sorted(k for k in keys if k.startswith("test_")):
+        values = np.array([r.data.metrics[metric] for r in by_fold.values()])
+        summary[metric] = float(values.mean())
+        summary[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    tracker.log_metrics(parent_id, summary)
+    tracker.end(parent_id, "FINISHED")
+    print(f"{name}: test F1 (micro) {summary['test_f1_micro']:.4f} ± "
+          f"{summary['test_f1_micro_std']:.4f}, recall as released "
+          f"{summary['test_recall_as_released']:.4f}, mean ± std over {cfg.task.folds} folds",
+          flush=True)
+    return {"run_name": name, "status": "finished", "run_id": parent_id, **summary}

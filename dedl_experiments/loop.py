@@ -14,11 +14,30 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils.data import RandomSampler
 from tqdm import tqdm
 
 from dedl_experiments.speed import Speed
 
 log = logging.getLogger(__name__)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (what SLURM sends before a kill): the job stops at a batch boundary.
+    A BaseException like KeyboardInterrupt: it ends the process, not just the job."""
+
+
+class TerminationFlag:
+    """Set by the SIGTERM handler; checked by the loop after every batch."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __call__(self, signum, frame) -> None:
+        self.signal = signum
+
+
+STOP = TerminationFlag()
 
 
 class NonFiniteLoss(RuntimeError):
@@ -53,8 +72,11 @@ def run_epoch(task, loader, train: bool, epoch: int, speed: Speed, desc: str) ->
     device = task.device
     for module in task.modules().values():
         module.train(train)
-    if hasattr(loader.dataset, "set_epoch"):
-        loader.dataset.set_epoch(epoch)
+    # Shuffling and augmentation depend on (seed, epoch) only, so a resumed run draws what
+    # the uninterrupted one would have drawn.
+    loader.dataset.set_epoch(epoch)
+    if isinstance(loader.sampler, RandomSampler) and loader.sampler.generator is not None:
+        loader.sampler.generator.manual_seed(loader.dataset.seed * 100003 + epoch)
     metrics = task.new_metrics()
     total = torch.zeros((), device=device, dtype=torch.float64)
     count = 0
@@ -72,6 +94,8 @@ def run_epoch(task, loader, train: bool, epoch: int, speed: Speed, desc: str) ->
                 speed.scaler.update()
             total += loss.detach().double() * len(batch[0])
             count += len(batch[0])
+            if STOP.signal is not None:
+                raise Terminated(f"signal {STOP.signal} in epoch {epoch}")
     mean_loss = (total / max(count, 1)).item()
     if not math.isfinite(mean_loss):
         raise NonFiniteLoss(epoch, "train" if train else "validation")
@@ -91,8 +115,7 @@ def fit(task, cfg, state: FitState, speed: Speed, on_epoch_end, seed: int) -> Fi
         train = run_epoch(task, train_loader, True, epoch, speed, f"epoch {epoch + 1}/{epochs} train")
         val = run_epoch(task, val_loader, False, epoch, speed, f"epoch {epoch + 1}/{epochs} val")
         lrs = {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in task.optimizers.items()}
-        for scheduler in task.schedulers.values():
-            scheduler.step()
+        task.end_epoch(epoch)
         seconds = time.perf_counter() - start
         state.train_seconds += seconds
         row = {f"train_{k}": v for k, v in train.items()} | {f"val_{k}": v for k, v in val.items()}
@@ -108,9 +131,9 @@ def fit(task, cfg, state: FitState, speed: Speed, on_epoch_end, seed: int) -> Fi
         else:
             state.stale_epochs += 1
         state.epoch = epoch + 1
-        log.info("epoch %d/%d  train loss %.4f iou %.4f | val loss %.4f iou %.4f | %.1fs%s",
-                 epoch + 1, epochs, train["loss"], train.get("iou", math.nan), val["loss"],
-                 val.get("iou", math.nan), seconds, "  *best" if improved else "")
+        log.info("epoch %d/%d  train loss %.4f %s %.4f | val loss %.4f %s %.4f | %.1fs%s",
+                 epoch + 1, epochs, train["loss"], monitor, train[monitor], val["loss"], monitor,
+                 val[monitor], seconds, "  *best" if improved else "")
         patience = cfg.train.patience
         if patience is not None and state.stale_epochs >= patience:
             log.info("early stopping: validation loss has not improved for %d epochs", patience)

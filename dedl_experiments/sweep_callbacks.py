@@ -1,12 +1,14 @@
 """Hydra callbacks for multiruns: prepare the tracking store once, summarise at the end.
 
-Launchers run jobs in other processes, so the summary reads what the jobs recorded in MLflow
-(runs tagged with this sweep's folder) rather than job return values.
+Launchers run jobs in other processes, so the summary reads what the jobs left behind: their
+MLflow runs (tagged with this sweep's folder) and, for jobs that failed before or outside a
+run, a marker file in the job's output folder.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -15,6 +17,7 @@ from omegaconf import DictConfig
 from dedl_experiments import tracking
 
 log = logging.getLogger(__name__)
+FAILED_MARKER = "JOB_FAILED"
 
 
 class SweepSummary(Callback):
@@ -24,16 +27,25 @@ class SweepSummary(Callback):
         tracking.Tracker.from_config(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = config.hydra.sweep.dir
         tracker = tracking.Tracker.from_config(config)
         runs = tracker.client.search_runs(
             [tracker.experiment_id],
-            filter_string=f"tags.`{tracking.TAG}sweep_dir` = '{config.hydra.sweep.dir}'",
+            filter_string=f"tags.`{tracking.TAG}sweep_dir` = '{sweep_dir}'",
             order_by=["attributes.start_time ASC"], max_results=10000)
-        if not runs:
-            return
-        print(f"\nSweep {config.hydra.sweep.dir}: {len(runs)} runs in {tracker.uri}")
-        for run in runs:
-            iou = run.data.metrics.get("test_iou")
-            value = f"test IoU {iou:.4f}" if iou is not None else "no test IoU"
+        # One line per cell: segmentation runs and classification parents, not fold children.
+        cells = [r for r in runs if f"{tracking.TAG}fold" not in r.data.tags]
+        print(f"\nSweep {sweep_dir}: {len(cells)} runs in {tracker.uri}")
+        for run in cells:
+            metric = "test_iou" if run.data.tags.get(f"{tracking.TAG}task") != "classification" \
+                else "test_f1_micro"
+            value = run.data.metrics.get(metric)
+            shown = f"{metric} {value:.4f}" if value is not None else f"no {metric}"
             failure = run.data.tags.get(f"{tracking.TAG}failure", "")
-            print(f"  {run.info.run_name:<60} {run.info.status:<9} {value} {failure}".rstrip())
+            print(f"  {run.info.run_name:<60} {run.info.status:<9} {shown} {failure}".rstrip())
+        failed = sorted(Path(sweep_dir).glob(f"*/{FAILED_MARKER}"))
+        if failed:
+            print(f"\n{len(failed)} job(s) of this sweep failed:")
+            for marker in failed:
+                print(f"  job {marker.parent.name}: {marker.read_text().strip()}")
+            raise SystemExit(1)

@@ -31,7 +31,7 @@ DEFAULT_URI = "sqlite:///mlflow.db"
 # Top-level config keys that do not change what a cell computes.
 NOT_CELL_KEYS = ("tracking", "force", "resume", "device", "data_dir", "loader", "speed", "table",
                  "hydra")
-NOT_CELL_PATHS = ("dataset.root",)
+NOT_CELL_PATHS = ("dataset.root", "train.checkpoint_every")
 TAG = "dedl."
 
 
@@ -65,7 +65,16 @@ def cell_key(cfg: DictConfig) -> str:
 
 
 def run_name(cfg: DictConfig) -> str:
-    """Spells out the cell, e.g. seg-unet-resnet18-app_gelu-cosine-imagenet-s26."""
+    """Spells out the cell, e.g. seg-unet-resnet18-app_gelu-cosine-imagenet-s26 or
+    cls-swin_base-imagenet-s26-f3 (fold 3)."""
+    if cfg.task.name == "classification":
+        parts = ["cls", cfg.encoder.name, cfg.init.name]
+        if cfg.budget.name != "paper":
+            parts.append(cfg.budget.name)
+        parts.append(f"s{cfg.seed}")
+        if cfg.fold is not None:
+            parts.append(f"f{cfg.fold}")
+        return "-".join(parts)
     parts = ["seg", cfg.architecture.name, cfg.encoder.name, f"app_{cfg.app.name}"]
     if cfg.app.name != "none" and cfg.app_lr_schedule.name != "constant":
         parts.append(f"applr_{cfg.app_lr_schedule.name}")

@@ -32,3 +32,26 @@ def segmentation_overlays(images: list[np.ndarray], masks: list[np.ndarray],
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def classification_grid(images: np.ndarray, truth: np.ndarray, predicted: np.ndarray,
+                        names: list[str], classes: list[str], path: Path) -> Path:
+    """Test images with their true and predicted labels (wrong ones marked)."""
+    count = len(images)
+    cols = min(4, count)
+    rows = (count + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, t, p, name in zip(axes.ravel(), images, truth, predicted, names):
+        true_names = [c for c, on in zip(classes, t) if on]
+        pred_names = [c for c, on in zip(classes, p) if on]
+        ax.imshow(image)
+        ok = set(true_names) == set(pred_names)
+        ax.set_title(f"{name}\ntrue: {', '.join(true_names) or '-'}\n"
+                     f"pred: {', '.join(pred_names) or '-'}", fontsize=7,
+                     color="black" if ok else "red")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -32,11 +32,35 @@ class TileDataset(Dataset):
 
     def __getitem__(self, i: int):
         k = int(self.indices[i])
-        image = np.asarray(self.split.images[k])
-        target = np.asarray(self.split.targets[k])
+        # Copies: the cache is a read-only memory map and torch wants writable arrays.
+        image = np.array(self.split.images[k])
+        target = np.array(self.split.targets[k])
         if self.transform is not None:
             self.transform.set_random_seed(hash((self.seed, self.epoch, k)) & 0x7FFFFFFF)
             out = self.transform(image=image.transpose(1, 2, 0), mask=target)
             image, target = out["image"].transpose(2, 0, 1), out["mask"]
         return (torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
                 torch.from_numpy(np.ascontiguousarray(target)))
+
+
+class ImageDataset(Dataset):
+    """Classification images: (image (3, S, S) float32 in [0, 1], multi-hot labels float32)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, transform,
+                 seed: int = 0):
+        self.images, self.labels, self.indices = images, labels, indices
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch  # see TileDataset.set_epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        k = int(self.indices[i])
+        self.transform.set_random_seed(hash((self.seed, self.epoch, k)) & 0x7FFFFFFF)
+        image = self.transform(image=np.asarray(self.images[k]))["image"]
+        return image, torch.from_numpy(self.labels[k].astype(np.float32))

@@ -209,12 +209,27 @@ def _write_split(out: Path, name: str, cfg: DictConfig, raw: RawSegmentation, ti
     }
 
 
-def prepare_data(cfg: DictConfig):
-    """The prepared data of the configured task."""
-    if cfg.task.name == "classification":
-        from dedl_experiments.data.classification_prepare import prepare_classification
-        return prepare_classification(cfg)
-    return prepare_segmentation(cfg)
+def build_once(cache: Path, build: Callable[[Path], None]) -> None:
+    """Run `build(tmp)` unless `cache` is complete, then move tmp into place.
+
+    `build` must write `stats.json` last: its presence marks a complete cache. Jobs that
+    start together take turns on a lock; the first builds, the others reuse.
+    """
+    with _locked(cache.parent / f".{cache.name}.lock"):
+        if (cache / "stats.json").exists():
+            log.info("prepared data: reusing %s", cache)
+            return
+        log.info("prepared data: building %s", cache)
+        tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            build(tmp)
+            shutil.rmtree(cache, ignore_errors=True)  # leftovers of an incomplete layout
+            os.replace(tmp, cache)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def prepare_segmentation(cfg: DictConfig) -> PreparedSegmentation:
@@ -223,37 +238,22 @@ def prepare_segmentation(cfg: DictConfig) -> PreparedSegmentation:
     tile_size = scaled_tile_size(cfg)
     key = _fingerprint(cfg, raw, tile_size)
     cache = Path(cfg.data_dir) / "prepared" / f"{cfg.dataset.name}-seg-{key}"
-    with _locked(cache.parent / f".{cache.name}.lock"):
-        if not (cache / "stats.json").exists():
-            _build(cfg, raw, cache, tile_size)
-        else:
-            log.info("prepared tiles: reusing %s", cache)
+    build_once(cache, lambda tmp: _build(cfg, raw, tmp, tile_size))
     stats = json.loads((cache / "stats.json").read_text())
     images = stats.pop("images")
     return PreparedSegmentation(cache, tile_size, stats.pop("channels"),
                                 splits_mod.read_splits(cache / "splits.json"), images, stats)
 
 
-def _build(cfg: DictConfig, raw: RawSegmentation, cache: Path, tile_size: int) -> None:
-    log.info("prepared tiles: building %s", cache)
-    tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        images_meta: dict[str, dict] = {}
-        stats = {k: _write_split(tmp, k, cfg, raw, tile_size, images_meta) for k in SPLITS}
-        splits_mod.write_splits(tmp / "splits.json", {
-            k: [s.name for s in raw.by_split[k] if s.name in images_meta] for k in SPLITS})
-        stats["images"] = images_meta
-        stats["tile_size"] = tile_size
-        stats["channels"] = len(stats["train"]["mean"])
-        for split in SPLITS:
-            log.info("%s: %d images, %d tiles, %.1f %% blank", split, stats[split]["images"],
-                     stats[split]["tiles"], 100 * stats[split]["blank_share"])
-        # Written last: its presence marks a complete cache.
-        (tmp / "stats.json").write_text(json.dumps(stats, indent=1))
-        shutil.rmtree(cache, ignore_errors=True)  # leftovers of an older, incomplete layout
-        os.replace(tmp, cache)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def _build(cfg: DictConfig, raw: RawSegmentation, out: Path, tile_size: int) -> None:
+    images_meta: dict[str, dict] = {}
+    stats = {k: _write_split(out, k, cfg, raw, tile_size, images_meta) for k in SPLITS}
+    splits_mod.write_splits(out / "splits.json", {
+        k: [s.name for s in raw.by_split[k] if s.name in images_meta] for k in SPLITS})
+    stats["images"] = images_meta
+    stats["tile_size"] = tile_size
+    stats["channels"] = len(stats["train"]["mean"])
+    for split in SPLITS:
+        log.info("%s: %d images, %d tiles, %.1f %% blank", split, stats[split]["images"],
+                 stats[split]["tiles"], 100 * stats[split]["blank_share"])
+    (out / "stats.json").write_text(json.dumps(stats, indent=1))

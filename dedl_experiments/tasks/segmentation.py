@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from dedl_experiments.losses import pixel_class_weights
 from dedl_experiments.metrics import SegmentationMetrics
 from dedl_experiments.models.app import AutoencoderPostProcessing
 from dedl_experiments.models.segmentation import build_segmentation_model, count_parameters
+from dedl_experiments.visualise import segmentation_overlays
 
 log = logging.getLogger(__name__)
 INFERENCE_FORMAT = "dedl-segmentation-v1"
@@ -120,6 +122,18 @@ class SegmentationTask:
         metrics.update(logits.detach(), target, target != IGNORE)
         return loss
 
+    @staticmethod
+    def summary(result: dict) -> str:
+        return f"test IoU {result['test_iou']:.4f}  pixel accuracy {result['test_pixel_accuracy']:.4f}"
+
+    def end_epoch(self, epoch: int) -> None:
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+
+    def final_state(self, best_state: dict, seed: int) -> dict[str, torch.Tensor]:
+        """The evaluated weights: those of the best validation epoch."""
+        return best_state
+
     def inference_state(self) -> dict[str, torch.Tensor]:
         """The saved model: the segmentation network alone (the APP is training-only)."""
         return self.net.state_dict()
@@ -158,12 +172,6 @@ class SegmentationTask:
         probs = predict_tiles(self.net, data.images, self.mean, self.std, batch_size, self.device)
         return self._stitch(data, probs)
 
-    def test_images(self) -> dict[str, np.ndarray]:
-        """The normalised test images (C, H, W), stitched back from their tiles."""
-        data = self.prepared.split("test")
-        stitched = self._stitch(data, np.asarray(data.images, dtype=np.float32))
-        return stitched
-
     def test_metrics(self, batch_size: int) -> tuple[dict[str, float], dict[str, tuple]]:
         """Metrics over every pixel of the original test images (padding excluded), and the
         (probability, mask) maps per test image."""
@@ -177,3 +185,12 @@ class SegmentationTask:
             logits = torch.from_numpy(np.stack([1 - prob, prob]))[None]
             metrics.update(logits.to(self.device), mask.to(self.device), None)
         return metrics.compute(), {s: (probs[s], masks[s] > 0.5) for s in probs}
+
+    def write_artifacts(self, out: Path, metrics: dict[str, float], maps: dict) -> list[Path]:
+        """A PNG of the first test images: image, ground truth, prediction overlay."""
+        data = self.prepared.split("test")
+        shown = sorted(maps)[:3]
+        images = self._stitch(data, np.asarray(data.images, dtype=np.float32)[:, 0])
+        return [segmentation_overlays([images[s] for s in shown], [maps[s][1] for s in shown],
+                                      [maps[s][0] > 0.5 for s in shown], shown,
+                                      out / "test_overlays.png")]

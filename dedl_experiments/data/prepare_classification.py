@@ -1,0 +1,122 @@
+"""Prepare step for classification: images resized once into a uint8 cache, labels, the
+cross-validation folds and the label statistics.
+
+The data's own train/test lists are the 80/20 split. Inside the training part,
+`task.folds` multi-label stratified folds (every fold sees every class where the data
+allows) are computed once with `dataset.split_seed` and stored in `splits.json`, so every
+seed and model of a table is evaluated on the same folds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from dedl_experiments.data import classification, splits as splits_mod, synthetic
+from dedl_experiments.data.errors import DataError
+from dedl_experiments.data.prepare import build_once
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    images: np.ndarray  # (N, S, S, 3) uint8, memory-mapped
+    labels: np.ndarray  # (N, C) uint8 multi-hot
+    names: list[str]
+
+
+@dataclass(frozen=True)
+class PreparedClassification:
+    root: Path
+    image_size: int
+    folds: list[list[int]]  # per fold: indices (into the train split) of its validation part
+    stats: dict
+
+    def split(self, name: str) -> ImageSplit:
+        return ImageSplit(np.load(self.root / f"{name}_images.npy", mmap_mode="r"),
+                          np.load(self.root / f"{name}_labels.npy"),
+                          json.loads((self.root / f"{name}_names.json").read_text()))
+
+
+def image_size(cfg: DictConfig) -> int:
+    """The task's image size after the budget's scale, a multiple of 32 (patch sizes)."""
+    return max(32, int(math.ceil(cfg.task.image_size * cfg.budget.scale / 32) * 32))
+
+
+def raw_root(cfg: DictConfig) -> Path:
+    ds = cfg.dataset
+    if ds.name == "synthetic_classification":
+        root = Path(cfg.data_dir) / "synthetic" / f"classification-{ds.n_images}"
+        return synthetic.ensure_dataset(root, "classification", n_images=ds.n_images,
+                                        height=ds.height, width=ds.width, seed=ds.generator_seed)
+    return Path(ds.root)
+
+
+def _fingerprint(cfg: DictConfig, items: dict, size: int) -> str:
+    files = [[split, str(p), p.stat().st_size, p.stat().st_mtime_ns, labels.tolist()]
+             for split, pairs in items.items() for p, labels in pairs]
+    params = {"version": CACHE_VERSION, "files": files, "size": size, "folds": cfg.task.folds,
+              "dataset": OmegaConf.to_container(cfg.dataset, resolve=True)}
+    return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _write_split(out: Path, name: str, pairs: list, size: int, skip_bad: bool) -> dict:
+    images, labels, names, skipped = [], [], [], []
+    for path, label in pairs:
+        try:
+            images.append(classification.load_rgb(path, size))
+        except DataError as err:
+            if not skip_bad:
+                raise
+            log.warning("skipping image %s: %s", path, err)
+            skipped.append(path.name)
+            continue
+        labels.append(label)
+        names.append(path.stem)
+    if not names:
+        raise DataError(f"no usable image in the {name} list")
+    np.save(out / f"{name}_images.npy", np.stack(images))
+    np.save(out / f"{name}_labels.npy", np.stack(labels).astype(np.uint8))
+    (out / f"{name}_names.json").write_text(json.dumps(names))
+    counts = np.stack(labels).sum(axis=0)
+    return {"images": len(names), "skipped": skipped, "label_counts": counts.tolist()}
+
+
+def _build(cfg: DictConfig, items: dict, out: Path, size: int) -> None:
+    skip_bad = cfg.dataset.on_bad_sample == "skip"
+    stats = {name: _write_split(out, name, items[name], size, skip_bad) for name in ("train", "test")}
+    train_labels = np.load(out / "train_labels.npy")
+    folds = splits_mod.multilabel_folds(train_labels, k=cfg.task.folds, seed=cfg.dataset.split_seed)
+    for k, fold in enumerate(folds):
+        missing = [c for c, n in zip(cfg.task.classes, train_labels[fold].sum(axis=0)) if n == 0]
+        if missing:
+            log.warning("fold %d has no validation image of class %s", k, ", ".join(missing))
+    names = json.loads((out / "train_names.json").read_text())
+    splits_mod.write_splits(out / "splits.json", {
+        "train": names, "test": json.loads((out / "test_names.json").read_text()),
+        "folds": [[names[i] for i in fold] for fold in folds]})
+    stats["folds"] = [np.sort(fold).tolist() for fold in folds]
+    stats["image_size"] = size
+    (out / "stats.json").write_text(json.dumps(stats, indent=1))
+
+
+def prepare_classification(cfg: DictConfig) -> PreparedClassification:
+    root = raw_root(cfg)
+    items, problems = classification.find_classification_items(
+        root, cfg.dataset.image_dir, skip_missing=cfg.dataset.on_bad_sample == "skip")
+    for problem in problems:
+        log.warning("dataset %s: %s", root, problem)
+    size = image_size(cfg)
+    cache = Path(cfg.data_dir) / "prepared" / f"{cfg.dataset.name}-cls-{_fingerprint(cfg, items, size)}"
+    build_once(cache, lambda tmp: _build(cfg, items, tmp, size))
+    stats = json.loads((cache / "stats.json").read_text())
+    return PreparedClassification(cache, size, stats.pop("folds"), stats)

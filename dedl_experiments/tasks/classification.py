@@ -1,0 +1,198 @@
+"""Multi-label classification of cell types: timm models, focal loss, SWA, one CV fold."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import timm
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
+from torch.utils.data import DataLoader
+
+from dedl_experiments.data.datasets import ImageDataset
+from dedl_experiments.data.prepare_classification import PreparedClassification
+from dedl_experiments.data.transforms import IMAGENET_MEAN, IMAGENET_STD, classification_transform
+from dedl_experiments.losses import FocalLoss, label_class_weights
+from dedl_experiments.metrics import MultilabelMetrics
+from dedl_experiments.models.classification import build_classification_model
+from dedl_experiments.models.segmentation import count_parameters
+from dedl_experiments.tasks.segmentation import make_scheduler
+from dedl_experiments.visualise import classification_grid
+
+log = logging.getLogger(__name__)
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+class ClassificationTask:
+    """Trains fold `fold` (validation = that fold, training = the other folds of the training
+    part) and scores it on the common test set."""
+
+    def __init__(self, cfg: DictConfig, prepared: PreparedClassification, device: torch.device,
+                 fold: int):
+        self.cfg, self.prepared, self.device, self.fold = cfg, prepared, device, fold
+        task = cfg.task
+        self.train_data, self.test_data = prepared.split("train"), prepared.split("test")
+        self.val_idx = np.asarray(prepared.folds[fold])
+        self.train_idx = np.setdiff1d(np.arange(len(self.train_data.names)), self.val_idx)
+        self.net = build_classification_model(cfg.encoder, cfg.init.name, task.num_classes,
+                                              prepared.image_size).to(device)
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        if task.normalise == "model":
+            pretrained = timm.get_pretrained_cfg(cfg.encoder.classification)
+            mean, std = pretrained.mean, pretrained.std
+        self.shift = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+        self.scale = torch.tensor(std, device=device).view(1, 3, 1, 1)
+        self.class_weights = self._class_weights()
+        loss = cfg.loss
+        if loss.name == "focal":
+            self.criterion = FocalLoss(loss.alpha, loss.gamma, self.class_weights).to(device)
+        else:
+            self.criterion = nn.BCEWithLogitsLoss(
+                weight=None if self.class_weights is None else self.class_weights.to(device))
+        self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.optimizer.lr,
+                                                   weight_decay=cfg.optimizer.weight_decay)}
+        self.schedulers = {"net": make_scheduler(self.optimizers["net"], cfg.lr_schedule)}
+        swa = task.swa
+        self.swa_start = None
+        if swa.enabled:
+            self.swa_start = (swa.start_epoch if swa.start_epoch is not None
+                              else int(0.75 * cfg.train.epochs))
+            self.swa_model = AveragedModel(self.net)
+            self.swa_scheduler = SWALR(self.optimizers["net"], swa_lr=swa.lr,
+                                       anneal_epochs=swa.anneal_epochs)
+
+    def _class_weights(self) -> torch.Tensor | None:
+        loss = self.cfg.loss
+        if loss.weighting == "none":
+            return None
+        if loss.weighting == "fixed":
+            return torch.tensor(list(loss.weights), dtype=torch.float32)
+        return label_class_weights(self.train_data.labels[self.train_idx])
+
+    def describe(self) -> dict[str, float]:
+        info = {"params_net": count_parameters(self.net), "train_images": len(self.train_idx),
+                "val_images": len(self.val_idx), "test_images": len(self.test_data.names),
+                "image_size": self.prepared.image_size}
+        if self.class_weights is not None:
+            info |= {f"class_weight_{c}": float(w)
+                     for c, w in zip(self.cfg.task.classes, self.class_weights)}
+        return info
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"net": self.net}
+
+    def loader(self, split: str, train: bool, seed: int) -> DataLoader:
+        data = self.test_data if split == "test" else self.train_data
+        indices = {"train": self.train_idx, "val": self.val_idx}.get(split, np.arange(len(data.names)))
+        dataset = ImageDataset(data.images, data.labels, indices,
+                               classification_transform(train, self.prepared.image_size,
+                                                        normalise=False), seed=seed)
+        return DataLoader(dataset, batch_size=self.cfg.train.batch_size, shuffle=train,
+                          generator=torch.Generator().manual_seed(seed),
+                          num_workers=self.cfg.loader.num_workers,
+                          pin_memory=self.device.type == "cuda")
+
+    def new_metrics(self) -> MultilabelMetrics:
+        task = self.cfg.task
+        return MultilabelMetrics(task.num_classes, task.threshold, tuple(task.classes), self.device)
+
+    def _normalised(self, image: torch.Tensor) -> torch.Tensor:
+        return (image - self.shift) / self.scale
+
+    def step(self, batch, metrics: MultilabelMetrics, train: bool) -> torch.Tensor:
+        image, labels = batch
+        logits = self.net(self._normalised(image))
+        metrics.update(logits.detach().float(), labels)
+        return self.criterion(logits.float(), labels)
+
+    @staticmethod
+    def summary(result: dict) -> str:
+        return (f"test F1 (micro) {result['test_f1_micro']:.4f}  "
+                f"recall as released {result['test_recall_as_released']:.4f}")
+
+    def end_epoch(self, epoch: int) -> None:
+        """Cosine schedule until SWA starts; then average once per epoch under SWALR."""
+        if self.swa_start is not None and epoch >= self.swa_start:
+            self.swa_model.update_parameters(self.net)
+            self.swa_scheduler.step()
+        else:
+            self.schedulers["net"].step()
+
+    def extra_state(self) -> dict:
+        if self.swa_start is None:
+            return {}
+        return {"swa_model": self.swa_model.state_dict(),
+                "swa_scheduler": {k: v for k, v in self.swa_scheduler.state_dict().items()
+                                  if not callable(v)}}
+
+    def load_extra_state(self, state: dict) -> None:
+        if self.swa_start is not None:
+            self.swa_model.load_state_dict(state["swa_model"])
+            self.swa_scheduler.load_state_dict(state["swa_scheduler"])
+
+    @property
+    def swa_snapshots(self) -> int:
+        return int(self.swa_model.n_averaged) if self.swa_start is not None else 0
+
+    def final_state(self, best_state: dict, seed: int) -> dict[str, torch.Tensor]:
+        """The evaluated weights: the SWA average when it holds snapshots (after refreshing
+        BatchNorm statistics with a pass over the training data), else the best epoch's."""
+        if not self.swa_snapshots:
+            if self.swa_start is not None:
+                log.info("SWA never started (stopped before epoch %d): evaluating the best epoch",
+                         self.swa_start + 1)
+            return best_state
+        averaged = self.swa_model.module
+        if has_batch_norm(averaged):
+            loader = self.loader("train", train=False, seed=seed)
+            update_bn((self._normalised(x.to(self.device)) for x, _ in loader), averaged)
+        return {k: v.detach().clone() for k, v in averaged.state_dict().items()}
+
+    def inference_state(self) -> dict[str, torch.Tensor]:
+        return self.net.state_dict()
+
+    def inference_checkpoint(self, state_dict: dict[str, torch.Tensor]) -> dict:
+        return {"format": "dedl-classification-v1", "state_dict": state_dict,
+                "model": {"timm_name": self.cfg.encoder.classification,
+                          "num_classes": self.cfg.task.num_classes,
+                          "image_size": self.prepared.image_size},
+                "classes": list(self.cfg.task.classes),
+                "normalise": {"mean": self.shift.flatten().tolist(),
+                              "std": self.scale.flatten().tolist()}}
+
+    @torch.no_grad()
+    def test_metrics(self, batch_size: int) -> tuple[dict[str, float], dict]:
+        self.net.eval()
+        metrics = self.new_metrics()
+        probs = []
+        for image, labels in self.loader("test", train=False, seed=0):
+            logits = self.net(self._normalised(image.to(self.device))).float()
+            metrics.update(logits, labels.to(self.device))
+            probs.append(torch.sigmoid(logits).cpu().numpy())
+        return metrics.compute(), {"probs": np.concatenate(probs)}
+
+    def write_artifacts(self, out: Path, metrics: dict[str, float], extras: dict) -> list[Path]:
+        """Per-class metrics with a confusion summary (tp/fp/fn/tn) and a test image grid."""
+        classes = self.cfg.task.classes
+        table = {c: {k: metrics[f"{k}_{c}"] for k in
+                     ("f1", "precision", "recall", "support", "tp", "fp", "fn", "tn")}
+                 for c in classes}
+        per_class = out / "per_class_metrics.json"
+        per_class.write_text(json.dumps(table, indent=1))
+        csv = out / "per_class_metrics.csv"
+        csv.write_text("class,f1,precision,recall,support,tp,fp,fn,tn\n" + "".join(
+            f"{c}," + ",".join(f"{table[c][k]:g}" for k in table[c]) + "\n" for c in classes))
+        shown = np.arange(min(8, len(self.test_data.names)))
+        predicted = extras["probs"][shown] > self.cfg.task.threshold
+        grid = classification_grid(self.test_data.images[shown], self.test_data.labels[shown],
+                                   predicted, [self.test_data.names[i] for i in shown], classes,
+                                   out / "test_predictions.png")
+        return [per_class, csv, grid]
