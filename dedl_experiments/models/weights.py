@@ -117,14 +117,12 @@ def smp_hub_location(encoder: str, weights: str) -> tuple[str, str]:
     return settings[weights]["repo_id"], settings[weights]["revision"]
 
 
-def load_smp_encoder_weights(
-    model: nn.Module, encoder: str, weights: str, allow_download: bool = False
-) -> str:
-    """Load pretrained weights into `model.encoder`; returns '<source>:<file>'."""
+def resolve_smp_weights(encoder: str, weights: str, allow_download: bool = False
+                        ) -> tuple[str, Path | None]:
+    """(source, file) of an smp encoder's weights: local, HF cache, or (if allowed) download."""
     repo_id, revision = smp_hub_location(encoder, weights)
-    local_file = smp_weights_file(encoder, weights)
-    source, path = _resolve_weights_file(
-        local_file=local_file,
+    return _resolve_weights_file(
+        local_file=smp_weights_file(encoder, weights),
         repo_id=repo_id,
         # The pinned revision is what smp would fetch; 'main' also accepts a cache filled
         # by hand (e.g. `hf download smp-hub/resnet18.imagenet`).
@@ -132,8 +130,38 @@ def load_smp_encoder_weights(
         hub_filenames=(SMP_HUB_FILENAME,),
         allow_download=allow_download,
     )
+
+
+def resolve_timm_weights(name: str, allow_download: bool = False) -> tuple[str, Path | None]:
+    """(source, file) of timm weights `<model>.<tag>`: local, HF cache, or download."""
+    try:
+        pretrained_cfg = timm.models.get_pretrained_cfg(name)
+    except RuntimeError as error:
+        timm_name = name.split(".")[0]
+        raise ValueError(
+            f"timm has no pretrained weights {name!r}; available for {timm_name!r}: "
+            f"{timm.list_pretrained(f'{timm_name}.*')}"
+        ) from error
+    hub_filenames = (
+        (pretrained_cfg.hf_hub_filename,) if pretrained_cfg.hf_hub_filename else TIMM_HUB_FILENAMES
+    )
+    return _resolve_weights_file(
+        local_file=timm_weights_file(name),
+        repo_id=pretrained_cfg.hf_hub_id,
+        revisions=(None,),
+        hub_filenames=hub_filenames,
+        allow_download=allow_download,
+    )
+
+
+def load_smp_encoder_weights(
+    model: nn.Module, encoder: str, weights: str, allow_download: bool = False
+) -> str:
+    """Load pretrained weights into `model.encoder`; returns '<source>:<file>'."""
+    source, path = resolve_smp_weights(encoder, weights, allow_download)
     if path is None:
-        raise WeightsUnavailable(f"smp encoder {encoder} / {weights}", local_file)
+        raise WeightsUnavailable(f"smp encoder {encoder} / {weights}",
+                                 smp_weights_file(encoder, weights))
     _load_rgb_state_into_encoder(model.encoder, encoder, read_state_dict(path))
     logger.info("Loaded smp encoder %s / %s from %s %s", encoder, weights, source, path)
     return f"{source}:{path}"
@@ -168,26 +196,9 @@ def create_timm_model(
     if pretrained_tag is None:
         return timm.create_model(timm_name, pretrained=False, num_classes=num_classes, **kwargs)
     name = f"{timm_name}.{pretrained_tag}"
-    try:
-        pretrained_cfg = timm.models.get_pretrained_cfg(name)
-    except RuntimeError as error:
-        raise ValueError(
-            f"timm has no pretrained weights {name!r}; available for {timm_name!r}: "
-            f"{timm.list_pretrained(f'{timm_name}.*')}"
-        ) from error
-    local_file = timm_weights_file(name)
-    hub_filenames = (
-        (pretrained_cfg.hf_hub_filename,) if pretrained_cfg.hf_hub_filename else TIMM_HUB_FILENAMES
-    )
-    source, path = _resolve_weights_file(
-        local_file=local_file,
-        repo_id=pretrained_cfg.hf_hub_id,
-        revisions=(None,),
-        hub_filenames=hub_filenames,
-        allow_download=allow_download,
-    )
+    source, path = resolve_timm_weights(name, allow_download)
     if path is None:
-        raise WeightsUnavailable(f"timm {name}", local_file)
+        raise WeightsUnavailable(f"timm {name}", timm_weights_file(name))
     logger.info("Loading timm %s from %s %s", name, source, path)
     return timm.create_model(
         name,
