@@ -1,31 +1,106 @@
-"""Read run records for the report from an MLflow tracking server or store."""
+"""Read run records for the report from an MLflow tracking server or store.
+
+A cell's runs may sit in any experiment of the project: the cell key leaves out `table`, so a
+cell that Table 2's sweep recorded in ``dedl-table2`` is also a cell of Tables 1, 6 and 3, and a
+later sweep for one of those skips it. The report therefore reads every experiment named
+``dedl`` or ``dedl-*`` (not ``dedl-reports``, which holds the reports themselves) and selects runs
+by their params, never by experiment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
 
 from mlflow import MlflowClient
-from mlflow.entities import Run
+from mlflow.entities import Run, ViewType
 
 from dedl_experiments.report.aggregate import RunRecord
 
 # Set on runs that only group child runs (e.g. the folds of one classification seed);
 # their own metrics would double-count the children's.
 PARENT_RUN_TAG = "dedl.parent"
+CELL_KEY_TAG = "dedl.cell_key"
+FOLD_TAG = "dedl.fold"
+PARENT_ID_TAG = "mlflow.parentRunId"
+# Where `python -m dedl_experiments.report` records its own runs.
+REPORTS_EXPERIMENT = "dedl-reports"
 
 _PAGE_SIZE = 1000
 
 
-def load_runs(tracking_uri: str, experiment_name: str) -> list[RunRecord]:
-    """All active (not deleted) runs of the experiment, parent runs excluded."""
+def is_project_experiment(name: str) -> bool:
+    """Experiments whose runs are jobs of this project: ``dedl`` and ``dedl-<table>``."""
+    return (name == "dedl" or name.startswith("dedl-")) and name != REPORTS_EXPERIMENT
+
+
+def project_experiment_ids(client: MlflowClient) -> list[str]:
+    return [
+        experiment.experiment_id
+        for experiment in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+        if is_project_experiment(experiment.name)
+    ]
+
+
+def load_runs(tracking_uri: str, experiment_name: str | None = None, *, latest_only: bool = True) -> list[RunRecord]:
+    """Active (not deleted) runs, parent runs excluded.
+
+    experiment_name: one experiment (an error if absent), or None for every project
+    experiment (``dedl``, ``dedl-*``; none at all gives an empty list).
+    latest_only: one run per cell and seed (and fold): the newest FINISHED one, else the newest
+    attempt, so that a cell rerun with ``force=true`` or after a failure is counted once.
+    """
     client = MlflowClient(tracking_uri=tracking_uri)
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        raise ValueError(f"no MLflow experiment named {experiment_name!r} at {tracking_uri}")
-    records: list[RunRecord] = []
+    if experiment_name is None:
+        experiment_ids = project_experiment_ids(client)
+    else:
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            raise ValueError(f"no MLflow experiment named {experiment_name!r} at {tracking_uri}")
+        experiment_ids = [experiment.experiment_id]
+    if not experiment_ids:
+        return []
+    runs = list(_search_all(client, experiment_ids))
+    if latest_only:
+        runs = latest_per_cell(runs)
+    return [_to_record(run) for run in runs if run.data.tags.get(PARENT_RUN_TAG) != "1"]
+
+
+def _search_all(client: MlflowClient, experiment_ids: list[str]) -> Iterable[Run]:
     page_token: str | None = None
     while True:
-        page = client.search_runs([experiment.experiment_id], max_results=_PAGE_SIZE, page_token=page_token)
-        records.extend(_to_record(run) for run in page if run.data.tags.get(PARENT_RUN_TAG) != "1")
+        page = client.search_runs(experiment_ids, max_results=_PAGE_SIZE, page_token=page_token)
+        yield from page
         page_token = page.token
         if not page_token:
-            return records
+            return
+
+
+def latest_per_cell(runs: list[Run]) -> list[Run]:
+    """Keep one run per (cell key, fold): the newest FINISHED run, or without one the newest
+    attempt (so a cell that only failed counts as one failure however often it was tried).
+    A child run without its own cell key takes its parent's; a run with neither stands alone.
+    Parent runs are kept (callers drop them)."""
+    by_id = {run.info.run_id: run for run in runs}
+
+    def identity(run: Run) -> tuple[str, str]:
+        tags = run.data.tags
+        key = tags.get(CELL_KEY_TAG)
+        if key is None and tags.get(PARENT_ID_TAG) in by_id:
+            key = by_id[tags[PARENT_ID_TAG]].data.tags.get(CELL_KEY_TAG)
+        if key is None or tags.get(PARENT_RUN_TAG) == "1":
+            key = run.info.run_id
+        return key, tags.get(FOLD_TAG, "")
+
+    def rank(run: Run) -> tuple[bool, int]:
+        return run.info.status == "FINISHED", run.info.start_time or 0
+
+    best: dict[tuple[str, str], Run] = {}
+    for run in runs:
+        ident = identity(run)
+        if ident not in best or rank(run) > rank(best[ident]):
+            best[ident] = run
+    kept = {id(run) for run in best.values()}
+    return [run for run in runs if id(run) in kept]
 
 
 def _to_record(run: Run) -> RunRecord:

@@ -1,0 +1,87 @@
+"""A cell's key names what the job computes: the same cell run from another folder, launcher,
+store, machine or table sweep has the same key (so it is skipped or resumed); any change to a
+hyperparameter gives a new cell."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import compose_config
+from dedl_experiments.tracking import cell_key
+
+BASE = ["budget=smoke", "init=random"]
+
+
+@pytest.fixture(scope="module")
+def base_key() -> str:
+    return cell_key(compose_config(BASE))
+
+
+def test_key_is_stable_and_short(base_key: str) -> None:
+    assert cell_key(compose_config(BASE)) == base_key
+    assert len(base_key) == 16 and int(base_key, 16) >= 0
+    # Override order does not matter.
+    assert cell_key(compose_config(["init=random", "budget=smoke"])) == base_key
+
+
+@pytest.mark.parametrize("override", [
+    ["hydra.run.dir=/elsewhere/run"],
+    ["hydra.sweep.dir=/elsewhere/sweep"],
+    ["hydra/launcher=local"],
+    ["tracking.uri=sqlite:////tmp/other.db"],
+    ["tracking.experiment=my-experiment"],
+    ["data_dir=/mnt/other-data"],
+    ["device=cpu"],
+    ["device=cuda:1"],
+    ["loader.num_workers=7"],
+    ["speed.amp=none", "speed.compile=false", "speed.channels_last=true"],
+    ["force=true"],
+    ["resume=false"],
+    ["+experiment=table2"],  # the table a sweep belongs to: Tables 1/2/6 share cells
+    ["+experiment=table6"],
+])
+def test_where_and_how_a_job_runs_is_not_part_of_the_cell(base_key: str, override: list[str]) -> None:
+    assert cell_key(compose_config([*BASE, *override])) == base_key
+
+
+def test_data_root_is_not_part_of_the_cell() -> None:
+    first = cell_key(compose_config([*BASE, "dataset=myositis", "dataset.root=/data/export-a"]))
+    assert cell_key(compose_config([*BASE, "dataset=myositis", "dataset.root=/mnt/copy/export-a"])) == first
+
+
+@pytest.mark.parametrize("override", [
+    ["encoder=resnet34"],
+    ["encoder=efficientnet_b0"],
+    ["architecture=unetplusplus"],
+    ["app=gelu"],
+    ["app=relu"],
+    ["app=gelu", "app.lr=0.01"],
+    ["app=relu", "app_lr_schedule=cosine"],
+    ["seed=77"],
+    ["optimizer.lr=0.001"],
+    ["optimizer.weight_decay=0"],
+    ["train.epochs=7"],
+    ["budget.epochs=7"],
+    ["train.batch_size=4"],
+    ["train.patience=null"],
+    ["budget=paper"],
+    ["budget.scale=0.25"],
+    ["tiling=px256"],
+    ["tiling.stride=32"],
+    ["init=imagenet"],
+    ["lr_schedule=step"],
+    ["loss=ce"],
+    ["architecture.attention=null"],
+    ["dataset=myositis", "dataset.root=/data"],
+    ["dataset.generator_seed=1"],
+    ["task=classification"],
+])
+def test_every_hyperparameter_is_part_of_the_cell(base_key: str, override: list[str]) -> None:
+    assert cell_key(compose_config([*BASE, *override])) != base_key
+
+
+def test_classification_cells_differ_by_model_init_and_seed() -> None:
+    base = ["task=classification", *BASE]
+    keys = {cell_key(compose_config([*base, *extra])) for extra in (
+        [], ["encoder=swin_base"], ["seed=994"], ["init=imagenet"], ["task.folds=3"])}
+    assert len(keys) == 5

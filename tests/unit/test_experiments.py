@@ -1,0 +1,182 @@
+"""The paper tables' sweeps (conf/experiment/<table>.yaml): they compose, expand to the right
+number of jobs exactly as Hydra's basic sweeper does, and their jobs fill every cell of the
+table's report spec (report/paper.py). Also the Makefile's table targets and `make demo`."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shlex
+import subprocess
+from collections import Counter
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from conftest import CONF, REPO
+from dedl_experiments.config import validate
+from dedl_experiments.report.__main__ import RECIPE
+from dedl_experiments.report.aggregate import matches
+from dedl_experiments.report.paper import SEEDS, TABLES
+from dedl_experiments.tracking import flatten
+
+JOBS = {
+    "table1": 40, "table2": 120, "table3": 80, "table4": 150, "table5": 15, "table6": 60,
+    "table7": 60, "table8": 80, "table9": 80, "table10": 80, "table11": 80, "table12": 120,
+    "table13": 120, "tiling": 10,
+}
+# Tables that are views of another table's runs: the same sweep (up to `table`).
+SAME_SWEEP = {"table9": "table8", "table11": "table10"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def hydra_context():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        yield
+
+
+def sweep_params(table: str) -> dict[str, str]:
+    cfg = compose(config_name="config", overrides=[f"+experiment={table}"], return_hydra_config=True)
+    return dict(cfg.hydra.sweeper.params or {})
+
+
+def expand(params: dict[str, str], command_line: list[str] = ()) -> list[list[str]]:
+    """The jobs' overrides, as BasicSweeper.sweep builds them: its params first, then the
+    command line's overrides, a later key replacing an earlier one."""
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]
+                                                      + list(command_line))
+    [jobs] = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    return jobs
+
+
+def sweep_values(override: str) -> list[str]:
+    parsed = OverridesParser.create().parse_override(override)
+    if parsed.is_sweep_override():
+        return list(parsed.sweep_string_iterator())
+    return [parsed.get_value_element_as_str()]
+
+
+def job_params(table: str, job: list[str]) -> dict[str, str]:
+    cfg = compose(config_name="config", overrides=[f"+experiment={table}", *job])
+    validate(cfg)
+    return flatten(OmegaConf.to_container(cfg, resolve=True))
+
+
+def test_one_experiment_per_table() -> None:
+    assert set(JOBS) == set(TABLES)
+    assert {path.stem for path in (CONF / "experiment").glob("*.yaml")} == set(TABLES)
+
+
+@pytest.mark.parametrize("table", list(JOBS))
+def test_sweep_size_and_seeds(table: str) -> None:
+    cfg = compose(config_name="config", overrides=[f"+experiment={table}"], return_hydra_config=True)
+    assert cfg.table == table
+    assert cfg.task.name == TABLES[table].task
+    jobs = expand(dict(cfg.hydra.sweeper.params))
+    assert len(jobs) == JOBS[table]
+    assert len({tuple(job) for job in jobs}) == len(jobs)
+    seeds = Counter(override for job in jobs for override in job if override.startswith("seed="))
+    assert set(seeds) == {f"seed={seed}" for seed in SEEDS}
+    assert set(seeds.values()) == {JOBS[table] // len(SEEDS)}
+
+
+def test_views_share_their_tables_sweep() -> None:
+    for view, base in SAME_SWEEP.items():
+        assert sweep_params(view) == sweep_params(base)
+    table2 = {tuple(job) for job in expand(sweep_params("table2"))}
+    for half in ("table6", "table7"):
+        assert {tuple(job) for job in expand(sweep_params(half))} < table2
+
+
+@pytest.mark.parametrize("table", list(JOBS))
+def test_jobs_fill_every_cell_of_the_spec(table: str) -> None:
+    """Every job lands in exactly one cell, and every cell gets one job per seed. Each value of
+    each swept key is composed (and validated) once, in a covering set of jobs; a job's params
+    are the base config's with each chosen group's (or key's) params from those composes."""
+    spec = TABLES[table]
+    params = sweep_params(table)
+    values = {key: sweep_values(f"{key}={value}") for key, value in params.items()}
+    by_choice: dict[tuple[str, str], dict[str, str]] = {}
+    for i in range(max(len(v) for v in values.values())):
+        chosen = {key: options[i % len(options)] for key, options in values.items()}
+        flat = job_params(table, [f"{key}={value}" for key, value in chosen.items()])
+        for key, value in chosen.items():
+            by_choice[(key, value)] = {k: v for k, v in flat.items() if k == key or k.startswith(key + ".")}
+    base = job_params(table, [])
+
+    hits: Counter = Counter()
+    for combo in itertools.product(*([(key, v) for v in options] for key, options in values.items())):
+        flat = dict(base)
+        for choice in combo:
+            flat = {k: v for k, v in flat.items() if not (k == choice[0] or k.startswith(choice[0] + "."))}
+            flat.update(by_choice[choice])
+        assert matches(spec.fixed, flat), (combo, spec.fixed)
+        assert matches(RECIPE[spec.task], flat)
+        cells = [(row.label, column.label) for row in spec.rows if row.match is not None
+                 for column in spec.columns if matches(row.match, flat) and matches(column.match, flat)]
+        # Table 5 also runs Swin-B (the model the paper's text names), whose cells are Table 4's.
+        extra = table == "table5" and flat["encoder.name"] == "swin_base"
+        assert len(cells) == (0 if extra else 1) or (len(cells) == 2 and table == "tiling"), (combo, cells)
+        hits.update(cells)
+    wanted = {(row.label, column.label) for row in spec.rows if row.match is not None for column in spec.columns}
+    assert set(hits) == wanted
+    # Section 5.1 shows accuracy and IoU of the same runs: two columns per tiling.
+    assert set(hits.values()) == {len(SEEDS)}
+
+
+def test_recipe_filter_is_the_default_config() -> None:
+    for task, recipe in RECIPE.items():
+        cfg = compose(config_name="config", overrides=[f"task={task}"])
+        flat = flatten(OmegaConf.to_container(cfg, resolve=True))
+        assert {key: flat[key] for key in recipe} == recipe
+
+
+def demo_sweep() -> list[str]:
+    """The overrides of `make demo`'s sweep, read from the Makefile."""
+    text = (REPO / "Makefile").read_text()
+    recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", text, re.M).group(1)
+    line = next(line for line in recipe.splitlines() if "+experiment=" in line)
+    return shlex.split(line.split(" -m ", 1)[1])
+
+
+def test_demo_is_six_cells_of_table2() -> None:
+    command_line = demo_sweep()
+    assert "+experiment=table2" in command_line
+    jobs = expand(sweep_params("table2"), command_line)
+    assert len(jobs) == 6
+    cells = {tuple(sorted(o for o in job if o.split("=")[0] in ("architecture", "encoder", "app", "seed")))
+             for job in jobs}
+    assert cells == {
+        tuple(sorted(("architecture=unet", "encoder=resnet18", f"app={app}", f"seed={seed}")))
+        for app in ("none", "relu", "gelu") for seed in (26, 77)
+    }
+    for job in jobs:
+        assert "budget=smoke" in job and "init=random" in job
+
+
+def make_dry_run(*args: str) -> list[str]:
+    proc = subprocess.run(["make", "-n", "-s", *args], cwd=REPO, capture_output=True, text=True, check=True)
+    return [line for line in proc.stdout.splitlines() if "dedl_experiments" in line]
+
+
+@pytest.mark.parametrize(("table", "sweep", "report"), [
+    ("table2", "budget=smoke init=random dataset=myositis dataset.root=/seg",
+     "budget=smoke init=random"),
+    ("table12", "budget=smoke dataset=myositis dataset.root=/seg", "budget=smoke init=random"),
+    ("table4", "budget=smoke init=random dataset=autofluorescence dataset.root=/cls",
+     "budget=smoke init=random"),
+    ("table13", "budget=smoke dataset=autofluorescence dataset.root=/cls", "budget=smoke init=random"),
+])
+def test_make_table_targets(table: str, sweep: str, report: str) -> None:
+    lines = make_dry_run(table, "SMOKE=1", "DATA=/seg", "CLS_DATA=/cls", "ARGS=tracking.uri=sqlite:///t.db")
+    assert lines[0].endswith(f"-m dedl_experiments -m +experiment={table} {sweep} tracking.uri=sqlite:///t.db")
+    assert lines[1].endswith(f"-m dedl_experiments.report table={table} {report} tracking.uri=sqlite:///t.db")
+    assert make_dry_run("tiling")[1].endswith("report table=tiling budget=paper")
+
+
+def test_make_has_a_target_per_table() -> None:
+    lines = make_dry_run(*TABLES)
+    assert [line.split("+experiment=")[1].split()[0] for line in lines if "+experiment=" in line] == list(TABLES)
