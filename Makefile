@@ -8,7 +8,32 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test clean ui bench-data
+.PHONY: help install demo test clean ui server bench-data
+
+# Paper tables: `make tableN` runs the sweep of conf/experiment/tableN.yaml, then the table's
+# report (reports/tableN/: Markdown, CSV, PNG; also printed). Cells finished before are skipped,
+# whichever table's sweep ran them (Tables 6/7 are Table 2's cells, 9 = 8, 11 = 10, ...).
+#   SMOKE=1          smoke budget and random init (no downloads). Not random init for table12
+#                    and table13: they compare pretrained inits and need those weights.
+#   DATA=/path       segmentation tables on your inForm export (dataset=myositis)
+#   CLS_DATA=/path   classification tables (4, 5, 13) on your images (dataset=autofluorescence)
+#   ARGS='...'       more job overrides, e.g. ARGS='hydra/launcher=gpus' (a tracking.uri=...
+#                    in ARGS goes to the report too); REPORT_ARGS='...' more report options.
+TABLES := table1 table2 table3 table4 table5 table6 table7 table8 table9 table10 table11 \
+	table12 table13 tiling
+CLASSIFICATION_TABLES := table4 table5 table13
+INIT_TABLES := table12 table13
+REPORT := $(BIN)/python -m dedl_experiments.report
+BUDGET := $(if $(SMOKE),smoke,paper)
+# Overrides of the sweep of table $(1).
+sweep_args = $(if $(SMOKE),budget=smoke $(if $(filter $(1),$(INIT_TABLES)),,init=random)) \
+	$(if $(filter $(1),$(CLASSIFICATION_TABLES)),\
+		$(if $(CLS_DATA),dataset=autofluorescence dataset.root=$(CLS_DATA)),\
+		$(if $(DATA),dataset=myositis dataset.root=$(DATA))) \
+	$(ARGS)
+# Tables that compare inits ignore init=random (the report says so).
+report_args = budget=$(BUDGET) $(if $(SMOKE),init=random) $(filter tracking.uri=%,$(ARGS)) $(REPORT_ARGS)
+.PHONY: tables report $(TABLES)
 
 help: ## Show this list
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -22,8 +47,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: install ## Main job on the built-in synthetic data: UNet-ResNet18 without / with ReLU / with GELU APP
-	$(RUN) -m budget=smoke init=random app=none,relu,gelu
+demo: install ## Table 2 in small: UNet-ResNet18, no / ReLU / GELU APP x 2 seeds on synthetic data, then its report
+	$(RUN) -m +experiment=table2 budget=smoke init=random encoder=resnet18 architecture=unet seed=26,77
+	$(REPORT) table=table2 budget=smoke init=random
 
 test: install ## Run the whole test suite
 	$(BIN)/python -m pytest
@@ -34,6 +60,34 @@ bench-data: install ## Data pipeline: augmented 480 px tiles/s, ours vs the rele
 ui: install ## Open the MLflow UI over ./mlflow.db on $(HOST):$(PORT)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(PORT)
 
+server: install ## MLflow tracking server over ./mlflow.db with artifacts, for jobs on other hosts (HOST=, PORT=)
+	$(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --serve-artifacts \
+		--artifacts-destination ./mlartifacts --host $(HOST) --port $(PORT)
+
 clean: ## Remove outputs, generated data, the MLflow store and caches (keeps .venv)
 	rm -rf outputs data mlflow.db mlflow.db.lock mlartifacts mlruns reports .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+$(TABLES): install
+	$(RUN) -m +experiment=$@ $(strip $(call sweep_args,$@))
+	$(REPORT) table=$@ $(strip $(report_args))
+
+# `make help` lines of the table targets (their recipe is the rule above).
+table1: ## Table 1: training time, UNet without / with GELU APP, ResNet-18..101 (40 jobs)
+table2: ## Table 2: test IoU, UNet and UNet++ x no / ReLU / GELU APP, ResNet-18..101 (120 jobs)
+table3: ## Table 3: test IoU, ReLU APP with constant vs cosine APP lr, UNet and UNet++ (80 jobs)
+table4: ## Table 4: classification F1 of 30 models, ImageNet init (150 jobs, folds inside)
+table5: ## Table 5: best classification models, Swin-L / Swin-B / NFNet-F3 (15 jobs)
+table6: ## Table 6: Table 2's UNet cells with mean ± std (60 jobs, Table 2's)
+table7: ## Table 7: Table 2's UNet++ cells with mean ± std (60 jobs, Table 2's)
+table8: ## Table 8: training time, UNet without / with APP, EfficientNet-B0..B7 (80 jobs)
+table9: ## Table 9: test IoU of Table 8's runs (same 80 jobs)
+table10: ## Table 10: training time, UNet++ without / with APP, EfficientNet-B0..B7 (80 jobs)
+table11: ## Table 11: test IoU of Table 10's runs (same 80 jobs)
+table12: ## Table 12: test IoU by init, UNet, EfficientNet-B0..B7 (120 jobs; pretrained weights even with SMOKE=1)
+table13: ## Table 13: classification F1 by init, EfficientNet-B0..B7 (120 jobs; pretrained weights even with SMOKE=1)
+tiling: ## Section 5.1: 256 vs 480 px tiles, UNet++ ResNet-34 (10 jobs)
+tables: $(TABLES) ## Every table above (options: SMOKE=1, DATA=/path, CLS_DATA=/path, ARGS='...'; see the Makefile)
+
+report: install ## Report of every table from the runs in the store (SMOKE=1: the smoke runs) into reports/
+	$(REPORT) table=all $(strip $(report_args))
