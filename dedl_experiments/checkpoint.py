@@ -24,7 +24,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be read; the message names the file."""
 
 
-def atomic_save(obj: Any, path: Path) -> Path:
+def atomic_save(obj: Any, path: Path, previous: Path | None = None) -> Path:
+    """Write `obj` to `path` through a temporary file; with `previous`, the file it replaces
+    is kept there (renamed only once the new one is complete)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -33,6 +35,8 @@ def atomic_save(obj: Any, path: Path) -> Path:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if previous is not None and path.exists():
+            os.replace(path, previous)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -114,10 +118,7 @@ def restore_training_state(task, state: dict, scaler: torch.amp.GradScaler) -> d
 def save_training(folder: Path, state: dict) -> Path:
     """Write `last.pt`, keeping the one before as `previous.pt` to fall back on."""
     folder = Path(folder)
-    last = folder / LAST
-    if last.exists():
-        os.replace(last, folder / PREVIOUS)
-    return atomic_save(state, last)
+    return atomic_save(state, folder / LAST, previous=folder / PREVIOUS)
 
 
 def load_training(folder: Path) -> dict | None:
