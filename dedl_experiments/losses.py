@@ -82,3 +82,13 @@ class FocalLoss(nn.Module):
         if self.class_weights is not None:
             loss = loss * self.class_weights
         return loss.mean()
+
+
+def configured_class_weights(loss_cfg, from_data) -> Tensor | None:
+    """Class weights as the loss config asks: `none`, `fixed` (loss.weights) or computed from
+    the training data by `from_data()` (inverse pixel frequency / label frequency)."""
+    if loss_cfg.weighting == "none":
+        return None
+    if loss_cfg.weighting == "fixed":
+        return torch.tensor(list(loss_cfg.weights), dtype=torch.float32)
+    return from_data()

@@ -44,3 +44,18 @@ def run_cli(args: list[str], cwd: Path, module: str = "dedl_experiments", check:
 def shared_data_dir(tmp_path_factory) -> Path:
     """One synthetic dataset and tile cache for all CLI tests (built once, then reused)."""
     return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def isolated_weight_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Empty weights dir and Hugging Face cache, offline; any download attempt fails."""
+    from dedl_experiments.models import weights
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DEDL_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(weights, "hf_hub_download", no_network)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from dedl_experiments.data.datasets import ImageDataset
 from dedl_experiments.data.prepare_classification import PreparedClassification
 from dedl_experiments.data.transforms import IMAGENET_MEAN, IMAGENET_STD, classification_transform
-from dedl_experiments.losses import FocalLoss, label_class_weights
+from dedl_experiments.losses import FocalLoss, configured_class_weights, label_class_weights
 from dedl_experiments.metrics import MultilabelMetrics
 from dedl_experiments.models.classification import build_classification_model
 from dedl_experiments.models.segmentation import count_parameters
@@ -50,7 +50,8 @@ class ClassificationTask:
             mean, std = pretrained.mean, pretrained.std
         self.shift = torch.tensor(mean, device=device).view(1, 3, 1, 1)
         self.scale = torch.tensor(std, device=device).view(1, 3, 1, 1)
-        self.class_weights = self._class_weights()
+        self.class_weights = configured_class_weights(
+            cfg.loss, lambda: label_class_weights(self.train_data.labels[self.train_idx]))
         loss = cfg.loss
         if loss.name == "focal":
             self.criterion = FocalLoss(loss.alpha, loss.gamma, self.class_weights).to(device)
@@ -68,14 +69,6 @@ class ClassificationTask:
             self.swa_model = AveragedModel(self.net)
             self.swa_scheduler = SWALR(self.optimizers["net"], swa_lr=swa.lr,
                                        anneal_epochs=swa.anneal_epochs)
-
-    def _class_weights(self) -> torch.Tensor | None:
-        loss = self.cfg.loss
-        if loss.weighting == "none":
-            return None
-        if loss.weighting == "fixed":
-            return torch.tensor(list(loss.weights), dtype=torch.float32)
-        return label_class_weights(self.train_data.labels[self.train_idx])
 
     def describe(self) -> dict[str, float]:
         info = {"params_net": count_parameters(self.net), "train_images": len(self.train_idx),

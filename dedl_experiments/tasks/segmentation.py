@@ -17,7 +17,7 @@ from dedl_experiments.data.datasets import TileDataset
 from dedl_experiments.data.prepare import PreparedSegmentation
 from dedl_experiments.data.transforms import IGNORE, segmentation_transform
 from dedl_experiments.inference import predict_tiles
-from dedl_experiments.losses import pixel_class_weights
+from dedl_experiments.losses import configured_class_weights, pixel_class_weights
 from dedl_experiments.metrics import SegmentationMetrics
 from dedl_experiments.models.app import AutoencoderPostProcessing
 from dedl_experiments.models.segmentation import build_segmentation_model, count_parameters
@@ -57,7 +57,9 @@ class SegmentationTask:
         self.app = None
         if cfg.app.name != "none":
             self.app = AutoencoderPostProcessing(prepared.tile_size, cfg.app.activation).to(device)
-        self.class_weights = self._class_weights()
+        pixel_counts = np.asarray(prepared.stats["train"]["pixel_counts"])
+        self.class_weights = configured_class_weights(cfg.loss,
+                                                      lambda: pixel_class_weights(pixel_counts))
         self.criterion = nn.CrossEntropyLoss(
             weight=self.class_weights.to(device) if self.class_weights is not None else None,
             ignore_index=IGNORE)
@@ -72,14 +74,6 @@ class SegmentationTask:
         # Normalisation with the training tiles' statistics, on the device.
         self.shift = torch.tensor(self.mean, device=device).view(1, -1, 1, 1)
         self.scale = torch.tensor(self.std, device=device).view(1, -1, 1, 1)
-
-    def _class_weights(self) -> torch.Tensor | None:
-        loss = self.cfg.loss
-        if loss.weighting == "none":
-            return None
-        if loss.weighting == "fixed":
-            return torch.tensor(list(loss.weights), dtype=torch.float32)
-        return pixel_class_weights(np.asarray(self.prepared.stats["train"]["pixel_counts"]))
 
     def describe(self) -> dict[str, float]:
         info = {"params_net": count_parameters(self.net),

@@ -16,7 +16,6 @@ from segmentation_models_pytorch.encoders import encoders as smp_encoders
 
 from conftest import CONF, compose_config
 from dedl_experiments.config import ConfigError, validate
-from dedl_experiments.models import weights as weights_module
 from dedl_experiments.models.classification import (
     build_classification_model,
     classification_inits,
@@ -49,16 +48,8 @@ def load(name: str):
 
 
 @pytest.fixture(autouse=True)
-def isolated_weight_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Empty weights dir and HF cache; any download attempt fails the test."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("DEDL_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("tried to download")
-
-    monkeypatch.setattr(weights_module, "hf_hub_download", no_network)
+def _offline(isolated_weight_stores) -> None:
+    """Every test here runs with empty, offline weight stores (see conftest)."""
 
 
 def test_every_paper_model_has_exactly_one_config():

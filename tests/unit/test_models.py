@@ -13,7 +13,6 @@ from safetensors.torch import save_file
 from segmentation_models_pytorch.base.modules import SCSEModule
 from segmentation_models_pytorch.encoders import get_encoder
 
-from dedl_experiments.models import weights as weights_module
 from dedl_experiments.models.segmentation import build_segmentation_model, count_parameters
 from dedl_experiments.models.weights import (
     WeightsUnavailable,
@@ -29,16 +28,8 @@ FIRST_CONV = {"resnet18": "conv1.weight", "timm-efficientnet-b0": "conv_stem.wei
 
 
 @pytest.fixture(autouse=True)
-def isolated_weight_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Empty project weights dir and HF cache; any download attempt fails the test."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("DEDL_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("tried to download")
-
-    monkeypatch.setattr(weights_module, "hf_hub_download", no_network)
+def _offline(isolated_weight_stores) -> None:
+    """Every test here runs with empty, offline weight stores (see conftest)."""
 
 
 def rgb_encoder_state(encoder: str) -> dict[str, torch.Tensor]:

@@ -7,11 +7,7 @@ from dedl_experiments import weights as weights_cli
 from dedl_experiments.models import weights
 
 
-@pytest.fixture(autouse=True)
-def offline_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEDL_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("isolated_weight_stores")
 
 
 def _fake(path):
