@@ -36,6 +36,10 @@ def speed_settings(cfg: DictConfig, device: torch.device) -> Speed:
     channels_last = cfg.speed.channels_last is True or (cfg.speed.channels_last == "auto" and cuda)
     if cfg.speed.compile and not cuda:
         log.info("torch.compile skipped: it is used on CUDA only (this run is on %s)", device)
+    if cuda:
+        # The APP stays fp32 under autocast (tasks/segmentation.py): TF32 matmuls keep it fast.
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     # fp16 needs loss scaling to keep small gradients; bf16 and fp32 do not.
     scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
     return Speed(amp, channels_last, bool(cfg.speed.compile and cuda), scaler)
