@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test clean ui server bench-data
+.PHONY: help install demo test clean ui server bench bench-data
 
 # Paper tables: `make tableN` runs the sweep of conf/experiment/tableN.yaml, then the table's
 # report (reports/tableN/: Markdown, CSV, PNG; also printed). Cells finished before are skipped,
@@ -53,6 +53,9 @@ demo: install ## Table 2 in small: UNet-ResNet18, no / ReLU / GELU APP x 2 seeds
 
 test: install ## Run the whole test suite
 	$(BIN)/python -m pytest
+
+bench: install ## Training speed: framework loop vs the notebooks' loop, FLOPs/MFU, Table 2 projection (CPU ~6-9 min)
+	$(BIN)/python -m dedl_experiments.bench
 
 bench-data: install ## Data pipeline: augmented 480 px tiles/s, ours vs the released notebooks' loader
 	$(BIN)/python benchmarks/data_bench.py

@@ -73,17 +73,28 @@ class Tiles:
         return np.where(targets == IGNORE, 0, targets).astype(np.uint8)
 
 
-def make_tiles(workdir: Path, tile: int, n_tiles: int, height: int = synthetic.FULL_HEIGHT,
-               width: int = synthetic.FULL_WIDTH) -> Tiles:
-    """The first `n_tiles` training tiles of the prepare step on synthetic data."""
+def data_overrides(workdir: Path, tile: int, n_tiles: int, height: int = synthetic.FULL_HEIGHT,
+                   width: int = synthetic.FULL_WIDTH) -> list[str]:
+    """Config overrides for synthetic images with at least `n_tiles` training tiles of `tile`
+    px in `workdir`. Configs composed with them (plus any model or budget overrides) share one
+    tile cache: the prepare step's fingerprint depends on the data and tiling values alone."""
     per_image = len(tiling.tile_positions(height, width, tile))
     # The training split holds 3 patients.
     per_patient = max(1, math.ceil(n_tiles / per_image / 3))
+    return [f"data_dir={workdir}", f"tiling.size={tile}", f"dataset.height={height}",
+            f"dataset.width={width}", f"dataset.images_per_patient={per_patient}"]
+
+
+def compose_config(overrides: list[str]):
+    """The framework's config (conf/config.yaml) with these overrides, as the CLI builds it."""
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", [f"data_dir={workdir}", f"tiling.size={tile}",
-                                 f"dataset.height={height}", f"dataset.width={width}",
-                                 f"dataset.images_per_patient={per_patient}"])
-    prepared = prepare_segmentation(cfg)
+        return compose("config", overrides)
+
+
+def make_tiles(workdir: Path, tile: int, n_tiles: int, height: int = synthetic.FULL_HEIGHT,
+               width: int = synthetic.FULL_WIDTH) -> Tiles:
+    """The first `n_tiles` training tiles of the prepare step on synthetic data."""
+    prepared = prepare_segmentation(compose_config(data_overrides(workdir, tile, n_tiles, height, width)))
     split = prepared.split("train")
     stats = prepared.stats["train"]
     return Tiles(split, min(n_tiles, len(split.tiles)), stats["mean"][0], stats["std"][0])
@@ -159,9 +170,11 @@ class NormalisedBatches:
             yield (image - self.mean) / self.std, target.long()
 
 
-def framework_loader(tiles: Tiles, batch_size: int = BATCH_SIZE,
-                     workers: int = 0) -> NormalisedBatches:
-    dataset = TileDataset(tiles.split, segmentation_transform(True), np.arange(tiles.count))
+def framework_loader(tiles: Tiles, batch_size: int = BATCH_SIZE, workers: int = 0,
+                     n_tiles: int | None = None) -> NormalisedBatches:
+    """Our loader over the first `tiles.count` tiles, cycled up to `n_tiles` when given."""
+    indices = np.resize(np.arange(tiles.count), n_tiles or tiles.count)
+    dataset = TileDataset(tiles.split, segmentation_transform(True), indices)
     mean, std = tiles.mean, tiles.std
     return NormalisedBatches(_loader(dataset, batch_size, workers), mean, std)
 

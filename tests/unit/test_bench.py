@@ -1,0 +1,108 @@
+"""The training-speed benchmark's parts on tiny tiles (the benchmark itself is not a test):
+both loops run and report alike, FLOP counts, the Table 2 projection, and bf16 autocast
+agreeing with fp32 for one training step of the UNet + APP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from dedl_experiments import bench
+from dedl_experiments.models.app import layer_widths
+
+TINY = {"tile": 32, "batch": 2, "height": 64, "width": 80}  # 2 x 3 tiles of 32 px per image
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> bench.Setup:
+    return bench.make_setup(tmp_path_factory.mktemp("bench"), TINY["tile"], TINY["batch"],
+                            torch.device("cpu"), unique_tiles=8, workers=0,
+                            height=TINY["height"], width=TINY["width"])
+
+
+def test_both_loops_run_and_report_alike(tmp_path: Path) -> None:
+    report = bench.run(steps=2, repeats=1, warmup=1, device="cpu", workdir=tmp_path, workers=0,
+                       extras=False, mlflow=False, project=False, log=lambda text: None, **TINY)
+    loops = report["loops"]
+    assert set(loops) == {"reference", "ours_none", "ours_gelu"}
+    keys = {name: set(result) for name, result in loops.items()}
+    assert keys["reference"] == keys["ours_none"] == keys["ours_gelu"]
+    for result in loops.values():
+        assert result["tiles"] == 4 and result["steps"] == 2
+        assert result["tiles_per_s"]["median"] > 0 and result["achieved_flops"] > 0
+        assert result["mfu"] is None  # GPU only
+    assert "iou" in loops["reference"]["last_metrics"] and "iou" in loops["ours_none"]["last_metrics"]
+    assert report["ratio_ours_over_reference"] > 0
+    table = bench.markdown(report)
+    assert "REFERENCE" in table and "ours, app=gelu" in table and "GPU only" in table
+
+
+def test_capped_loader_reads_the_reference_tiles(setup: bench.Setup) -> None:
+    fw = bench.framework(setup, "none")
+    loader = bench.capped_loader(fw, setup, "train", True, 5)
+    assert len(loader.dataset) == 5 and set(loader.dataset.indices) <= set(range(setup.tiles.count))
+    assert sum(len(image) for image, _ in loader) == 5
+    assert len(bench.cycled(setup.pairs, 5)) == 5
+
+
+def _app_flops(width: int, batch: int) -> int:
+    """Forward + backward (input gradient included) of the APP's linear layers: 3 x 2 x MACs."""
+    widths = layer_widths(width)
+    rows = batch * 2 * width  # every row of both class maps
+    return 3 * 2 * rows * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def test_flop_counts() -> None:
+    small, large = bench.training_flops(32, 2), bench.training_flops(64, 2)
+    for flops in (small, large):
+        assert flops["net_per_step"] > 0 and flops["app_per_step"] > 0
+        assert flops["net_per_tile"] == flops["net_per_step"] / 2
+    assert small["app_per_step"] == _app_flops(32, 2)
+    assert large["app_per_step"] == _app_flops(64, 2)
+    # The first layer maps W -> 32 W per row, so per-row FLOPs grow ~W^2 and rows grow with H:
+    # doubling the tile more than triples the APP's FLOPs; the convolutions scale with pixels.
+    assert large["app_per_step"] / small["app_per_step"] > 3.5
+    assert large["net_per_step"] / small["net_per_step"] == pytest.approx(4, rel=0.01)
+
+
+def test_projection_arithmetic() -> None:
+    p = bench.projection(train_none=1.0, train_gelu=2.0, val=0.5, how="test")
+    epoch_none = 1452 * 1.0 + 720 * 0.5
+    assert p["epoch_s"]["none"] == epoch_none
+    assert p["cell_s"]["gelu"] == 50 * (1452 * 2.0 + 720 * 0.5)
+    assert p["table2_s"] == pytest.approx(120 * (50 * epoch_none / 3 + 2 * p["cell_s"]["gelu"] / 3))
+
+
+def test_bf16_autocast_matches_fp32_for_one_training_step(setup: bench.Setup) -> None:
+    """What CUDA runs use (bf16 autocast), checked on CPU: the loss and logits of one training
+    step of the UNet + GELU APP, and the network's gradients, agree with fp32 within bf16's
+    precision (8 significant bits). (The APP's own gradients at initialisation do not: its
+    output layers' gradients lose their direction in bf16; see the benchmark's report.)"""
+    fw = bench.framework(setup, "gelu")
+    task = fw.task
+    image, target = next(iter(bench.capped_loader(fw, setup, "train", True, 2)))
+    task.net.train()
+    task.app.train()
+
+    def step(autocast: bool):
+        for module in task.modules().values():
+            module.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            logits = task.net((image - task.shift) / task.scale)
+            loss = task.step((image, target), task.new_metrics(), train=True)
+        loss.backward()
+        grads = torch.cat([p.grad.flatten() for p in task.net.parameters() if p.grad is not None])
+        return loss.detach(), logits.detach(), grads
+
+    loss32, logits32, grads32 = step(False)
+    loss16, logits16, grads16 = step(True)
+    assert logits32.dtype == torch.float32 and logits16.dtype == torch.bfloat16  # autocast ran
+    assert loss16.dtype == torch.float32  # cross-entropy runs in fp32 under autocast
+    assert loss16.item() == pytest.approx(loss32.item(), rel=1e-2)
+    logits16 = logits16.float()
+    scale = logits32.abs().max().item()
+    torch.testing.assert_close(logits16, logits32, rtol=0, atol=0.05 * scale)
+    assert (logits16 - logits32).abs().mean() < 0.01 * scale
+    assert torch.nn.functional.cosine_similarity(grads16, grads32, dim=0) > 0.97
