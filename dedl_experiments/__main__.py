@@ -14,7 +14,7 @@ from dedl_experiments.config import ConfigError
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.loop import Terminated
 from dedl_experiments.models.weights import WeightsUnavailable
-from dedl_experiments.sweep_callbacks import FAILED_MARKER
+from dedl_experiments.sweep_callbacks import FAILED_MARKER, SKIPPED_MARKER
 from dedl_experiments.tracking import TrackingError
 
 # Problems with the user's input or environment: one clear line, no traceback.
@@ -38,7 +38,7 @@ def main(cfg: DictConfig) -> dict | None:
     # In a sweep a failed job must not stop the others: it is logged and marked, and the
     # sweep's end (sweep_callbacks.SweepSummary) lists failed cells and exits non-zero.
     try:
-        return job.run(cfg, output_dir, hc.sweep.dir)
+        result = job.run(cfg, output_dir, hc.sweep.dir)
     except Exception as err:
         if isinstance(err, USER_ERRORS):
             log.error("%s: %s", type(err).__name__, err)
@@ -47,6 +47,10 @@ def main(cfg: DictConfig) -> dict | None:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / FAILED_MARKER).write_text(f"{type(err).__name__}: {err}\n")
         return None
+    if result["status"] == "skipped":
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / SKIPPED_MARKER).write_text(f"{result['run_name']} {result['run_id']}\n")
+    return result
 
 
 if __name__ == "__main__":

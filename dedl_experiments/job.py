@@ -146,7 +146,9 @@ def _run_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, tracker
         run_id = old.info.run_id
         output_dir = Path(old.data.tags[f"{T}output_dir"])
         tracker.start(name, {}, run_id=run_id)
-        tracker.set_tags(run_id, {f"{T}host": tags[f"{T}host"], f"{T}pid": tags[f"{T}pid"]})
+        # The resumed run now belongs to this process (and to this sweep, if any).
+        tracker.set_tags(run_id, {k: v for k, v in tags.items()
+                                  if k in (f"{T}host", f"{T}pid", f"{T}sweep_dir")})
         log.info("resuming MLflow run %s (%s) from epoch %d", name, run_id, state["fit"]["epoch"] + 1)
     else:
         tags[f"{T}checkpoint_dir"] = str(output_dir / "checkpoints")

@@ -18,6 +18,7 @@ from dedl_experiments import tracking
 
 log = logging.getLogger(__name__)
 FAILED_MARKER = "JOB_FAILED"
+SKIPPED_MARKER = "JOB_SKIPPED"
 
 
 class SweepSummary(Callback):
@@ -35,7 +36,9 @@ class SweepSummary(Callback):
             order_by=["attributes.start_time ASC"], max_results=10000)
         # One line per cell: segmentation runs and classification parents, not fold children.
         cells = [r for r in runs if f"{tracking.TAG}fold" not in r.data.tags]
-        print(f"\nSweep {sweep_dir}: {len(cells)} runs in {tracker.uri}")
+        skipped = len(list(Path(sweep_dir).glob(f"*/{SKIPPED_MARKER}")))
+        print(f"\nSweep {sweep_dir}: {len(cells)} runs in {tracker.uri}, {skipped} cells skipped "
+              "(already FINISHED)")
         for run in cells:
             metric = "test_iou" if run.data.tags.get(f"{tracking.TAG}task") != "classification" \
                 else "test_f1_micro"

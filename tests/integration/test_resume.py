@@ -161,7 +161,8 @@ def test_a_killed_sweep_reruns_only_what_is_missing(tmp_path, shared_data_dir):
     assert sorted(r.info.status for r in runs) == ["FINISHED", "RUNNING"]
 
     again = run_cli(args, tmp_path)
-    assert again.stdout.count("already FINISHED") + again.stderr.count("already FINISHED") == 1
+    assert again.stdout.count("skip seg-") + again.stderr.count("skip seg-") == 1
+    assert "2 runs in sqlite:///mlflow.db, 1 cells skipped" in again.stdout
     _, runs = _runs(tmp_path)
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
     assert sorted(r.data.params["app.name"] for r in runs) == ["gelu", "none", "relu"]
