@@ -22,11 +22,13 @@ def build_segmentation_model(
     decoder_channels: Sequence[int] = (256, 128, 64),
     in_channels: int = 1,
     classes: int = 2,
+    allow_download: bool = False,
 ) -> nn.Module:
     """An smp model as released (DAPI in, background/nucleus logits out).
 
     `weights` is an smp encoder weights name ("imagenet", "advprop", "noisy-student", ...)
-    or None for random initialisation.
+    or None for random initialisation; `allow_download` lets a missing file be fetched unless
+    an offline switch (HF_HUB_OFFLINE, DEDL_OFFLINE) is set.
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(
@@ -46,7 +48,7 @@ def build_segmentation_model(
         classes=classes,
     )
     if weights is not None:
-        load_smp_encoder_weights(model, encoder, weights)
+        load_smp_encoder_weights(model, encoder, weights, allow_download)
     return model
 
 

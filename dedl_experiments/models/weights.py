@@ -237,5 +237,8 @@ def _resolve_weights_file(
                 )
             except EntryNotFoundError:
                 continue
+            except Exception as error:  # no network, hub down, ...: report as unavailable
+                logger.warning("Download of %s/%s failed: %s", repo_id, filename, error)
+                return "none", None
             return "download", Path(downloaded)
     return "none", None

@@ -42,8 +42,9 @@ class ClassificationTask:
         self.train_data, self.test_data = prepared.split("train"), prepared.split("test")
         self.val_idx = np.asarray(prepared.folds[fold])
         self.train_idx = np.setdiff1d(np.arange(len(self.train_data.names)), self.val_idx)
+        # Downloads missing weights unless HF_HUB_OFFLINE / DEDL_OFFLINE is set.
         self.net = build_classification_model(cfg.encoder, cfg.init.name, task.num_classes,
-                                              prepared.image_size).to(device)
+                                              prepared.image_size, allow_download=True).to(device)
         mean, std = IMAGENET_MEAN, IMAGENET_STD
         if task.normalise == "model":
             pretrained = timm.get_pretrained_cfg(cfg.encoder.classification)

@@ -53,7 +53,8 @@ class SegmentationTask:
         self.net = build_segmentation_model(
             arch.name, cfg.encoder.segmentation, weights, attention=arch.attention,
             encoder_depth=arch.encoder_depth, decoder_channels=tuple(arch.decoder_channels),
-            in_channels=prepared.channels, classes=cfg.task.num_classes).to(device)
+            in_channels=prepared.channels, classes=cfg.task.num_classes,
+            allow_download=True).to(device)  # unless HF_HUB_OFFLINE / DEDL_OFFLINE is set
         self.app = None
         if cfg.app.name != "none":
             self.app = AutoencoderPostProcessing(prepared.tile_size, cfg.app.activation).to(device)

@@ -5,7 +5,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import TINY, run_cli
+from conftest import TINY, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -69,3 +69,15 @@ def test_multirun_runs_every_job_of_the_sweep(tmp_path, shared_data_dir):
     assert "2 runs in sqlite:///mlflow.db" in proc.stdout
     for name in ("app_none", "app_gelu"):
         assert f"seg-unet-resnet18-{name}-cosine-random-smoke-s26" in proc.stdout
+
+
+def test_missing_pretrained_weights_stop_the_job_before_training(tmp_path, shared_data_dir):
+    proc = run_cli([*TINY, "init=imagenet", f"data_dir={shared_data_dir}"], tmp_path, check=False,
+                   env=cli_env(DEDL_WEIGHTS_DIR=str(tmp_path / "weights"),
+                               HF_HUB_CACHE=str(tmp_path / "hub")))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2
+    assert "Pretrained weights smp encoder resnet18 / imagenet are not available offline" in out
+    assert str(tmp_path / "weights") in out and str(tmp_path / "hub") in out
+    assert "python -m dedl_experiments.weights fetch" in out
+    assert _runs(tmp_path)[1] == []  # stopped before any run was started
