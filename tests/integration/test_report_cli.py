@@ -119,7 +119,8 @@ def test_report_over_a_tiny_table2_sweep(tmp_path: Path, shared_data_dir: Path) 
 
     # The same sweep again runs nothing: both cells are FINISHED.
     again = run_cli(sweep, tmp_path)
-    assert (again.stdout + again.stderr).count("already FINISHED") == 2
+    assert (again.stdout + again.stderr).count("skip seg-") == 2
+    assert "0 runs in sqlite:///mlflow.db, 2 cells skipped" in again.stdout
     assert len(job_runs(tmp_path)) == 3  # two jobs and the failed run
 
     # force=true reruns a cell; the report counts its newest run only (n stays 2).
