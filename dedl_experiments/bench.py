@@ -65,7 +65,8 @@ from dedl_experiments.inference import predict_tiles  # noqa: E402
 from dedl_experiments.loop import run_epoch  # noqa: E402
 from dedl_experiments.models.app import AutoencoderPostProcessing  # noqa: E402
 from dedl_experiments.models.segmentation import build_segmentation_model  # noqa: E402
-from dedl_experiments.speed import Speed, apply_to_modules, speed_settings  # noqa: E402
+from dedl_experiments.speed import (  # noqa: E402
+    Speed, apply_to_modules, peak_memory_mb, pick_device, speed_settings)
 from dedl_experiments.tasks.segmentation import SegmentationTask  # noqa: E402
 
 RESULTS = REPO / "bench_results"
@@ -86,12 +87,6 @@ LABELS = {
 # --- small helpers ---------------------------------------------------------------------------
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -109,14 +104,6 @@ def timed(function: Callable[[], object], device: torch.device) -> tuple[float, 
 def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak allocated CUDA memory since the last reset, or this process's peak RSS on CPU
-    (RSS never resets, so on CPU it is the peak of everything run so far)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def spread(values: list[float]) -> dict:

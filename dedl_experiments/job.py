@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import random
-import resource
 import signal
 import socket
 import time
@@ -33,7 +32,7 @@ from dedl_experiments.config import validate
 from dedl_experiments.data.prepare import prepare_segmentation
 from dedl_experiments.data.prepare_classification import prepare_classification
 from dedl_experiments.loop import STOP, FitState, NonFiniteLoss, Terminated, fit
-from dedl_experiments.speed import apply_to_modules, speed_settings
+from dedl_experiments.speed import apply_to_modules, peak_memory_mb, pick_device, speed_settings
 from dedl_experiments.tasks.classification import ClassificationTask
 from dedl_experiments.tasks.segmentation import SegmentationTask
 from multirun_launchers.devices import pin_current_job
@@ -46,19 +45,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak resident memory of this process (CPU) or peak allocated memory (CUDA)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def with_fold(cfg: DictConfig, fold: int | None) -> DictConfig:

@@ -7,6 +7,7 @@ On CPU every switch that would change numerics stays off (runs are fp32 and repr
 from __future__ import annotations
 
 import logging
+import resource
 from dataclasses import dataclass
 
 import torch
@@ -52,3 +53,17 @@ def apply_to_modules(task, speed: Speed) -> None:
     if speed.compile:
         for module in task.modules().values():
             module.compile()  # in place: state_dict keys stay those of the plain module
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak allocated CUDA memory since the last reset, or this process's peak RSS on CPU
+    (RSS never resets, so on CPU it is the peak of everything run so far)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
