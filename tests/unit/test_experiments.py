@@ -21,15 +21,18 @@ from dedl_experiments.config import validate
 from dedl_experiments.report.__main__ import RECIPE
 from dedl_experiments.report.aggregate import matches
 from dedl_experiments.report.paper import SEEDS, TABLES
-from dedl_experiments.tracking import flatten
+from dedl_experiments.tracking import NOT_CELL_KEYS, NOT_CELL_PATHS, flatten
 
 JOBS = {
     "table1": 40, "table2": 120, "table3": 80, "table4": 150, "table5": 15, "table6": 60,
     "table7": 60, "table8": 80, "table9": 80, "table10": 80, "table11": 80, "table12": 120,
     "table13": 120, "tiling": 10,
 }
-# Tables that are views of another table's runs: the same sweep (up to `table`).
-SAME_SWEEP = {"table9": "table8", "table11": "table10"}
+# Timing tables: the paper timed full 50-epoch runs, so they train without early stopping.
+TIMING = ("table1", "table8", "table10")
+# Each timing table and the IoU table(s) over the same grid: the same sweep, but other cells
+# (the IoU tables keep the paper's early stopping).
+TIMING_GRID = {"table1": "table2", "table8": "table9", "table10": "table11"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -83,9 +86,35 @@ def test_sweep_size_and_seeds(table: str) -> None:
     assert set(seeds.values()) == {JOBS[table] // len(SEEDS)}
 
 
+def test_timing_tables_train_the_full_budget() -> None:
+    for table in TIMING:
+        cfg = compose(config_name="config", overrides=[f"+experiment={table}"])
+        assert cfg.train.patience is None, table
+        validate(cfg)
+    for table in set(JOBS) - set(TIMING):
+        cfg = compose(config_name="config", overrides=[f"+experiment={table}"])
+        assert cfg.train.patience == 5, table
+
+
+def test_timing_cells_are_not_the_iou_tables_cells() -> None:
+    """Same grid as their IoU tables, other cells: no timing job skips as an IoU table's cell
+    (which may have stopped early), and no IoU job as a timing cell (trained without stopping)."""
+    assert sweep_params("table8") == sweep_params("table9")
+    assert sweep_params("table10") == sweep_params("table11")
+    for timing, iou in TIMING_GRID.items():
+        iou_jobs = {tuple(job) for job in expand(sweep_params(iou))}
+        for job in expand(sweep_params(timing))[:4]:
+            assert tuple(job) in iou_jobs
+            timed = job_params(timing, job)
+            other = job_params(iou, job)
+            differ = {k for k in set(timed) | set(other) if timed.get(k) != other.get(k)}
+            assert differ == {"table", "train.patience"}, (timing, iou, job)
+    # train.patience is part of a cell's identity, `table` is not.
+    assert "train" not in NOT_CELL_KEYS and "train.patience" not in NOT_CELL_PATHS
+    assert "table" in NOT_CELL_KEYS
+
+
 def test_views_share_their_tables_sweep() -> None:
-    for view, base in SAME_SWEEP.items():
-        assert sweep_params(view) == sweep_params(base)
     table2 = {tuple(job) for job in expand(sweep_params("table2"))}
     for half in ("table6", "table7"):
         assert {tuple(job) for job in expand(sweep_params(half))} < table2
