@@ -9,10 +9,13 @@ for, a tile size the UNet cannot halve three times).
 from __future__ import annotations
 
 import math
+import re
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 
 class ConfigError(ValueError):
@@ -35,6 +38,16 @@ def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda x: x is None or check(x)
 
 
+def _percentile_pair(x: Any) -> bool:
+    if not isinstance(x, (list, tuple, ListConfig)) or len(x) != 2:
+        return False
+    low, high = x
+    return _non_negative(low) and _non_negative(high) and low < high <= 100
+
+
+_CUDA_DEVICE = re.compile(r"^cuda(?::(?P<index>\d+))?$")
+
+
 # (option path, check, what the option must be)
 _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("seed", lambda x: isinstance(x, int) and not isinstance(x, bool) and x >= 0, "an integer >= 0"),
@@ -52,7 +65,7 @@ _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("speed.channels_last", lambda x: x in (True, False, "auto"), "true, false or auto"),
     ("speed.compile", lambda x: isinstance(x, bool), "true or false"),
     ("resume", lambda x: isinstance(x, bool), "true or false"),
-    ("device", lambda x: isinstance(x, str) and (x in ("auto", "cpu") or x.startswith("cuda")),
+    ("device", lambda x: isinstance(x, str) and (x in ("auto", "cpu") or bool(_CUDA_DEVICE.match(x))),
      "auto, cpu, cuda or cuda:N"),
 ]
 
@@ -67,6 +80,8 @@ _SEGMENTATION_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("dataset.normalisation", lambda x: x in ("percentile", "minmax", "none"),
      "one of: percentile, minmax, none"),
     ("dataset.on_bad_sample", lambda x: x in ("error", "skip"), "one of: error, skip"),
+    ("dataset.percentiles", _percentile_pair,
+     "2 numbers [low, high] with 0 <= low < high <= 100"),
 ]
 
 
@@ -74,11 +89,86 @@ def _get(cfg: DictConfig, path: str) -> Any:
     return OmegaConf.select(cfg, path, throw_on_missing=True)
 
 
+# `${budget.epochs}` or `${.sibling}`: a node that only copies another option's value.
+_PLAIN_INTERPOLATION = re.compile(r"^\$\{(?P<dots>\.*)(?P<path>[\w-]+(?:\.[\w-]+)*)\}$")
+
+
+def _copied_from(cfg: DictConfig, path: str) -> str | None:
+    """The option that `path` copies (`train.epochs: ${budget.epochs}` -> budget.epochs), or None."""
+    parent_path, _, key = path.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg
+    if not isinstance(parent, DictConfig) or key not in parent or not OmegaConf.is_interpolation(parent, key):
+        return None
+    match = _PLAIN_INTERPOLATION.match(str(OmegaConf.to_container(parent, resolve=False)[key]))
+    if match is None:  # a resolver (${oc.env:...}) or a string with text around the reference
+        return None
+    dots = len(match["dots"])
+    if dots == 0:
+        return match["path"]
+    base = parent_path.split(".") if parent_path else []
+    base = base[: len(base) - (dots - 1)] if dots > 1 else base
+    return ".".join([*base, match["path"]])
+
+
+def _source_option(cfg: DictConfig, path: str) -> str:
+    """The option a value really comes from, following plain interpolations: the user
+    typed `budget.epochs=0`, so that is what an error about `train.epochs` must name."""
+    seen = {path}
+    while (source := _copied_from(cfg, path)) is not None and source not in seen:
+        seen.add(source)
+        path = source
+    return path
+
+
 def _check_rules(cfg: DictConfig, rules) -> None:
     for path, check, allowed in rules:
         value = _get(cfg, path)
         if not check(value):
-            raise ConfigError(f"{path}={value!r} is invalid: it must be {allowed}")
+            source = _source_option(cfg, path)
+            used_as = f" (it sets {path})" if source != path else ""
+            raise ConfigError(f"{source}={value!r} is invalid: it must be {allowed}{used_as}")
+
+
+def _check_device(cfg: DictConfig) -> None:
+    """cuda / cuda:N must exist here: otherwise the job would fail only after preparing data."""
+    match = _CUDA_DEVICE.match(cfg.device)
+    if match is None:
+        return
+    import torch  # here, so that reading a config does not load torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ConfigError(f"device={cfg.device} is not available: this machine has no CUDA device; "
+                          "use device=auto or device=cpu")
+    index = match["index"]
+    if index is not None and int(index) >= count:
+        raise ConfigError(f"device={cfg.device} is not available: this machine has {count} CUDA "
+                          f"device(s), cuda:0..cuda:{count - 1}; use one of them, cuda or auto")
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The first existing part of `folder` that is a file, not a folder."""
+    for part in reversed([folder, *folder.parents]):
+        if part.exists() and not part.is_dir():
+            return part
+    return None
+
+
+def _check_data_dir(cfg: DictConfig) -> None:
+    """data_dir gets the synthetic data and the tile caches: it must be creatable and writable
+    before any work starts. A probe file tells more than os.access (root, ACLs, read-only
+    mounts); TemporaryFile leaves nothing behind."""
+    folder = Path(cfg.data_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        blocker = _file_in_the_way(folder)
+        reason = (f"{blocker} is a file, not a folder" if blocker is not None
+                  else (err.strerror or str(err)).lower())
+        raise ConfigError(f"data_dir={cfg.data_dir} cannot be used: {reason}; it must be a folder "
+                          "this user can create and write (set data_dir=... or DEDL_DATA_DIR)") from err
 
 
 def validate(cfg: DictConfig) -> None:
@@ -110,6 +200,9 @@ def validate(cfg: DictConfig) -> None:
         valid = ", ".join(["random", *cfg.encoder.inits])
         raise ConfigError(f"init={cfg.init.name} is not available for encoder={cfg.encoder.name}; "
                           f"valid inits for it: {valid}")
+    # Last: these look at the machine (and create data_dir), once the values themselves are fine.
+    _check_device(cfg)
+    _check_data_dir(cfg)
 
 
 def scaled_tile_size(cfg: DictConfig) -> int:

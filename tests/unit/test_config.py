@@ -1,8 +1,19 @@
+import os
+import re
+
 import pytest
+import torch
 from omegaconf import open_dict
 
 from conftest import compose_config
 from dedl_experiments.config import ConfigError, scaled_tile_size, validate
+
+
+@pytest.fixture(autouse=True)
+def data_dir_in_tmp(tmp_path, monkeypatch):
+    """validate() creates data_dir; keep it out of the working tree."""
+    monkeypatch.setenv("DEDL_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
 
 
 def test_defaults_are_the_papers_segmentation_setup():
@@ -77,3 +88,98 @@ def test_bad_sample_policy_and_colour_are_checked():
         validate(compose_config(["dataset.on_bad_sample=ignore"]))
     with pytest.raises(ConfigError, match="dataset.colour='cmyk' is invalid"):
         validate(compose_config(["dataset=folder", "dataset.root=/x", "dataset.colour=cmyk"]))
+
+
+@pytest.mark.parametrize("value", ["[99.8,1.0]", "[5,5]", "[1.0]", "[1,2,3]", "[-1,99]", "[1,101]", "7"])
+def test_percentiles_must_be_low_high_within_0_100(value):
+    expected = "is invalid: it must be 2 numbers [low, high] with 0 <= low < high <= 100"
+    with pytest.raises(ConfigError, match=r"^dataset\.percentiles=.*" + re.escape(expected)):
+        validate(compose_config([f"dataset.percentiles={value}"]))
+    validate(compose_config(["dataset.percentiles=[0,100]"]))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["budget.epochs=0"], "budget.epochs=0 is invalid: it must be an integer >= 1 (it sets train.epochs)"),
+    (["budget=smoke", "budget.batch_size=0"],
+     "budget.batch_size=0 is invalid: it must be an integer >= 1 (it sets train.batch_size)"),
+    (["budget=smoke", "budget.num_workers=-1"],
+     "budget.num_workers=-1 is invalid: it must be an integer >= 0 (it sets loader.num_workers)"),
+    # followed to the end: budget=paper takes its epochs from the task
+    (["task.paper_epochs=0"],
+     "task.paper_epochs=0 is invalid: it must be an integer >= 1 (it sets train.epochs)"),
+    (["task.lr=-1"], "task.lr=-1 is invalid: it must be a number > 0 (it sets optimizer.lr)"),
+])
+def test_errors_name_the_option_an_interpolated_value_comes_from(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        validate(compose_config(overrides))
+    assert str(error.value) == message
+
+
+def test_relative_interpolations_are_followed_too():
+    cfg = compose_config()
+    with open_dict(cfg):
+        cfg.train.patience_source = -2
+        cfg.train.patience = "${.patience_source}"
+    with pytest.raises(ConfigError, match=r"^train\.patience_source=-2 is invalid"):
+        validate(cfg)
+
+
+def _cuda(monkeypatch, count: int) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_device_on_a_machine_without_cuda(monkeypatch, device):
+    _cuda(monkeypatch, 0)
+    with pytest.raises(ConfigError) as error:
+        validate(compose_config([f"device={device}"]))
+    assert str(error.value) == (f"device={device} is not available: this machine has no CUDA device; "
+                                "use device=auto or device=cpu")
+    validate(compose_config(["device=auto"]))
+    validate(compose_config(["device=cpu"]))
+
+
+def test_cuda_index_beyond_the_devices_of_this_machine(monkeypatch):
+    _cuda(monkeypatch, 2)
+    validate(compose_config(["device=cuda:1"]))
+    validate(compose_config(["device=cuda"]))
+    with pytest.raises(ConfigError) as error:
+        validate(compose_config(["device=cuda:2"]))
+    assert str(error.value) == ("device=cuda:2 is not available: this machine has 2 CUDA device(s), "
+                                "cuda:0..cuda:1; use one of them, cuda or auto")
+
+
+@pytest.mark.parametrize("device", ["cudax", "cuda:", "cuda:one", "cuda1"])
+def test_malformed_cuda_names_are_refused(device):
+    expected = f"device='{device}' is invalid: it must be auto, cpu, cuda or cuda:N"
+    with pytest.raises(ConfigError, match=expected):
+        validate(compose_config([f"device={device}"]))
+
+
+def test_data_dir_is_created_and_left_clean(data_dir_in_tmp):
+    target = data_dir_in_tmp / "nested"
+    validate(compose_config([f"data_dir={target}"]))
+    assert target.is_dir() and list(target.iterdir()) == []
+
+
+def test_data_dir_below_a_file_is_a_config_error(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError) as error:
+        validate(compose_config([f"data_dir={blocker}/sub"]))
+    assert str(error.value) == (f"data_dir={blocker}/sub cannot be used: {blocker} is a file, not a folder; "
+                                "it must be a folder this user can create and write "
+                                "(set data_dir=... or DEDL_DATA_DIR)")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_read_only_data_dir_is_a_config_error(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(ConfigError, match=r"^data_dir=.*locked/sub cannot be used: permission denied"):
+            validate(compose_config([f"data_dir={locked}/sub"]))
+    finally:
+        locked.chmod(0o755)
