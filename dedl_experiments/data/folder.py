@@ -14,6 +14,7 @@ float images keep their values. Per-image normalisation (`inform.normalise`) com
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import struct
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import tifffile
 from PIL import Image
 
 from dedl_experiments.data import splits as splits_mod
+from dedl_experiments.data.checks import check_image_size
 from dedl_experiments.data.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ EXTENSIONS = (".tif", ".tiff", ".png")
 SPLIT_NAMES = ("train", "val", "test")
 # ITU-R BT.601 luma weights, the ones PIL's convert("L") uses.
 LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# Channels of one pixel: grey, grey + alpha, RGB, RGBA.
+CHANNEL_COUNTS = (1, 2, 3, 4)
 
 _TIFF_ERRORS = (ValueError, OSError, EOFError, struct.error, IndexError, KeyError)
 _PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -70,6 +74,9 @@ def find_folder_samples(root: str | Path) -> tuple[list[FolderSample], list[str]
     image, or ambiguous id (those are left out and logged as warnings).
     """
     root = Path(root)
+    if root.is_file():
+        raise DataError(f"dataset root {root} is a file, not a folder (expected the folder "
+                        f"holding {IMAGE_FOLDER}/ and {MASK_FOLDER}/)")
     if not root.is_dir():
         raise DataError(f"dataset root {root} does not exist")
     image_dir, mask_dir = root / IMAGE_FOLDER, root / MASK_FOLDER
@@ -100,10 +107,21 @@ def find_folder_samples(root: str | Path) -> tuple[list[FolderSample], list[str]
     return sorted(samples, key=lambda s: s.id), problems
 
 
-def _check_tiff_complete(tif: tifffile.TiffFile, path: Path) -> None:
+def _single_page(tif: tifffile.TiffFile, path: Path) -> tifffile.TiffPage:
+    """The file's one full-resolution page (reduced-resolution thumbnails aside).
+
+    A file of this layout is one 2-D image: reading page 1 of a stack would silently
+    train on a part of it.
+    """
+    pages = [page for page in tif.pages if not getattr(page, "is_reduced", False)]
+    if len(pages) > 1:
+        raise DataError(f"{path}: TIFF holds {len(pages)} pages (a stack); the folder layout takes "
+                        "one 2-D image per file: save each page as its own file")
+    return pages[0] if pages else tif.pages.first
+
+
+def _check_tiff_complete(page: tifffile.TiffPage, size: int, path: Path) -> None:
     """tifffile only notices missing pixel data when decoding; a truncated file is named up front."""
-    size = tif.filehandle.size
-    page = tif.pages.first
     ends = [offset + count for offset, count in zip(page.dataoffsets, page.databytecounts)]
     if ends and max(ends) > size:
         raise DataError(f"{path}: truncated TIFF, pixel data needs {max(ends)} bytes but the file has {size}")
@@ -114,8 +132,9 @@ def _read_tiff(path: Path) -> np.ndarray:
         with tifffile.TiffFile(path) as tif:
             if not tif.pages:
                 raise DataError(f"{path}: TIFF file has no pages")
-            _check_tiff_complete(tif, path)
-            return tif.pages.first.asarray()
+            page = _single_page(tif, path)
+            _check_tiff_complete(page, tif.filehandle.size, path)
+            return page.asarray()
     except DataError:
         raise
     except _TIFF_ERRORS as error:
@@ -125,14 +144,29 @@ def _read_tiff(path: Path) -> np.ndarray:
 def _read_png(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as picture:
+            frames = getattr(picture, "n_frames", 1)
+            if frames > 1:
+                raise DataError(f"{path}: PNG holds {frames} frames (an animation); the folder "
+                                "layout takes one 2-D image per file: save each frame as its own file")
             picture.load()  # decodes now, so a truncated file fails here and not later
-            if picture.mode in ("P", "PA", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
-                picture = picture.convert("RGB")
-            elif picture.mode in ("1", "LA"):
-                picture = picture.convert("L")
-            return np.asarray(picture)
+            return np.asarray(_grey_or_colour(picture))
+    except DataError:
+        raise
     except _PIL_ERRORS as error:
         raise DataError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error
+
+
+def _grey_or_colour(picture: Image.Image) -> Image.Image:
+    """L, I, RGB, or LA / RGBA: an alpha channel is kept so that `_without_alpha` can check it."""
+    if picture.mode == "P":
+        return picture.convert("RGBA" if "transparency" in picture.info else "RGB")
+    if picture.mode in ("PA", "RGBa", "La"):
+        return picture.convert("RGBA")
+    if picture.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        return picture.convert("RGB")
+    if picture.mode == "1":
+        return picture.convert("L")
+    return picture
 
 
 def _read_array(path: Path) -> np.ndarray:
@@ -146,16 +180,44 @@ def _read_array(path: Path) -> np.ndarray:
     raise DataError(f"{path}: unsupported extension {path.suffix!r} (accepted: {' '.join(EXTENSIONS)})")
 
 
-def _channels_last(array: np.ndarray, path: Path) -> np.ndarray:
-    """(H, W) or (H, W, 3); a 4th (alpha) channel is dropped, (C, H, W) TIFFs are transposed."""
-    array = np.squeeze(array)
-    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
+def _channels_last(array: np.ndarray, path: Path, what: str = "image") -> np.ndarray:
+    """(H, W) or (H, W, C) with C in CHANNEL_COUNTS: leading axes of length 1 dropped, planar
+    (C, H, W) TIFFs transposed. Errors name the file's own shape, and a 1-pixel side is refused
+    (np.squeeze would have turned a 1x1 file into a shapeless scalar)."""
+    file_shape = array.shape
+    while array.ndim > 3 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 3 and array.shape[-1] not in CHANNEL_COUNTS and array.shape[0] in CHANNEL_COUNTS:
         array = np.moveaxis(array, 0, -1)
-    if array.ndim == 3 and array.shape[-1] == 4:
-        array = array[..., :3]
-    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3):
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in CHANNEL_COUNTS):
+        raise DataError(f"{path}: expected a 2-D grey (H, W) or RGB (H, W, 3) {what}, "
+                        f"found shape {file_shape}")
+    check_image_size(array.shape[0], array.shape[1], file_shape, path, what)
+    return array
+
+
+def _opaque(dtype: np.dtype) -> bool | int | float:
+    """The alpha value of a fully opaque pixel: the type's maximum (1.0 for floats)."""
+    if dtype == bool:
+        return True
+    return np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def _without_alpha(array: np.ndarray, path: Path) -> np.ndarray:
+    """Drop the alpha channel of a grey+alpha or RGBA array only when it is fully opaque
+    (lossless); otherwise transparency, often what marks no-data, would be lost silently."""
+    if array.ndim != 3 or array.shape[-1] not in (2, 4):
         return array
-    raise DataError(f"{path}: expected a grey (H, W) or RGB (H, W, 3) image, found shape {array.shape}")
+    alpha = array[..., -1]
+    see_through = int(np.count_nonzero(alpha != _opaque(array.dtype)))
+    if see_through:
+        raise DataError(f"{path}: alpha channel is not fully opaque ({see_through} of {alpha.size} "
+                        "pixels are transparent or translucent); only an opaque alpha can be "
+                        "dropped: flatten the image or save it without alpha")
+    colour = array[..., :-1]
+    return colour[..., 0] if colour.shape[-1] == 1 else colour
 
 
 def _to_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
@@ -189,7 +251,7 @@ def read_folder_image(path: str | Path, colour: Literal["grey", "rgb"] = "grey")
     if colour not in ("grey", "rgb"):
         raise DataError(f"colour must be 'grey' or 'rgb', got {colour!r}")
     path = Path(path)
-    image = _to_unit_float(_channels_last(_read_array(path), path), path)
+    image = _to_unit_float(_without_alpha(_channels_last(_read_array(path), path), path), path)
     if colour == "grey":
         return image if image.ndim == 2 else np.tensordot(image, LUMINANCE, axes=([-1], [0]))
     if image.ndim == 2:
@@ -204,11 +266,12 @@ def read_folder_mask(path: str | Path, expected_shape: tuple[int, ...]) -> np.nd
     `expected_shape` is the image's (H, W) (a (C, H, W) shape is compared on its last two axes).
     """
     path = Path(path)
-    mask = np.squeeze(_read_array(path))
-    if mask.ndim == 3 and mask.shape[-1] in (3, 4) and (mask[..., :3] == mask[..., :1]).all():
+    raw = _read_array(path)
+    mask = _without_alpha(_channels_last(raw, path, "mask"), path)
+    if mask.ndim == 3 and (mask == mask[..., :1]).all():
         mask = mask[..., 0]
     if mask.ndim != 2:
-        raise DataError(f"{path}: expected a single-channel 2-D mask, found shape {mask.shape}")
+        raise DataError(f"{path}: expected a single-channel 2-D mask, found shape {raw.shape}")
     expected = tuple(expected_shape)[-2:]
     if mask.shape != expected:
         raise DataError(f"{path}: mask shape {mask.shape} does not match image shape {expected}")
@@ -219,10 +282,23 @@ def read_folder_mask(path: str | Path, expected_shape: tuple[int, ...]) -> np.nd
     return mask > 0
 
 
+def _utf8_text(path: Path) -> str:
+    """The file decoded as UTF-8 (a BOM is allowed); any other encoding is named by byte and line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        bom = len(data) - len(data.removeprefix(b"\xef\xbb\xbf"))
+        position = bom + error.start  # positions count from after the BOM
+        line = data[:position].count(b"\n") + 1
+        raise DataError(f"{path}: not UTF-8 text: byte offset {position} (line {line}) is "
+                        f"0x{data[position]:02x}; save it as UTF-8") from error
+
+
 def _read_splits_csv(path: Path, ids: set[str]) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {name: [] for name in SPLIT_NAMES}
     seen: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with io.StringIO(_utf8_text(path), newline="") as handle:
         reader = csv.reader(handle)
         header = [cell.strip() for cell in next(reader, [])]
         if "id" not in header or "split" not in header:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from dedl_experiments.data.checks import check_image_size
 from dedl_experiments.data.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def _component_pages(tif: tifffile.TiffFile, path: Path) -> list[tifffile.TiffPa
             f"{path}: expected {len(COMPONENTS)} component pages of one size, found 0 single-channel pages"
         )
     shape = max(shape_counts, key=lambda s: (s[0] * s[1], shape_counts[s]))
+    check_image_size(shape[0], shape[1], shape, path)
     chosen = [page for page in planes if page.shape == shape]
     if len(chosen) != len(COMPONENTS):
         raise DataError(
@@ -184,9 +186,13 @@ def read_mask(path: str | Path, expected_shape: tuple[int, int] | None = None) -
             mask = first_page.asarray()
         except _TIFF_ERRORS as error:
             raise DataError(f"{path}: corrupt or truncated TIFF ({_describe(error)})") from error
-    mask = np.squeeze(mask)
+    file_shape = mask.shape
+    # Drop axes of length 1 but never a spatial one: np.squeeze turns a 1x1 mask into a scalar.
+    while mask.ndim > 2 and 1 in mask.shape:
+        mask = mask.squeeze(axis=mask.shape.index(1))
     if mask.ndim != 2:
-        raise DataError(f"{path}: expected a single-channel 2-D mask, found shape {mask.shape}")
+        raise DataError(f"{path}: expected a single-channel 2-D mask, found shape {file_shape}")
+    check_image_size(mask.shape[0], mask.shape[1], file_shape, path, "mask")
     if expected_shape is not None and mask.shape != tuple(expected_shape):
         raise DataError(f"{path}: mask shape {mask.shape} does not match image shape {tuple(expected_shape)}")
     values = np.unique(mask)
@@ -260,9 +266,13 @@ def find_samples(root: str | Path) -> tuple[list[Sample], list[str]]:
     """Pair every `<panel>/<sample>_component_data.tif` with its mask.
 
     Returns the paired samples sorted by name, and one human-readable problem per image
-    without a mask, mask without an image, or unparsable sample name (those are left out).
+    without a mask, mask without an image, or unparsable sample name (those are left out
+    and logged here as warnings).
     """
     root = Path(root)
+    if root.is_file():
+        raise DataError(f"dataset root {root} is a file, not a folder (expected the export "
+                        "folder holding <panel>/ and Labels/)")
     if not root.is_dir():
         raise DataError(f"dataset root {root} does not exist")
     pattern = f"<panel>/*{IMAGE_SUFFIX}"

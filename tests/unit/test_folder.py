@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +180,135 @@ def test_bad_splits_csv_names_file_and_line(dataset: Path, text: str, expected: 
     assert str(path) in message
     for part in expected:
         assert part in message
+
+
+def test_root_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
+    root = tmp_path / "export.zip"
+    root.write_bytes(b"PK")
+    with pytest.raises(DataError) as error:
+        find_folder_samples(root)
+    assert str(error.value) == (f"dataset root {root} is a file, not a folder "
+                                "(expected the folder holding images/ and masks/)")
+
+
+@pytest.mark.parametrize(("name", "array", "shape"), [
+    ("dot.png", np.full((1, 1), 7, dtype=np.uint8), "(1, 1)"),
+    ("row.tif", np.arange(5, dtype=np.uint8)[None], "(1, 5)"),
+    ("rgb_dot.png", np.zeros((1, 1, 3), dtype=np.uint8), "(1, 1, 3)"),
+    ("rgb_column.png", np.zeros((6, 1, 3), dtype=np.uint8), "(6, 1, 3)"),
+])
+def test_tiny_images_name_their_real_shape(tmp_path: Path, name: str, array: np.ndarray, shape: str) -> None:
+    path = (_png if name.endswith(".png") else _tif)(tmp_path / name, array)
+    with pytest.raises(DataError) as error:
+        read_folder_image(path)
+    assert str(error.value) == f"{path}: image of shape {shape} is too small: it must be at least 2x2 pixels"
+
+
+def test_tiny_mask_names_its_real_shape(tmp_path: Path) -> None:
+    path = _png(tmp_path / "dot.png", np.full((1, 1), 255, dtype=np.uint8))
+    with pytest.raises(DataError) as error:
+        read_folder_mask(path, (1, 1))
+    assert str(error.value) == f"{path}: mask of shape (1, 1) is too small: it must be at least 2x2 pixels"
+
+
+def test_2x2_image_and_singleton_axes_still_read(tmp_path: Path) -> None:
+    assert read_folder_image(_png(tmp_path / "small.png", np.eye(2, dtype=np.uint8) * 255)).shape == (2, 2)
+    stacked = _tif(tmp_path / "one_sample.tif", np.ones((1, 4, 5), dtype=np.uint8))
+    assert read_folder_image(stacked).shape == (4, 5)
+    planar = tmp_path / "planar.tif"
+    tifffile.imwrite(planar, np.zeros((3, 6, 7), dtype=np.uint8), photometric="rgb", planarconfig="separate")
+    assert read_folder_image(planar, colour="rgb").shape == (3, 6, 7)
+
+
+def test_splits_csv_not_in_utf8_names_file_byte_and_line(dataset: Path) -> None:
+    path = dataset / "splits.csv"
+    path.write_bytes("id,split\na,train\nb,val\n# café\nc,test\n".encode("latin-1"))
+    with pytest.raises(DataError) as error:
+        folder_splits(dataset, ["a", "b", "c", "d"], seed=0)
+    offset = path.read_bytes().index(b"\xe9")
+    assert str(error.value) == (f"{path}: not UTF-8 text: byte offset {offset} (line 4) is 0xe9; "
+                                "save it as UTF-8")
+    path.write_bytes(b"\xef\xbb\xbf" + "id,split\na,train\nb,val\nc,test\n".encode())  # UTF-8 with a BOM
+    assert folder_splits(dataset, ["a", "b", "c", "d"], seed=0)["test"] == ["c"]
+
+
+def test_splits_csv_error_offset_counts_the_bom(dataset: Path) -> None:
+    path = dataset / "splits.csv"
+    path.write_bytes(b"\xef\xbb\xbfid,split\n\xe9,train\n")
+    with pytest.raises(DataError, match=r"byte offset 12 \(line 2\) is 0xe9"):
+        folder_splits(dataset, ["a"], seed=0)
+
+
+def _pages(path: Path, pages: list[np.ndarray], thumbnail: np.ndarray | None = None) -> Path:
+    with tifffile.TiffWriter(path) as tiff:
+        for page in pages:
+            tiff.write(page, photometric="minisblack", metadata=None)
+        if thumbnail is not None:
+            tiff.write(thumbnail, photometric="minisblack", subfiletype=1, metadata=None)
+    return path
+
+
+def test_multi_page_tiffs_are_refused_naming_the_page_count(tmp_path: Path) -> None:
+    image = _pages(tmp_path / "stack.tif", [np.zeros((8, 8), dtype=np.uint8)] * 3)
+    with pytest.raises(DataError) as error:
+        read_folder_image(image)
+    assert str(error.value) == (f"{image}: TIFF holds 3 pages (a stack); the folder layout takes one "
+                                "2-D image per file: save each page as its own file")
+    mask = _pages(tmp_path / "mask.tif", [_mask(8, 10, 255)] * 2)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(mask))}: TIFF holds 2 pages \(a stack\)"):
+        read_folder_mask(mask, (8, 10))
+
+
+def test_a_reduced_resolution_thumbnail_is_not_a_second_page(tmp_path: Path) -> None:
+    ramp = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    path = _pages(tmp_path / "with_thumbnail.tif", [ramp], thumbnail=np.zeros((2, 2), dtype=np.uint8))
+    assert len(tifffile.TiffFile(path).pages) == 2
+    np.testing.assert_allclose(read_folder_image(path), ramp / 255, rtol=1e-6)
+
+
+def test_animated_png_is_refused_naming_the_frame_count(tmp_path: Path) -> None:
+    path = tmp_path / "anim.png"
+    frames = [Image.fromarray(np.full((6, 6), value, dtype=np.uint8)) for value in (0, 100, 200)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: PNG holds 3 frames"):
+        read_folder_image(path)
+
+
+def _rgba(alpha: int) -> np.ndarray:
+    rgba = np.zeros((6, 7, 4), dtype=np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 3] = 255
+    rgba[0, :3, 3] = alpha
+    return rgba
+
+
+def test_translucent_alpha_is_refused_and_opaque_alpha_dropped(tmp_path: Path) -> None:
+    path = _png(tmp_path / "rgba.png", _rgba(alpha=0))
+    with pytest.raises(DataError) as error:
+        read_folder_image(path)
+    assert str(error.value) == (f"{path}: alpha channel is not fully opaque (3 of 42 pixels are "
+                                "transparent or translucent); only an opaque alpha can be dropped: "
+                                "flatten the image or save it without alpha")
+    opaque = read_folder_image(_png(tmp_path / "opaque.png", _rgba(alpha=255)), colour="rgb")
+    assert opaque.shape == (3, 6, 7) and np.allclose(opaque[0], 200 / 255) and np.allclose(opaque[1:], 0)
+
+
+def test_alpha_rule_covers_grey_alpha_palette_tiff_and_masks(tmp_path: Path) -> None:
+    grey_alpha = np.stack([np.full((5, 5), 9, np.uint8), np.full((5, 5), 128, np.uint8)], axis=-1)
+    la = _png(tmp_path / "la.png", grey_alpha)
+    palette = tmp_path / "palette.png"
+    Image.fromarray(np.eye(5, dtype=np.uint8)).convert("P").save(palette, transparency=0)
+    rgba16 = np.full((5, 5, 4), 65535, dtype=np.uint16)
+    rgba16[2, 2, 3] = 65534
+    tif = tmp_path / "rgba16.tif"
+    tifffile.imwrite(tif, rgba16, photometric="rgb", extrasamples=["unassalpha"])
+    for path in (la, palette, tif):
+        with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: alpha channel is not fully opaque"):
+            read_folder_image(path)
+    grey_alpha[..., 1] = 255
+    assert read_folder_image(_png(tmp_path / "la_opaque.png", grey_alpha)).shape == (5, 5)
+    mask = _rgba(alpha=0)
+    mask[..., :3] = 255
+    path = _png(tmp_path / "mask_rgba.png", mask)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: alpha channel is not fully opaque"):
+        read_folder_mask(path, (6, 7))

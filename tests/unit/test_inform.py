@@ -201,3 +201,30 @@ def test_find_samples_root_errors(tmp_path: Path) -> None:
     expected = f"{tmp_path}: no images found matching <panel>/*_component_data.tif"
     with pytest.raises(DataError, match=re.escape(expected)):
         find_samples(tmp_path)
+
+
+def test_find_samples_root_that_is_a_file(tmp_path: Path) -> None:
+    root = tmp_path / "export.tar"
+    root.write_bytes(b"not a folder")
+    with pytest.raises(DataError) as error:
+        find_samples(root)
+    assert str(error.value) == (f"dataset root {root} is a file, not a folder "
+                                "(expected the export folder holding <panel>/ and Labels/)")
+
+
+def test_tiny_mask_names_its_real_shape(tmp_path: Path) -> None:
+    path = tmp_path / "dot.tifMask.tif"
+    tifffile.imwrite(path, np.full((1, 1), 255, dtype=np.uint8))
+    with pytest.raises(DataError) as error:
+        read_mask(path)
+    assert str(error.value) == f"{path}: mask of shape (1, 1) is too small: it must be at least 2x2 pixels"
+    tifffile.imwrite(path, np.full((1, 4, 5), 255, dtype=np.uint8))  # a singleton axis is still dropped
+    assert read_mask(path).shape == (4, 5)
+
+
+def test_tiny_component_pages_are_refused(tmp_path: Path) -> None:
+    path = _write_pages(tmp_path / "dot_component_data.tif",
+                        [np.full((1, 1), value, dtype=np.float32) for value in range(8)])
+    with pytest.raises(DataError) as error:
+        read_components(path)
+    assert str(error.value) == f"{path}: image of shape (1, 1) is too small: it must be at least 2x2 pixels"
