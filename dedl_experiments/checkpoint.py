@@ -45,14 +45,27 @@ def atomic_save(obj: Any, path: Path, previous: Path | None = None) -> Path:
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    import pickle
+    import re
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, wrong format, disallowed objects
+        text = str(err)
+        if isinstance(err, pickle.UnpicklingError) or "Weights only load failed" in text:
+            # The safe loader met pickled objects (classes, functions) that could run code.
+            # torch's message advises loading the file unsafely: wrong advice for a file of
+            # unknown origin, so it is neither repeated nor chained.
+            refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+            first = f"the first is {refused.group(1)}" if refused else "or it is no PyTorch checkpoint"
+            raise CheckpointError(f"checkpoint {path} holds objects other than tensors and plain "
+                                  f"values ({first}); it is refused for safety, since loading such "
+                                  "objects can run code from the file") from None
         raise CheckpointError(f"checkpoint {path} is damaged or not a checkpoint "
-                              f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+                              f"({type(err).__name__}: {(text.splitlines() or [''])[0][:200]})") from err
 
 
 # --- training state: everything needed to continue a run where it stopped ---------------
