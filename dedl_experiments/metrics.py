@@ -1,7 +1,8 @@
 """Metric accumulators that stay on the model's device until compute()."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import MetricCollection
@@ -55,6 +56,24 @@ class SegmentationMetrics:
 
     def reset(self) -> None:
         self.confusion = torch.zeros(2, 2, dtype=torch.int64, device=self.device)
+
+
+# Test metrics also computed over the padded tiles (suffix `_padded`), as the paper counted them.
+PADDED_METRICS = ("iou", "pixel_accuracy")
+PADDED_SUFFIX = "_padded"
+
+
+def map_metrics(probs: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray],
+                device: torch.device | str = "cpu") -> dict[str, float]:
+    """SegmentationMetrics pooled over whole maps: per image a nucleus probability map and a
+    bool mask of the same shape. Every pixel of every map counts; a pixel is predicted nucleus
+    when its probability exceeds 0.5 (the argmax of the two classes, ties to background)."""
+    metrics = SegmentationMetrics(device=device)
+    for name, prob in probs.items():
+        mask = torch.from_numpy(np.asarray(masks[name]).astype(np.int64))[None]
+        logits = torch.from_numpy(np.stack([1 - prob, prob]))[None]
+        metrics.update(logits.to(metrics.device), mask.to(metrics.device), None)
+    return metrics.compute()
 
 
 class MultilabelMetrics:

@@ -18,7 +18,8 @@ from dedl_experiments.data.prepare import PreparedSegmentation
 from dedl_experiments.data.transforms import IGNORE, segmentation_transform
 from dedl_experiments.inference import predict_tiles
 from dedl_experiments.losses import configured_class_weights, pixel_class_weights
-from dedl_experiments.metrics import SegmentationMetrics
+from dedl_experiments.metrics import (PADDED_METRICS, PADDED_SUFFIX, SegmentationMetrics,
+                                      map_metrics)
 from dedl_experiments.models.app import AutoencoderPostProcessing
 from dedl_experiments.models.segmentation import build_segmentation_model, count_parameters
 from dedl_experiments.visualise import segmentation_overlays
@@ -153,16 +154,22 @@ class SegmentationTask:
                            "stride": self.cfg.tiling.stride},
         }
 
-    def _stitch(self, data, values: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-tile values (N, S, S) -> per-image maps at the original size."""
+    def _stitch(self, data, values: np.ndarray, padded: bool = False) -> dict[str, np.ndarray]:
+        """Per-tile values (N, S, S) -> per-image maps at the original size, or with
+        `padded=True` over the whole tiled area (the image plus its right and bottom padding)."""
         tiles_of: dict[str, list[int]] = defaultdict(list)
         for k, t in enumerate(data.tiles):
             tiles_of[t["sample"]].append(k)
         out = {}
+        size = values.shape[-1]
         for sample, ks in tiles_of.items():
             shape = self.prepared.images[sample]
             positions = [(data.tiles[k]["y"], data.tiles[k]["x"]) for k in ks]
-            out[sample] = tiling.stitch(values[ks], positions, shape["height"], shape["width"])
+            height, width = shape["height"], shape["width"]
+            if padded:
+                height = max(y for y, _ in positions) + size
+                width = max(x for _, x in positions) + size
+            out[sample] = tiling.stitch(values[ks], positions, height, width)
         return out
 
     def predict_images(self, split: str, batch_size: int) -> dict[str, np.ndarray]:
@@ -172,18 +179,30 @@ class SegmentationTask:
         return self._stitch(data, probs)
 
     def test_metrics(self, batch_size: int) -> tuple[dict[str, float], dict[str, tuple]]:
-        """Metrics over every pixel of the original test images (padding excluded), and the
-        (probability, mask) maps per test image."""
+        """Test metrics both ways from one prediction pass, and the (probability, mask) maps
+        per test image:
+
+        - `iou`, `pixel_accuracy`, `miou`, `dice`: every pixel of the original test images,
+          padding excluded;
+        - `iou_padded`, `pixel_accuracy_padded`: every pixel of the padded tiled area, padding
+          counted as background (what a zero-padded mask says), as the paper counted them:
+          its Section 5.1 left 256 px tiles because the padding inflated pixel accuracy.
+          Overlapping tiles (tiling.stride) are stitched first, so each pixel counts once.
+        """
         data = self.prepared.split("test")
-        probs = self.predict_images("test", batch_size)
-        # Stitching crops the padding away, leaving the 0/1 mask of each image.
-        masks = self._stitch(data, np.asarray(data.targets, dtype=np.float32))
-        metrics = self.new_metrics()
-        for sample, prob in probs.items():
-            mask = torch.from_numpy((masks[sample] > 0.5).astype(np.int64))[None]
-            logits = torch.from_numpy(np.stack([1 - prob, prob]))[None]
-            metrics.update(logits.to(self.device), mask.to(self.device), None)
-        return metrics.compute(), {s: (probs[s], masks[s] > 0.5) for s in probs}
+        tile_probs = predict_tiles(self.net, data.images, self.mean, self.std, batch_size,
+                                   self.device)
+        # 0/1 nucleus targets; padding (IGNORE in the cache) becomes background here.
+        nucleus = (np.asarray(data.targets) == 1).astype(np.float32)
+        results = {}
+        for padded in (False, True):
+            probs = self._stitch(data, tile_probs, padded)
+            masks = {s: m > 0.5 for s, m in self._stitch(data, nucleus, padded).items()}
+            results[padded] = map_metrics(probs, masks, self.device)
+            if not padded:
+                maps = {s: (probs[s], masks[s]) for s in probs}
+        metrics = results[False] | {f"{k}{PADDED_SUFFIX}": results[True][k] for k in PADDED_METRICS}
+        return metrics, maps
 
     def write_artifacts(self, out: Path, metrics: dict[str, float], maps: dict) -> list[Path]:
         """A PNG of the first test images: image, ground truth, prediction overlay."""

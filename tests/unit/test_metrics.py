@@ -102,3 +102,67 @@ def test_multilabel_metrics_on_a_hand_made_example() -> None:
 def test_multilabel_metrics_need_one_name_per_class() -> None:
     with pytest.raises(ValueError, match="2 class names for 3 classes"):
         MultilabelMetrics(num_classes=3, class_names=("a", "b"))
+
+
+class _ThresholdNet(torch.nn.Module):
+    """Predicts nucleus exactly where the input tile is 1 (probability ~1) and background where
+    it is 0 (~0): the tile images below spell out the prediction pixel by pixel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.zeros_like(x), 40 * (x - 0.5)], dim=1)
+
+
+def test_test_metrics_both_ways_on_a_padded_image() -> None:
+    """One 2 x 6 image in two 4 px tiles (zero padding: 2 rows below, 2 columns right; 20 of the
+    32 tiled pixels). Within the image: tp 3, fp 2, fn 1, tn 6 -> IoU 3/6, accuracy 9/12.
+    Over the padded tiles one padding pixel is predicted nucleus and 19 background: fp 3,
+    tn 25 -> IoU 3/7, accuracy 28/32. The padding inflates accuracy by 1/8 and, with that one
+    false positive, lowers IoU by 1/14."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from dedl_experiments.data.transforms import IGNORE
+    from dedl_experiments.tasks.segmentation import SegmentationTask
+
+    prediction = np.zeros((4, 8), np.float32)
+    prediction[:2, :6] = [[1, 0, 0, 0, 1, 1],
+                          [1, 0, 1, 0, 0, 0]]
+    prediction[3, 7] = 1  # a false positive on padding
+    target = np.full((4, 8), IGNORE, np.uint8)
+    target[:2, :6] = [[1, 1, 0, 0, 1, 0],
+                      [1, 0, 0, 0, 0, 0]]
+    tiles = [{"sample": "a", "y": 0, "x": 0}, {"sample": "a", "y": 0, "x": 4}]
+    split = SimpleNamespace(images=np.stack([prediction[None, :, :4], prediction[None, :, 4:]]),
+                            targets=np.stack([target[:, :4], target[:, 4:]]), tiles=tiles)
+    task = object.__new__(SegmentationTask)
+    task.prepared = SimpleNamespace(split=lambda name: split,
+                                    images={"a": {"height": 2, "width": 6}})
+    task.net, task.mean, task.std, task.device = _ThresholdNet(), [0.0], [1.0], torch.device("cpu")
+
+    metrics, maps = task.test_metrics(batch_size=1)
+
+    assert metrics["iou"] == pytest.approx(3 / 6)
+    assert metrics["pixel_accuracy"] == pytest.approx(9 / 12)
+    assert metrics["dice"] == pytest.approx(6 / 9)
+    assert metrics["iou_padded"] == pytest.approx(3 / 7)
+    assert metrics["pixel_accuracy_padded"] == pytest.approx(28 / 32)
+    assert metrics["pixel_accuracy_padded"] - metrics["pixel_accuracy"] == pytest.approx(1 / 8)
+    assert metrics["iou"] - metrics["iou_padded"] == pytest.approx(1 / 14)
+    # The maps (for artifacts) are the original image area.
+    prob, mask = maps["a"]
+    assert prob.shape == mask.shape == (2, 6)
+    assert mask.tolist() == (target[:2, :6] == 1).tolist()
+
+
+def test_map_metrics_pool_every_pixel_of_every_map() -> None:
+    import numpy as np
+
+    from dedl_experiments.metrics import map_metrics
+
+    probs = {"a": np.array([[0.9, 0.2]]), "b": np.array([[0.6], [0.4]])}
+    masks = {"a": np.array([[True, True]]), "b": np.array([[False], [False]])}
+    # tp 1, fn 1 (a); fp 1, tn 1 (b) -> IoU 1/3, accuracy 2/4
+    result = map_metrics(probs, masks)
+    assert result["iou"] == pytest.approx(1 / 3)
+    assert result["pixel_accuracy"] == pytest.approx(2 / 4)
