@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -38,6 +40,12 @@ class TerminationFlag:
 
 
 STOP = TerminationFlag()
+
+
+def progress_bars_off() -> bool:
+    """Bars only on a terminal: in a log file (SLURM, CI, `> log`) every carriage-return update
+    would stay; the loop logs one line per epoch anyway. TQDM_DISABLE=1 turns them off too."""
+    return not sys.stderr.isatty() or os.environ.get("TQDM_DISABLE", "") not in ("", "0")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -81,7 +89,8 @@ def run_epoch(task, loader, train: bool, epoch: int, speed: Speed, desc: str) ->
     total = torch.zeros((), device=device, dtype=torch.float64)
     count = 0
     with torch.set_grad_enabled(train):
-        for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0):
+        for batch in tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0,
+                          disable=progress_bars_off()):
             batch = _to(batch, device, speed.channels_last)
             with speed.autocast:
                 loss = task.step(batch, metrics, train)
