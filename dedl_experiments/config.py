@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from dedl_experiments.folders import writable_folder_problem
 
 
 class ConfigError(ValueError):
@@ -146,29 +147,13 @@ def _check_device(cfg: DictConfig) -> None:
                           f"device(s), cuda:0..cuda:{count - 1}; use one of them, cuda or auto")
 
 
-def _file_in_the_way(folder: Path) -> Path | None:
-    """The first existing part of `folder` that is a file, not a folder."""
-    for part in reversed([folder, *folder.parents]):
-        if part.exists() and not part.is_dir():
-            return part
-    return None
-
-
 def _check_data_dir(cfg: DictConfig) -> None:
     """data_dir gets the synthetic data and the tile caches: it must be creatable and writable
-    before any work starts. A probe file tells more than os.access (root, ACLs, read-only
-    mounts); TemporaryFile leaves nothing behind."""
-    folder = Path(cfg.data_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        blocker = _file_in_the_way(folder)
-        reason = (f"{blocker} is a file, not a folder" if blocker is not None
-                  else (err.strerror or str(err)).lower())
-        raise ConfigError(f"data_dir={cfg.data_dir} cannot be used: {reason}; it must be a folder "
-                          "this user can create and write (set data_dir=... or DEDL_DATA_DIR)") from err
+    before any work starts."""
+    problem = writable_folder_problem(Path(cfg.data_dir))
+    if problem:
+        raise ConfigError(f"data_dir={cfg.data_dir} cannot be used: {problem}; it must be a folder "
+                          "this user can create and write (set data_dir=... or DEDL_DATA_DIR)")
 
 
 def validate(cfg: DictConfig) -> None:

@@ -15,8 +15,8 @@ import dataclasses
 import json
 import logging
 import os
+import platform
 import random
-import signal
 import socket
 import time
 from collections.abc import Callable
@@ -27,7 +27,7 @@ import torch
 from mlflow.entities import Run
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from dedl_experiments import checkpoint, tracking
+from dedl_experiments import checkpoint, lifecycle, tracking
 from dedl_experiments.config import validate
 from dedl_experiments.data.prepare import prepare_segmentation
 from dedl_experiments.data.prepare_classification import prepare_classification
@@ -56,58 +56,62 @@ def with_fold(cfg: DictConfig, fold: int | None) -> DictConfig:
 
 def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict:
     """Run one cell and return its test metrics (or the recorded ones when skipped)."""
+    # Config, store and data are checked before the store is opened: a bad input costs seconds
+    # and leaves nothing behind. The data's content digest is part of the cell's identity.
     validate(cfg)
+    tracking.check_store(tracking.tracking_uri(cfg))
+    classification = cfg.task.name == "classification"
+    prepared = prepare_classification(cfg) if classification else prepare_segmentation(cfg)
     tracker = tracking.Tracker.from_config(cfg)
-    key, name = tracking.cell_key(cfg), tracking.run_name(cfg)
-    finished = [r for r in tracker.runs_of_cell(key) if r.info.status == "FINISHED"]
-    if finished and not cfg.force:
-        done = finished[0]
-        log.info("skip %s: cell %s already FINISHED in MLflow run %s (force=true reruns it)",
-                 name, key, done.info.run_id)
-        return {"run_name": name, "status": "skipped", "run_id": done.info.run_id,
-                **done.data.metrics}
+    key, name = tracking.cell_key(cfg, prepared.digest), tracking.run_name(cfg)
+    done = lifecycle.finished_run(tracker, key)
+    if done is not None and not cfg.force:
+        return _skipped(name, key, done)
 
     seed_everything(cfg.seed)
     # Parallel sweep jobs: one GPU each (job k -> cuda:k % GPUs), or a share of the CPU cores.
     pinned = pin_current_job()
     device = pick_device(pinned["device"] if pinned and cfg.device == "auto" else cfg.device)
     tags = {f"{T}task": cfg.task.name, f"{T}table": cfg.table or "", f"{T}seed": str(cfg.seed),
-            f"{T}device": str(device), f"{T}host": socket.gethostname(), f"{T}pid": str(os.getpid())}
+            f"{T}device": str(device), f"{T}device_name": device_name(device),
+            f"{T}host": socket.gethostname(), f"{T}pid": str(os.getpid()),
+            f"{T}dataset_name": cfg.dataset.name, f"{T}dataset_digest": prepared.digest,
+            **tracking.factor_tags(cfg), **tracking.source_tags()}
     if sweep_dir:
         tags[f"{T}sweep_dir"] = sweep_dir
     if "torch_threads" in pinned:
         tags[f"{T}torch_threads"] = str(pinned["torch_threads"])
 
-    previous_handler = signal.signal(signal.SIGTERM, STOP)
-    try:
-        if cfg.task.name == "classification":
-            prepared = prepare_classification(cfg)
+    # SIGINT and SIGTERM stop the job at the next batch or stage boundary (loop.STOP).
+    with STOP.handling_signals():
+        if classification:
             return _run_folds(cfg, prepared, device, tracker, output_dir, tags)
-        prepared = prepare_segmentation(cfg)
         return _run_cell(cfg, key, name, lambda: SegmentationTask(cfg, prepared, device),
-                         tracker, output_dir, tags)
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
+                         tracker, output_dir, tags, prepared)
 
 
-def _process_alive(run: Run) -> bool:
-    """Whether the process that owns a RUNNING run still runs (checkable on its own host)."""
-    tags = run.data.tags
-    if tags.get(f"{T}host") != socket.gethostname() or not tags.get(f"{T}pid", "").isdigit():
-        return False
+def device_name(device: torch.device) -> str:
+    """What the cost figures are in: the GPU's name, or the CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
     try:
-        os.kill(int(tags[f"{T}pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return int(tags[f"{T}pid"]) != os.getpid()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def _skipped(name: str, key: str, done: Run) -> dict:
+    log.info("skip %s: cell %s already FINISHED in MLflow run %s (force=true reruns it)",
+             name, key, done.info.run_id)
+    return {"run_name": name, "status": "skipped", "run_id": done.info.run_id, **done.data.metrics}
 
 
 def _resumable(cfg: DictConfig, tracker: tracking.Tracker, key: str) -> tuple[Run | None, dict | None]:
     """The newest interrupted run of this cell and its training checkpoint, if any."""
-    interrupted = [r for r in tracker.runs_of_cell(key)
-                   if r.info.status == "KILLED" or (r.info.status == "RUNNING" and not _process_alive(r))]
+    interrupted = lifecycle.interrupted_runs(tracker, key)
     if not cfg.resume:
         for old in interrupted:
             tracker.set_tags(old.info.run_id, {f"{T}superseded": "resume=false started a fresh run"})
@@ -124,7 +128,23 @@ def _resumable(cfg: DictConfig, tracker: tracking.Tracker, key: str) -> tuple[Ru
 
 
 def _run_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, tracker: tracking.Tracker,
-              output_dir: Path, tags: dict, parent_id: str | None = None) -> dict:
+              output_dir: Path, tags: dict, prepared, parent_id: str | None = None) -> dict:
+    """Train the cell unless another live job holds it (one process per cell, across hosts)."""
+    try:
+        claim = lifecycle.claim_cell(tracker, key, name, lifecycle.ClaimSettings.from_config(cfg))
+    except lifecycle.CellBusy as busy:
+        log.warning("skip %s: cell %s is being trained by another job, %s "
+                    "(claim.on_busy=wait waits for it)", name, key, busy)
+        return {"run_name": name, "status": "skipped", "run_id": busy.holder.info.run_id}
+    with claim:
+        done = lifecycle.finished_run(tracker, key)
+        if done is not None and not cfg.force:  # it finished while this job waited
+            return _skipped(name, key, done)
+        return _train_cell(cfg, key, name, make_task, tracker, output_dir, tags, prepared, parent_id)
+
+
+def _train_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, tracker: tracking.Tracker,
+                output_dir: Path, tags: dict, prepared, parent_id: str | None) -> dict:
     old, state = _resumable(cfg, tracker, key)
     task = make_task()
     tags = tags | {f"{T}cell_key": key, f"{T}output_dir": str(output_dir)}
@@ -141,17 +161,21 @@ def _run_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, tracker
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
         run_id = tracker.start(name, tags).info.run_id
+        tracker.log_dataset(run_id, cfg.dataset.name, prepared.digest, str(prepared.root))
         log.info("MLflow run %s (%s) in %s, cell %s", name, run_id, tracker.uri, key)
     try:
         result = _train_and_test(cfg, task, tracker, run_id, output_dir, state)
     except NonFiniteLoss as err:
         _end(tracker, run_id, "FAILED", {f"{T}failure": str(err), f"{T}failed_epoch": str(err.epoch)})
         raise
-    except (Terminated, KeyboardInterrupt) as err:
-        _end(tracker, run_id, "KILLED", {f"{T}interrupted": f"{type(err).__name__}: {err}"})
-        raise
     except BaseException as err:
-        _end(tracker, run_id, "FAILED", {f"{T}failure": f"{type(err).__name__}: {err}"})
+        if STOP.signal is None and not isinstance(err, (Terminated, KeyboardInterrupt)):
+            _end(tracker, run_id, "FAILED", {f"{T}failure": f"{type(err).__name__}: {err}"})
+            raise
+        # A signal stopped the job, however it surfaced (torch.save turns a Ctrl-C during a
+        # save into a RuntimeError): KILLED, so that a rerun resumes the run.
+        stop = STOP.terminated() if STOP.signal is not None else err
+        _end(tracker, run_id, "KILLED", {f"{T}interrupted": f"{type(stop).__name__}: {stop}"})
         raise
     tracker.end(run_id, "FINISHED")
     print(f"{name}: {task.summary(result)}  ({result['train_time_s']:.0f}s training)", flush=True)
@@ -189,13 +213,19 @@ def _train_and_test(cfg: DictConfig, task, tracker: tracking.Tracker, run_id: st
 
     start = time.perf_counter()
     state = fit(task, cfg, state, speed, on_epoch_end, seed=cfg.seed)
+    test_start = time.perf_counter()
     final = task.final_state(state.best_state, cfg.seed)
     task.net.load_state_dict(final)
     test, extras = task.test_metrics(cfg.train.batch_size)
     result = {f"test_{k}": v for k, v in test.items()} | {
         "train_time_s": state.train_seconds, "epochs_run": state.epoch,
         "best_epoch": state.best_epoch, "wall_time_s": time.perf_counter() - start,
+        "test_time_s": time.perf_counter() - test_start,
         "peak_memory_mb": peak_memory_mb(task.device)}
+    # The training phase alone, per epoch: what the paper's timing tables compare (x 50).
+    epoch_times = [row["epoch_train_time_s"] for row in state.history if "epoch_train_time_s" in row]
+    if epoch_times:
+        result["train_epoch_time_mean_s"] = float(np.mean(epoch_times))
     if hasattr(task, "swa_snapshots"):
         result["swa_snapshots"] = task.swa_snapshots
     tracker.log_metrics(run_id, result)
@@ -222,12 +252,12 @@ def _log_missing_epochs(tracker: tracking.Tracker, run_id: str, state: FitState)
 def _run_folds(cfg: DictConfig, prepared, device: torch.device, tracker: tracking.Tracker,
                output_dir: Path, tags: dict) -> dict:
     parent_cfg = with_fold(cfg, None)
-    parent_key, parent_name = tracking.cell_key(parent_cfg), tracking.run_name(parent_cfg)
-    parent_id = _parent_run(cfg, tracker, parent_key, parent_name, tags)
+    parent_key, parent_name = tracking.cell_key(parent_cfg, prepared.digest), tracking.run_name(parent_cfg)
+    parent_id = _parent_run(cfg, tracker, parent_key, parent_name, tags, prepared)
     folds = [cfg.fold] if cfg.fold is not None else list(range(cfg.task.folds))
     for fold in folds:
         fold_cfg = with_fold(cfg, fold)
-        key, name = tracking.cell_key(fold_cfg), tracking.run_name(fold_cfg)
+        key, name = tracking.cell_key(fold_cfg, prepared.digest), tracking.run_name(fold_cfg)
         done = [r for r in tracker.runs_of_cell(key) if r.info.status == "FINISHED"]
         if done and not cfg.force:
             log.info("skip %s: fold already FINISHED in MLflow run %s", name, done[0].info.run_id)
@@ -235,11 +265,12 @@ def _run_folds(cfg: DictConfig, prepared, device: torch.device, tracker: trackin
         seed_everything(cfg.seed)
         _run_cell(fold_cfg, key, name,
                   lambda: ClassificationTask(cfg, prepared, device, fold), tracker,
-                  output_dir / f"fold{fold}", tags | {f"{T}fold": str(fold)}, parent_id)
-    return _close_parent(cfg, tracker, parent_id, parent_name)
+                  output_dir / f"fold{fold}", tags | {f"{T}fold": str(fold)}, prepared, parent_id)
+    return _close_parent(cfg, tracker, parent_id, parent_name, prepared.digest)
 
 
-def _parent_run(cfg: DictConfig, tracker: tracking.Tracker, key: str, name: str, tags: dict) -> str:
+def _parent_run(cfg: DictConfig, tracker: tracking.Tracker, key: str, name: str, tags: dict,
+                prepared) -> str:
     """The cell's unfinished parent run, created if needed. Fold jobs that start together may
     each create one: all then use the oldest, and the others are deleted."""
     def open_parents():
@@ -249,6 +280,7 @@ def _parent_run(cfg: DictConfig, tracker: tracking.Tracker, key: str, name: str,
         run_id = tracker.start(name, tags | {f"{T}cell_key": key, f"{T}parent": "1"}).info.run_id
         tracker.log_params(run_id, tracking.flatten(OmegaConf.to_container(with_fold(cfg, None),
                                                                             resolve=True)))
+        tracker.log_dataset(run_id, cfg.dataset.name, prepared.digest, str(prepared.root))
     parents = sorted(open_parents(), key=lambda r: (r.info.start_time, r.info.run_id))
     for extra in parents[1:]:
         if extra.data.tags.get(f"{T}pid") == str(os.getpid()):
@@ -257,7 +289,8 @@ def _parent_run(cfg: DictConfig, tracker: tracking.Tracker, key: str, name: str,
     return parents[0].info.run_id
 
 
-def _close_parent(cfg: DictConfig, tracker: tracking.Tracker, parent_id: str, name: str) -> dict:
+def _close_parent(cfg: DictConfig, tracker: tracking.Tracker, parent_id: str, name: str,
+                  digest: str) -> dict:
     """Mean and std over folds once every fold has a FINISHED child; else leave it open."""
     children = tracker.client.search_runs(
         [tracker.client.get_run(parent_id).info.experiment_id],
@@ -266,7 +299,7 @@ def _close_parent(cfg: DictConfig, tracker: tracking.Tracker, parent_id: str, na
     # Folds finished under another parent (e.g. an earlier, replaced one) count too.
     for fold in range(cfg.task.folds):
         if fold not in by_fold:
-            done = [r for r in tracker.runs_of_cell(tracking.cell_key(with_fold(cfg, fold)))
+            done = [r for r in tracker.runs_of_cell(tracking.cell_key(with_fold(cfg, fold), digest))
                     if r.info.status == "FINISHED"]
             if done:
                 by_fold[fold] = done[0]

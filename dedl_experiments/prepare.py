@@ -1,7 +1,8 @@
 """`python -m dedl_experiments.prepare [overrides]`: build (or reuse) the prepared data only.
 
-Takes the same overrides as a training job and prints the cache folder and its statistics,
-so a cluster user can prepare the data once before submitting a sweep.
+Takes the same overrides as a training job and prints the cache folder, the dataset's content
+digest and its statistics, so that a cluster user can prepare the data once before submitting
+a sweep (the jobs then reuse the cache).
 """
 
 import json
@@ -13,20 +14,23 @@ from omegaconf import DictConfig
 
 from dedl_experiments.config import ConfigError, validate
 from dedl_experiments.data.errors import DataError
-from dedl_experiments.data.prepare import prepare_data
+from dedl_experiments.data.prepare import prepare_segmentation
+from dedl_experiments.data.prepare_classification import prepare_classification
 
 log = logging.getLogger("dedl_experiments")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    prepare = prepare_classification if cfg.task.name == "classification" else prepare_segmentation
     try:
         validate(cfg)
-        prepared = prepare_data(cfg)
+        prepared = prepare(cfg)
     except (ConfigError, DataError) as err:
         log.error("%s: %s", type(err).__name__, err)
         sys.exit(2)
     print(f"prepared data: {prepared.root}")
+    print(f"dataset digest: {prepared.digest}")
     print(json.dumps(prepared.stats, indent=1))
 
 

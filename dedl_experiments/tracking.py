@@ -1,20 +1,25 @@
 """MLflow: the tracking store, cell identity, and everything a job records.
 
-A *cell* is one configuration of one paper table (one seed included). Its key is a hash of
-the config values that define it, so the same cell run from another folder or launcher finds
-its earlier runs: a FINISHED run means the job is skipped, an interrupted one is resumed.
-Paths, launchers, tracking settings and speed switches do not define a cell.
+A *cell* is one configuration of one paper table (one seed included) on one dataset. Its key
+is a hash of the config values that define it and of the dataset's content digest, so the same
+cell run from another folder or launcher finds its earlier runs (a FINISHED run means the job
+is skipped, an interrupted one is resumed), while the same config on other data is another
+cell. Paths, launchers, tracking settings and speed switches do not define a cell.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import socket
+import subprocess
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +28,25 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from dedl_experiments.retry import retry_on_locked, sqlite_store_lock
+from dedl_experiments.folders import writable_folder_problem
+from dedl_experiments.retry import retry_on_locked, sqlite_path, sqlite_store_lock
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 # Top-level config keys that do not change what a cell computes.
 NOT_CELL_KEYS = ("tracking", "force", "resume", "device", "data_dir", "loader", "speed", "table",
-                 "hydra")
+                 "hydra", "claim")
+# The data's identity is its content digest, not where it lies.
 NOT_CELL_PATHS = ("dataset.root", "train.checkpoint_every")
 TAG = "dedl."
+# Experiments of the store that hold no cells: the reports, and the jobs' claims on cells.
+REPORTS_EXPERIMENT = "dedl-reports"
+CLAIMS_EXPERIMENT = "dedl.claims"
+# MLflow's UI opens an experiment of this kind on its training-runs table (not GenAI traces).
+EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+# Schemes MLflow can track to (a folder store is refused by MLflow >= 3.13).
+STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 
 
 class TrackingError(RuntimeError):
@@ -49,18 +63,26 @@ def experiment_name(cfg: DictConfig) -> str:
     return f"dedl-{cfg.table}" if cfg.table else "dedl"
 
 
-def cell_values(cfg: DictConfig) -> dict[str, Any]:
+def is_cell_experiment(name: str) -> bool:
+    """Experiments whose runs are cells: `dedl` and `dedl-<table>` (not the reports')."""
+    return (name == "dedl" or name.startswith("dedl-")) and name != REPORTS_EXPERIMENT
+
+
+def cell_values(cfg: DictConfig, dataset_digest: str | None) -> dict[str, Any]:
     values = OmegaConf.to_container(cfg, resolve=True)
     for key in NOT_CELL_KEYS:
         values.pop(key, None)
     for path in NOT_CELL_PATHS:
         head, _, leaf = path.partition(".")
         values.get(head, {}).pop(leaf, None)
+    # None gives the key runs had before datasets were digested (used to find them).
+    if dataset_digest is not None:
+        values["dataset_digest"] = dataset_digest
     return values
 
 
-def cell_key(cfg: DictConfig) -> str:
-    canonical = json.dumps(cell_values(cfg), sort_keys=True, default=str)
+def cell_key(cfg: DictConfig, dataset_digest: str | None) -> str:
+    canonical = json.dumps(cell_values(cfg, dataset_digest), sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -87,6 +109,33 @@ def run_name(cfg: DictConfig) -> str:
     return "-".join(parts)
 
 
+def factor_tags(cfg: DictConfig) -> dict[str, str]:
+    """The settings a table varies, as short tags: the MLflow runs table shows them as columns
+    and can "Group by" them without digging through every param."""
+    if cfg.task.name == "classification":
+        factors = {"encoder": cfg.encoder.name, "init": cfg.init.name}
+    else:
+        factors = {"architecture": cfg.architecture.name, "encoder": cfg.encoder.name,
+                   "app": cfg.app.name, "init": cfg.init.name, "schedule": cfg.lr_schedule.name,
+                   "app_schedule": cfg.app_lr_schedule.name if cfg.app.name != "none" else "-",
+                   "tile": str(cfg.tiling.size)}
+    return factors | {"seed": str(cfg.seed), "budget": cfg.budget.name, "dataset": cfg.dataset.name}
+
+
+@functools.cache
+def source_tags() -> dict[str, str]:
+    """MLflow's source tags: the entry point and, in a git checkout, its commit."""
+    tags = {"mlflow.source.name": "python -m dedl_experiments", "mlflow.source.type": "LOCAL"}
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return tags
+    if commit.returncode == 0 and commit.stdout.strip():
+        tags["mlflow.source.git.commit"] = commit.stdout.strip()
+    return tags
+
+
 def flatten(values: dict, prefix: str = "") -> dict[str, str]:
     flat: dict[str, str] = {}
     for key, value in values.items():
@@ -98,17 +147,56 @@ def flatten(values: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def _check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail in seconds, before any training, when a tracking server does not answer."""
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme not in ("http", "https"):
+def check_store(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, before any data or training work and without creating anything, when
+    the tracking store cannot be used: an unknown scheme, a SQLite file that cannot be written,
+    a server that does not answer or is not an MLflow tracking server."""
+    scheme = urllib.parse.urlparse(uri).scheme.split("+", 1)[0]
+    if scheme not in STORE_SCHEMES:
+        raise TrackingError(
+            f"tracking.uri={uri}: unknown scheme {scheme or '(none)'!r}; use sqlite:///path/to/mlflow.db, "
+            "http(s)://host:port (an MLflow server) or a database URI (postgresql://, mysql://, mssql://)")
+    if scheme == "sqlite":
+        _check_sqlite_writable(uri)
+    elif scheme in ("http", "https"):
+        _check_mlflow_server(uri, timeout)
+
+
+def _check_sqlite_writable(uri: str) -> None:
+    path = sqlite_path(uri)
+    if path is None:
         return
+    problem = writable_folder_problem(path.parent, create=False)
+    if problem is None and path.exists():
+        try:
+            open(path, "ab").close()  # opens for writing, changes nothing
+        except OSError as err:
+            problem = f"the database {path} cannot be written ({err.strerror})"
+    if problem:
+        raise TrackingError(f"tracking.uri={uri}: {problem}; MLflow must write there "
+                            "(choose another tracking.uri or fix the permissions)")
+
+
+def _check_mlflow_server(uri: str, timeout: float) -> None:
+    parsed = urllib.parse.urlparse(uri)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         with socket.create_connection((parsed.hostname, port), timeout=timeout):
             pass
     except OSError as err:
         raise TrackingError(f"MLflow tracking server {uri} is unreachable: {err}") from err
+    # An MLflow server answers its REST API with JSON; another web server does not.
+    probe = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
+    try:
+        with urllib.request.urlopen(probe, timeout=timeout) as answer:
+            json.loads(answer.read(1_000_000) or b"{}")
+    except urllib.error.HTTPError as err:
+        raise TrackingError(f"tracking.uri={uri} is not an MLflow tracking server: "
+                            f"GET {probe} answered HTTP {err.code}") from err
+    except (OSError, ValueError) as err:
+        kind = "an answer that is not JSON" if isinstance(err, ValueError) else str(err)
+        raise TrackingError(f"tracking.uri={uri} is not an MLflow tracking server: "
+                            f"GET {probe} gave {kind}") from err
 
 
 class Tracker:
@@ -116,26 +204,37 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str):
         self.uri = uri
-        _check_reachable(uri)
+        check_store(uri)
         mlflow.set_tracking_uri(uri)
         # A new SQLite store is built by MLflow's migrations, which break when several jobs
         # run them at once: jobs take turns opening it (held only for these two lines).
-        with sqlite_store_lock(uri):
-            self.client = MlflowClient(uri)
-            self.experiment_id = self._experiment_id(experiment)
+        try:
+            with sqlite_store_lock(uri):
+                self.client = MlflowClient(uri)
+                self.experiment_id = self._experiment_id(experiment)
+        except mlflow.exceptions.MlflowException as err:
+            raise TrackingError(f"tracking.uri={uri} cannot be used: "
+                                f"{str(err).splitlines()[0][:300]}") from err
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> Tracker:
         return cls(tracking_uri(cfg), experiment_name(cfg))
+
+    def experiment_id_of(self, name: str) -> str:
+        """Id of another experiment of this store (created if needed)."""
+        with sqlite_store_lock(self.uri):
+            return self._experiment_id(name)
 
     def _experiment_id(self, name: str) -> str:
         # Another job may create it between our lookup and create: look it up again then.
         for _ in range(5):
             found = self.client.get_experiment_by_name(name)
             if found is not None:
+                if found.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_KIND:
+                    self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
                 return found.experiment_id
             try:
-                return self.client.create_experiment(name)
+                return self.client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
             except mlflow.exceptions.MlflowException:
                 time.sleep(0.5)
         raise TrackingError(f"cannot create MLflow experiment {name!r} in {self.uri}")
@@ -143,17 +242,18 @@ class Tracker:
     def runs_of_cell(self, key: str) -> list[Run]:
         """All top-level runs of this cell, in every dedl experiment, newest first."""
         experiments = [e.experiment_id for e in self.client.search_experiments()
-                       if e.name == "dedl" or e.name.startswith("dedl-")]
+                       if is_cell_experiment(e.name)]
         return self.client.search_runs(
             experiments, filter_string=f"tags.`{TAG}cell_key` = '{key}'",
             order_by=["attributes.start_time DESC"], max_results=1000)
 
-    def start(self, name: str, tags: dict[str, str], run_id: str | None = None) -> Run:
+    def start(self, name: str, tags: dict[str, str], run_id: str | None = None,
+              experiment_id: str | None = None) -> Run:
         if run_id is not None:
-            self.client.update_run(run_id, status="RUNNING")
+            retry_on_locked(self.client.update_run, run_id, status="RUNNING")
             return self.client.get_run(run_id)
-        return retry_on_locked(self.client.create_run, self.experiment_id, run_name=name,
-                               tags=tags)
+        return retry_on_locked(self.client.create_run, experiment_id or self.experiment_id,
+                               run_name=name, tags=tags)
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
         items = [mlflow.entities.Param(k, v[:6000]) for k, v in params.items()]
@@ -168,6 +268,14 @@ class Tracker:
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         retry_on_locked(self.client.log_batch, run_id,
                         tags=[mlflow.entities.RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+    def log_dataset(self, run_id: str, name: str, digest: str, source: str) -> None:
+        """The prepared data as the run's MLflow dataset input (shown in the UI's Dataset column)."""
+        dataset = mlflow.entities.Dataset(name=name, digest=digest[:36], source_type="local",
+                                          source=json.dumps({"uri": source}))
+        context = mlflow.entities.InputTag("mlflow.data.context", "training")
+        retry_on_locked(self.client.log_inputs, run_id,
+                        datasets=[mlflow.entities.DatasetInput(dataset, [context])])
 
     def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), folder)

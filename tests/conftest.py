@@ -59,3 +59,10 @@ def isolated_weight_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         raise AssertionError("tried to download")
 
     monkeypatch.setattr(weights, "hf_hub_download", no_network)
+
+
+@pytest.fixture(autouse=True)
+def _data_dir_outside_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Config checks create data_dir: by default a test's goes to its own temporary folder,
+    not ./data of the checkout (CLI subprocesses inherit it through cli_env)."""
+    monkeypatch.setenv("DEDL_DATA_DIR", str(tmp_path / "data"))

@@ -2,23 +2,20 @@
 
 Like nnU-Net's plan-and-preprocess, the cache is computed once and reused by every job of a
 sweep. Its folder name carries a fingerprint of the raw files and of every parameter that
-shapes the tiles, so changing either builds a new cache instead of reusing a stale one.
-Building happens in a temporary folder renamed into place under a lock: jobs that start at
-once build it once, and a crash never leaves a half-written cache.
+shapes the tiles, so changing either builds a new cache instead of reusing a stale one
+(data/cache.py: built once under a lock, verified before reuse). While building, every raw
+file is hashed: the dataset's content digest, stored with the cache, is part of each cell's
+identity.
 
     python -m dedl_experiments.prepare budget=smoke          # same overrides as a training job
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
-import os
-import shutil
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +24,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.config import scaled_tile_size
 from dedl_experiments.data import folder, inform, splits as splits_mod, synthetic, tiling
+from dedl_experiments.data.cache import build_once, dataset_digest, file_sha256
+from dedl_experiments.data.checks import check_image_and_mask
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.data.transforms import IGNORE
 
 log = logging.getLogger(__name__)
 
 # Bump when the cache format or the tiling code changes, so old caches are not reused.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 SPLITS = ("train", "val", "test")
 
 
@@ -69,6 +68,7 @@ class PreparedSegmentation:
     splits: dict[str, list[str]]  # split -> sample names
     images: dict[str, dict]  # sample name -> {height, width, split}
     stats: dict
+    digest: str  # content digest of the raw files and their splits (data/cache.py)
 
     def split(self, name: str) -> TileSplit:
         return load_split(self.root, name)
@@ -131,8 +131,7 @@ def open_raw_segmentation(cfg: DictConfig) -> RawSegmentation:
         def read(sample: inform.Sample) -> tuple[np.ndarray, np.ndarray]:
             image = _normalise(cfg, inform.read_channel(sample.image, cfg.task.channel))[None]
             return image, inform.read_mask(sample.mask, expected_shape=image.shape[-2:])
-    for problem in problems:
-        log.warning("dataset %s: %s", root, problem)
+    # The readers have logged `problems` (orphan images or masks) once each.
     return RawSegmentation(root, by_split, read)
 
 
@@ -150,19 +149,12 @@ def _fingerprint(cfg: DictConfig, raw: RawSegmentation, tile_size: int) -> str:
     return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
 
 
 def _write_split(out: Path, name: str, cfg: DictConfig, raw: RawSegmentation, tile_size: int,
-                 images_meta: dict) -> dict:
+                 images_meta: dict, digests: list) -> dict:
     parts: dict[str, list[np.ndarray]] = {"images": [], "targets": [], "blank": []}
     tiles_meta: list[dict] = []
     skipped: list[str] = []
@@ -171,6 +163,7 @@ def _write_split(out: Path, name: str, cfg: DictConfig, raw: RawSegmentation, ti
     for sample in raw.by_split[name]:
         try:
             image, mask = raw.read(sample)
+            check_image_and_mask(image, mask, sample.image, sample.mask)
         except DataError as err:
             if cfg.dataset.on_bad_sample != "skip":
                 raise
@@ -179,6 +172,7 @@ def _write_split(out: Path, name: str, cfg: DictConfig, raw: RawSegmentation, ti
             continue
         h, w = image.shape[-2:]
         images_meta[sample.name] = {"height": h, "width": w, "split": name}
+        digests += [(name, _relative(p, raw.root), file_sha256(p)) for p in (sample.image, sample.mask)]
         img_tiles, positions = tiling.tile(image, tile_size, cfg.tiling.stride)
         mask_tiles, _ = tiling.tile(mask.astype(np.uint8), tile_size, cfg.tiling.stride)
         parts["images"].append(img_tiles.astype(np.float32))
@@ -209,29 +203,6 @@ def _write_split(out: Path, name: str, cfg: DictConfig, raw: RawSegmentation, ti
     }
 
 
-def build_once(cache: Path, build: Callable[[Path], None]) -> None:
-    """Run `build(tmp)` unless `cache` is complete, then move tmp into place.
-
-    `build` must write `stats.json` last: its presence marks a complete cache. Jobs that
-    start together take turns on a lock; the first builds, the others reuse.
-    """
-    with _locked(cache.parent / f".{cache.name}.lock"):
-        if (cache / "stats.json").exists():
-            log.info("prepared data: reusing %s", cache)
-            return
-        log.info("prepared data: building %s", cache)
-        tmp = cache.with_name(cache.name + f".tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            build(tmp)
-            shutil.rmtree(cache, ignore_errors=True)  # leftovers of an incomplete layout
-            os.replace(tmp, cache)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-
-
 def prepare_segmentation(cfg: DictConfig) -> PreparedSegmentation:
     """Return the tile cache for this config, building it if it does not exist yet."""
     raw = open_raw_segmentation(cfg)
@@ -242,12 +213,15 @@ def prepare_segmentation(cfg: DictConfig) -> PreparedSegmentation:
     stats = json.loads((cache / "stats.json").read_text())
     images = stats.pop("images")
     return PreparedSegmentation(cache, tile_size, stats.pop("channels"),
-                                splits_mod.read_splits(cache / "splits.json"), images, stats)
+                                splits_mod.read_splits(cache / "splits.json"), images, stats,
+                                stats.pop("dataset_digest"))
 
 
 def _build(cfg: DictConfig, raw: RawSegmentation, out: Path, tile_size: int) -> None:
     images_meta: dict[str, dict] = {}
-    stats = {k: _write_split(out, k, cfg, raw, tile_size, images_meta) for k in SPLITS}
+    digests: list[tuple[str, str, str]] = []
+    stats = {k: _write_split(out, k, cfg, raw, tile_size, images_meta, digests) for k in SPLITS}
+    stats["dataset_digest"] = dataset_digest(digests)
     splits_mod.write_splits(out / "splits.json", {
         k: [s.name for s in raw.by_split[k] if s.name in images_meta] for k in SPLITS})
     stats["images"] = images_meta

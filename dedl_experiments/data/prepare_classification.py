@@ -21,10 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.data import classification, splits as splits_mod, synthetic
 from dedl_experiments.data.errors import DataError
-from dedl_experiments.data.prepare import build_once
+from dedl_experiments.data.cache import build_once, dataset_digest, file_sha256
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class PreparedClassification:
     image_size: int
     folds: list[list[int]]  # per fold: indices (into the train split) of its validation part
     stats: dict
+    digest: str  # content digest of the images, their labels and splits (data/cache.py)
 
     def split(self, name: str) -> ImageSplit:
         return ImageSplit(np.load(self.root / f"{name}_images.npy", mmap_mode="r"),
@@ -69,7 +70,8 @@ def _fingerprint(cfg: DictConfig, items: dict, size: int) -> str:
     return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _write_split(out: Path, name: str, pairs: list, size: int, skip_bad: bool) -> dict:
+def _write_split(out: Path, name: str, pairs: list, size: int, skip_bad: bool, root: Path,
+                 digests: list) -> dict:
     images, labels, names, skipped = [], [], [], []
     for path, label in pairs:
         try:
@@ -82,6 +84,8 @@ def _write_split(out: Path, name: str, pairs: list, size: int, skip_bad: bool) -
             continue
         labels.append(label)
         names.append(path.stem)
+        relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+        digests.append((name, f"{relative} {np.asarray(label).tolist()}", file_sha256(path)))
     if not names:
         raise DataError(f"no usable image in the {name} list")
     np.save(out / f"{name}_images.npy", np.stack(images))
@@ -91,9 +95,12 @@ def _write_split(out: Path, name: str, pairs: list, size: int, skip_bad: bool) -
     return {"images": len(names), "skipped": skipped, "label_counts": counts.tolist()}
 
 
-def _build(cfg: DictConfig, items: dict, out: Path, size: int) -> None:
+def _build(cfg: DictConfig, root: Path, items: dict, out: Path, size: int) -> None:
     skip_bad = cfg.dataset.on_bad_sample == "skip"
-    stats = {name: _write_split(out, name, items[name], size, skip_bad) for name in ("train", "test")}
+    digests: list[tuple[str, str, str]] = []
+    stats = {name: _write_split(out, name, items[name], size, skip_bad, root, digests)
+             for name in ("train", "test")}
+    stats["dataset_digest"] = dataset_digest(digests)
     train_labels = np.load(out / "train_labels.npy")
     folds = splits_mod.multilabel_folds(train_labels, k=cfg.task.folds, seed=cfg.dataset.split_seed)
     for k, fold in enumerate(folds):
@@ -117,6 +124,6 @@ def prepare_classification(cfg: DictConfig) -> PreparedClassification:
         log.warning("dataset %s: %s", root, problem)
     size = image_size(cfg)
     cache = Path(cfg.data_dir) / "prepared" / f"{cfg.dataset.name}-cls-{_fingerprint(cfg, items, size)}"
-    build_once(cache, lambda tmp: _build(cfg, items, tmp, size))
+    build_once(cache, lambda tmp: _build(cfg, root, items, tmp, size))
     stats = json.loads((cache / "stats.json").read_text())
-    return PreparedClassification(cache, size, stats.pop("folds"), stats)
+    return PreparedClassification(cache, size, stats.pop("folds"), stats, stats.pop("dataset_digest"))

@@ -1,6 +1,6 @@
 """A cell's key names what the job computes: the same cell run from another folder, launcher,
 store, machine or table sweep has the same key (so it is skipped or resumed); any change to a
-hyperparameter gives a new cell."""
+hyperparameter or to the data's content gives a new cell."""
 
 from __future__ import annotations
 
@@ -10,18 +10,19 @@ from conftest import compose_config
 from dedl_experiments.tracking import cell_key
 
 BASE = ["budget=smoke", "init=random"]
+DIGEST = "0" * 64
 
 
 @pytest.fixture(scope="module")
 def base_key() -> str:
-    return cell_key(compose_config(BASE))
+    return cell_key(compose_config(BASE), DIGEST)
 
 
 def test_key_is_stable_and_short(base_key: str) -> None:
-    assert cell_key(compose_config(BASE)) == base_key
+    assert cell_key(compose_config(BASE), DIGEST) == base_key
     assert len(base_key) == 16 and int(base_key, 16) >= 0
     # Override order does not matter.
-    assert cell_key(compose_config(["init=random", "budget=smoke"])) == base_key
+    assert cell_key(compose_config(["init=random", "budget=smoke"]), DIGEST) == base_key
 
 
 @pytest.mark.parametrize("override", [
@@ -39,14 +40,15 @@ def test_key_is_stable_and_short(base_key: str) -> None:
     ["resume=false"],
     ["+experiment=table2"],  # the table a sweep belongs to: Tables 1/2/6 share cells
     ["+experiment=table6"],
+    ["claim.heartbeat_s=1", "claim.lease_s=5", "claim.on_busy=wait"],
 ])
 def test_where_and_how_a_job_runs_is_not_part_of_the_cell(base_key: str, override: list[str]) -> None:
-    assert cell_key(compose_config([*BASE, *override])) == base_key
+    assert cell_key(compose_config([*BASE, *override]), DIGEST) == base_key
 
 
 def test_data_root_is_not_part_of_the_cell() -> None:
-    first = cell_key(compose_config([*BASE, "dataset=myositis", "dataset.root=/data/export-a"]))
-    assert cell_key(compose_config([*BASE, "dataset=myositis", "dataset.root=/mnt/copy/export-a"])) == first
+    first = cell_key(compose_config([*BASE, "dataset=myositis", "dataset.root=/data/export-a"]), DIGEST)
+    assert cell_key(compose_config([*BASE, "dataset=myositis", "dataset.root=/mnt/copy/export-a"]), DIGEST) == first
 
 
 @pytest.mark.parametrize("override", [
@@ -77,11 +79,18 @@ def test_data_root_is_not_part_of_the_cell() -> None:
     ["task=classification"],
 ])
 def test_every_hyperparameter_is_part_of_the_cell(base_key: str, override: list[str]) -> None:
-    assert cell_key(compose_config([*BASE, *override])) != base_key
+    assert cell_key(compose_config([*BASE, *override]), DIGEST) != base_key
 
 
 def test_classification_cells_differ_by_model_init_and_seed() -> None:
     base = ["task=classification", *BASE]
-    keys = {cell_key(compose_config([*base, *extra])) for extra in (
+    keys = {cell_key(compose_config([*base, *extra]), DIGEST) for extra in (
         [], ["encoder=swin_base"], ["seed=994"], ["init=imagenet"], ["task.folds=3"])}
     assert len(keys) == 5
+
+
+def test_the_data_content_is_part_of_the_cell(base_key: str) -> None:
+    cfg = compose_config(BASE)
+    assert cell_key(cfg, "1" * 64) != base_key
+    # Runs recorded before data digests keep the key they had (found by a migration).
+    assert cell_key(cfg, None) not in (base_key, cell_key(cfg, "1" * 64))
