@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dedl_experiments.loop import PAUSE_AT, STOP, pause_for_test
+
 log = logging.getLogger(__name__)
 
 
@@ -32,9 +34,10 @@ def atomic_save(obj: Any, path: Path, previous: Path | None = None) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+            torch.save(obj, _PausingWriter(handle) if PAUSE_AT == "checkpoint_save" else handle)
             handle.flush()
             os.fsync(handle.fileno())
+        # Stopped between these renames, only previous.pt exists, and load_training uses it.
         if previous is not None and path.exists():
             os.replace(path, previous)
         os.replace(tmp, path)
@@ -42,6 +45,20 @@ def atomic_save(obj: Any, path: Path, previous: Path | None = None) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class _PausingWriter:
+    """Test-only (see loop.pause_for_test): torch.save writes through it and pauses inside."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def write(self, data) -> int:
+        pause_for_test("checkpoint_save")
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> Any:
@@ -129,9 +146,11 @@ def restore_training_state(task, state: dict, scaler: torch.amp.GradScaler) -> d
 
 
 def save_training(folder: Path, state: dict) -> Path:
-    """Write `last.pt`, keeping the one before as `previous.pt` to fall back on."""
+    """Write `last.pt`, keeping the one before as `previous.pt` to fall back on. A signal
+    during the save names this stage, and the job stops once the save is complete."""
     folder = Path(folder)
-    return atomic_save(state, folder / LAST, previous=folder / PREVIOUS)
+    with STOP.in_stage("checkpoint save"):
+        return atomic_save(state, folder / LAST, previous=folder / PREVIOUS)
 
 
 def load_training(folder: Path) -> dict | None:

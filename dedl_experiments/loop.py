@@ -11,9 +11,14 @@ import copy
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch.utils.data import RandomSampler
@@ -25,21 +30,123 @@ log = logging.getLogger(__name__)
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived (what SLURM sends before a kill): the job stops at a batch boundary.
-    A BaseException like KeyboardInterrupt: it ends the process, not just the job."""
+    """SIGINT or SIGTERM stopped the job; `exit_code` is 128 + the signal number (130, 143).
+    A BaseException like KeyboardInterrupt: it ends the process (a sweep too), not just the job."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message, exit_code)  # both in args, so that it pickles
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 class TerminationFlag:
-    """Set by the SIGTERM handler; checked by the loop after every batch."""
+    """During a job SIGINT and SIGTERM only set this flag, remembering where the job was; the
+    loop stops at the next check (after every batch and after each epoch's checkpoint save and
+    logging), so that no checkpoint or MLflow write is cut half-way. A second signal stops at
+    once, and so does the first in a stage with nothing left to save (`at_once`)."""
 
     def __init__(self) -> None:
-        self.signal: int | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.signal: int | None = None  # the first signal received
+        self.signals = 0  # how many arrived
+        self.where = ""  # the stage the first one arrived in, e.g. "epoch 2/3 (train)"
+        self.epoch: int | None = None  # 1-based, while training
+        self.epochs: int | None = None
+        self.stage = "setup"
+        self.at_once = False
+        self.stopping = False  # raised at once already: later signals must not interrupt that
 
     def __call__(self, signum, frame) -> None:
-        self.signal = signum
+        self.signals += 1
+        if self.stopping:
+            return
+        if self.signal is None:
+            self.signal, self.where = signum, self.describe()
+            if not self.at_once:
+                return
+        self.stopping = True
+        raise self.terminated()
+
+    def describe(self) -> str:
+        return f"epoch {self.epoch}/{self.epochs} ({self.stage})" if self.epoch else self.stage
+
+    def enter(self, stage: str, epoch: int | None = None, epochs: int | None = None,
+              at_once: bool = False) -> None:
+        """The job is now in `stage` (of the 1-based `epoch` of `epochs`, while training)."""
+        self.stage, self.epoch, self.epochs, self.at_once = stage, epoch, epochs, at_once
+
+    @contextmanager
+    def in_stage(self, stage: str) -> Iterator[None]:
+        """A stage within the current one (e.g. the checkpoint save at the end of an epoch)."""
+        outer = self.stage
+        self.stage = stage
+        try:
+            yield
+        finally:
+            self.stage = outer
+
+    def terminated(self) -> Terminated:
+        name = signal.Signals(self.signal).name
+        return Terminated(f"{name} in {self.where}", 128 + self.signal)
+
+    def check(self) -> None:
+        if self.signal is not None:
+            self.stopping = True  # a further Ctrl-C must not cut the recording of the stop
+            raise self.terminated()
+
+    @contextmanager
+    def handling_signals(self) -> Iterator[None]:
+        """One job: SIGINT and SIGTERM set the flag; the previous handlers come back after."""
+        self.reset()
+        previous = {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+            self.check()  # a signal after the last check, e.g. during the final logging
+        except Terminated:
+            raise
+        except BaseException as err:
+            if self.signal is None:
+                raise
+            # However a stop surfaced (torch.save turns a second Ctrl-C into a RuntimeError).
+            raise self.terminated() from err
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 STOP = TerminationFlag()
+
+# Test-only fault injection (tests/integration/test_interrupts.py): with
+# DEDL_TEST_PAUSE_AT=train_step|validation|checkpoint_save|mlflow_log the job writes
+# `<point>.paused` into its working directory the first time it reaches that point in epoch 2,
+# and waits there until DEDL_TEST_PAUSE_SIGNALS signals (default 1) have arrived, at most 60 s.
+PAUSE_AT = os.environ.get("DEDL_TEST_PAUSE_AT", "")
+PAUSE_SIGNALS = int(os.environ.get("DEDL_TEST_PAUSE_SIGNALS", "1"))
+
+
+def pause_for_test(point: str) -> None:
+    marker = Path(f"{point}.paused")
+    if (point != PAUSE_AT or STOP.epoch != 2 or marker.exists()
+            or threading.current_thread() is not threading.main_thread()):
+        return
+    marker.touch()
+    deadline = time.monotonic() + 60
+    while STOP.signals < PAUSE_SIGNALS and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+if PAUSE_AT == "mlflow_log":  # test-only: MLflow writes (all are batches) pause inside
+    from mlflow import MlflowClient
+
+    def _paused_log_batch(self, *args, _log_batch=MlflowClient.log_batch, **kwargs):
+        pause_for_test("mlflow_log")
+        return _log_batch(self, *args, **kwargs)
+
+    MlflowClient.log_batch = _paused_log_batch
 
 
 def progress_bars_off() -> bool:
@@ -94,6 +201,7 @@ def run_epoch(task, loader, train: bool, epoch: int, speed: Speed, desc: str) ->
             batch = _to(batch, device, speed.channels_last)
             with speed.autocast:
                 loss = task.step(batch, metrics, train)
+            pause_for_test("train_step" if train else "validation")
             if train:
                 for opt in task.optimizers.values():
                     opt.zero_grad(set_to_none=True)
@@ -103,8 +211,7 @@ def run_epoch(task, loader, train: bool, epoch: int, speed: Speed, desc: str) ->
                 speed.scaler.update()
             total += loss.detach().double() * len(batch[0])
             count += len(batch[0])
-            if STOP.signal is not None:
-                raise Terminated(f"signal {STOP.signal} in epoch {epoch}")
+            STOP.check()
     mean_loss = (total / max(count, 1)).item()
     if not math.isfinite(mean_loss):
         raise NonFiniteLoss(epoch, "train" if train else "validation")
@@ -121,8 +228,10 @@ def fit(task, cfg, state: FitState, speed: Speed, on_epoch_end, seed: int) -> Fi
     while state.epoch < epochs and not state.stopped_early:
         epoch = state.epoch
         start = time.perf_counter()
+        STOP.enter("train", epoch + 1, epochs)
         train = run_epoch(task, train_loader, True, epoch, speed, f"epoch {epoch + 1}/{epochs} train")
         train_seconds = time.perf_counter() - start
+        STOP.enter("validation", epoch + 1, epochs)
         val = run_epoch(task, val_loader, False, epoch, speed, f"epoch {epoch + 1}/{epochs} val")
         lrs = {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in task.optimizers.items()}
         task.end_epoch(epoch)
@@ -149,5 +258,12 @@ def fit(task, cfg, state: FitState, speed: Speed, on_epoch_end, seed: int) -> Fi
         if patience is not None and state.stale_epochs >= patience:
             log.info("early stopping: validation loss has not improved for %d epochs", patience)
             state.stopped_early = True
+        # The checkpoint save (a stage of its own, see checkpoint.save_training) and MLflow
+        # writes finish before a signal stops the job, here.
+        STOP.enter("metric logging", epoch + 1, epochs)
         on_epoch_end(epoch, row, state)
+        STOP.check()
+    STOP.check()  # a signal before the loop, when it had no epoch left to run
+    # The last checkpoint is written: testing and final logging may stop at once.
+    STOP.enter("test", at_once=True)
     return state
