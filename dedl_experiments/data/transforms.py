@@ -2,10 +2,13 @@
 
 Segmentation (training only): rotation by up to 3 degrees, vertical and horizontal flips, as
 torchvision's RandomRotation(3) (every image rotated, nearest-neighbour: its default) and
-RandomVerticalFlip / RandomHorizontalFlip (p=0.5). Image and target move together. The target
-carries IGNORE on zero padding and on the corners a rotation brings in, so those pixels count
-neither in the loss nor in the metrics. Intensity normalisation happens on the device (see
-tasks/segmentation.py), the same code for training, validation, test and predict.
+RandomVerticalFlip / RandomHorizontalFlip (p=0.5). Image and target move together. Besides
+0/1 the target marks pixels outside the image: IGNORE on zero padding (written by the prepare
+step) and ROTATED_IN on the corners a rotation brings in. `target_classes` turns both into
+IGNORE (the default: they count neither in the loss nor in the metrics) or into background,
+as the released notebooks counted them (`tiling.padding_label`, `augment.rotation_fill`).
+Intensity normalisation happens on the device (see tasks/segmentation.py), the same code for
+training, validation, test and predict.
 """
 
 from __future__ import annotations
@@ -13,9 +16,30 @@ from __future__ import annotations
 import albumentations as A
 import cv2
 import numpy as np
+import torch
 
-# Target value of pixels outside the image: padding, or corners brought in by a rotation.
+# Target value of zero padding in the tile cache, and the value the loss and metrics ignore.
 IGNORE = 255
+# Target value of the corners a training rotation brings in (before `target_classes`).
+ROTATED_IN = 254
+# What padding and rotated-in corners count as: ignored, or background (class 0).
+OUTSIDE_LABELS = ("ignore", "background")
+
+
+def check_outside_label(option: str, value: str) -> str:
+    if value not in OUTSIDE_LABELS:
+        raise ValueError(f"{option}={value!r} is invalid: it must be one of: "
+                         f"{', '.join(OUTSIDE_LABELS)}")
+    return value
+
+
+def target_classes(target: torch.Tensor, padding_label: str = "ignore",
+                   rotation_fill: str = "ignore") -> torch.Tensor:
+    """Class indices for the loss and the metrics from a tile target (0/1, IGNORE on padding,
+    ROTATED_IN on rotated-in corners): each of the two becomes IGNORE or background (0)."""
+    if padding_label == "background":
+        target = target.masked_fill(target == IGNORE, 0)
+    return target.masked_fill(target == ROTATED_IN, 0 if rotation_fill == "background" else IGNORE)
 
 
 def segmentation_transform(train: bool) -> A.Compose | None:
@@ -26,7 +50,7 @@ def segmentation_transform(train: bool) -> A.Compose | None:
     return IndependentSeedCompose([
         A.Rotate(limit=3, p=1.0, interpolation=cv2.INTER_NEAREST,
                  mask_interpolation=cv2.INTER_NEAREST,
-                 border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE),
+                 border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=ROTATED_IN),
         A.VerticalFlip(p=0.5),
         A.HorizontalFlip(p=0.5),
     ], seed=None)
@@ -72,7 +96,8 @@ def _colour_jitter() -> A.ColorJitter:
     return A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.0, p=1.0)
 
 
-def classification_transform(train: bool, size: int, normalise: bool = True) -> A.Compose:
+def classification_transform(train: bool, size: int, normalise: bool = True,
+                             perspective_p: float = 1.0) -> A.Compose:
     """Classification pipeline for uint8 (H, W, 3) RGB input -> float32 tensor (3, size, size).
 
     As released (torchvision, per the facts file), training applies, in this order:
@@ -82,9 +107,10 @@ def classification_transform(train: bool, size: int, normalise: bool = True) -> 
     then ImageNet normalisation. The paper's Section 7.5 words steps 1 and 2 as "colour jitter
     *or* perspective"; the facts file reads the released code as applying both members of a
     block together ("colour jitter then perspective" with p=0.3), and that is what is
-    implemented here: an A.Sequential with p=0.3 whose members run with p=1. (Caveat: if the
-    notebook left torchvision's RandomPerspective at its default p=0.5, the perspective in
-    block 1 would run in half of the blocks; the facts file gives no inner probability.)
+    implemented here: an A.Sequential with p=0.3 whose members run with p=1. The released
+    notebook leaves torchvision's RandomPerspective at its default p=0.5, so there the
+    perspective runs in half of the blocks: `perspective_p=0.5` (config
+    `augment.perspective_p`) does that.
 
     Equivalences with torchvision: perspective uses bilinear and affine nearest-neighbour
     interpolation (torchvision's defaults) with zero fill. torchvision's perspective squeezes
@@ -103,7 +129,7 @@ def classification_transform(train: bool, size: int, normalise: bool = True) -> 
                 _colour_jitter(),
                 A.Perspective(scale=(PERSPECTIVE_SIGMA, PERSPECTIVE_SIGMA), keep_size=True,
                               fit_output=True, interpolation=cv2.INTER_LINEAR,
-                              border_mode=cv2.BORDER_CONSTANT, fill=0, p=1.0),
+                              border_mode=cv2.BORDER_CONSTANT, fill=0, p=perspective_p),
             ], p=0.3),
             A.Sequential([
                 _colour_jitter(),

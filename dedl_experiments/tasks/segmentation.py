@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 from dedl_experiments.data import tiling
 from dedl_experiments.data.datasets import TileDataset
 from dedl_experiments.data.prepare import PreparedSegmentation
-from dedl_experiments.data.transforms import IGNORE, segmentation_transform
+from dedl_experiments.data.transforms import (IGNORE, check_outside_label, segmentation_transform,
+                                              target_classes)
 from dedl_experiments.inference import predict_tiles
 from dedl_experiments.losses import configured_class_weights, pixel_class_weights
 from dedl_experiments.metrics import (PADDED_METRICS, PADDED_SUFFIX, SegmentationMetrics,
@@ -62,9 +63,16 @@ class SegmentationTask:
         pixel_counts = np.asarray(prepared.stats["train"]["pixel_counts"])
         self.class_weights = configured_class_weights(cfg.loss,
                                                       lambda: pixel_class_weights(pixel_counts))
+        # mean: over the counted pixels; sum: the released notebooks' reduction.
+        if cfg.loss.reduction not in ("mean", "sum"):
+            raise ValueError(f"loss.reduction={cfg.loss.reduction!r} is invalid: it must be one "
+                             "of: mean, sum")
         self.criterion = nn.CrossEntropyLoss(
             weight=self.class_weights.to(device) if self.class_weights is not None else None,
-            ignore_index=IGNORE)
+            ignore_index=IGNORE, reduction=cfg.loss.reduction)
+        # What zero padding and rotated-in corners count as in the loss and train/val metrics.
+        self.padding_label = check_outside_label("tiling.padding_label", cfg.tiling.padding_label)
+        self.rotation_fill = check_outside_label("augment.rotation_fill", cfg.augment.rotation_fill)
         self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.optimizer.lr,
                                                    weight_decay=cfg.optimizer.weight_decay)}
         self.schedulers = {"net": make_scheduler(self.optimizers["net"], cfg.lr_schedule)}
@@ -110,7 +118,7 @@ class SegmentationTask:
     def step(self, batch, metrics: SegmentationMetrics, train: bool) -> torch.Tensor:
         """Loss of one batch (and, when training, the APP's reconstruction term)."""
         image, target = batch
-        target = target.long()
+        target = target_classes(target.long(), self.padding_label, self.rotation_fill)
         logits = self.net((image - self.shift) / self.scale)
         loss = self.criterion(logits, target)
         if train and self.app is not None:
