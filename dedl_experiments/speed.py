@@ -39,8 +39,10 @@ def speed_settings(cfg: DictConfig, device: torch.device) -> Speed:
         log.info("torch.compile skipped: it is used on CUDA only (this run is on %s)", device)
     if cuda:
         # The APP stays fp32 under autocast (tasks/segmentation.py): TF32 matmuls keep it fast.
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        # speed.tf32=false keeps every fp32 matmul and convolution in full fp32 (the paper's runs).
+        tf32 = bool(cfg.speed.tf32)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
     # fp16 needs loss scaling to keep small gradients; bf16 and fp32 do not.
     scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
     return Speed(amp, channels_last, bool(cfg.speed.compile and cuda), scaler)

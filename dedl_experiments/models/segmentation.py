@@ -3,7 +3,8 @@
 from collections.abc import Sequence
 
 import segmentation_models_pytorch as smp
-from torch import nn
+from segmentation_models_pytorch.base.modules import Attention, SCSEModule
+from torch import Tensor, nn
 
 from dedl_experiments.models.weights import load_smp_encoder_weights
 
@@ -11,6 +12,23 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "unet": smp.Unet,
     "unetplusplus": smp.UnetPlusPlus,
 }
+
+
+# Decoder attention: smp's concurrent spatial and channel squeeze-and-excitation (released),
+# channel squeeze-and-excitation only (the paper's text), or none.
+ATTENTIONS = ("scse", "cse", None)
+
+
+class ChannelSE(nn.Module):
+    """Channel squeeze-and-excitation (Hu et al.), what the paper's text describes: smp's scSE
+    block without its spatial branch. Keeps scSE's channel branch (and its parameter names)."""
+
+    def __init__(self, scse: SCSEModule) -> None:
+        super().__init__()
+        self.cSE = scse.cSE
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.cSE(x)
 
 
 def build_segmentation_model(
@@ -26,6 +44,9 @@ def build_segmentation_model(
 ) -> nn.Module:
     """An smp model as released (DAPI in, background/nucleus logits out).
 
+    `attention` is the decoder attention: "scse" (released), "cse" (channel squeeze-and-
+    excitation only, as the paper's text describes it) or None.
+
     `weights` is an smp encoder weights name ("imagenet", "advprop", "noisy-student", ...)
     or None for random initialisation; `allow_download` lets a missing file be fetched unless
     an offline switch (HF_HUB_OFFLINE, DEDL_OFFLINE) is set.
@@ -35,6 +56,9 @@ def build_segmentation_model(
             f"Unknown segmentation architecture {architecture!r}; valid ones are "
             f"{sorted(ARCHITECTURES)}"
         )
+    if attention not in ATTENTIONS:
+        raise ValueError(f"Unknown decoder attention {attention!r}; valid ones are scse, cse "
+                         "and null")
     # smp is never asked for weights itself: it would download them. The encoder is built
     # at random init and the pretrained state dict comes through models/weights.py, the one
     # place that decides between local files, the Hugging Face cache and the network.
@@ -43,10 +67,14 @@ def build_segmentation_model(
         encoder_depth=encoder_depth,
         encoder_weights=None,
         decoder_channels=tuple(decoder_channels),
-        decoder_attention_type=attention,
+        decoder_attention_type="scse" if attention == "cse" else attention,
         in_channels=in_channels,
         classes=classes,
     )
+    if attention == "cse":
+        for module in model.modules():
+            if isinstance(module, Attention) and isinstance(module.attention, SCSEModule):
+                module.attention = ChannelSE(module.attention)
     if weights is not None:
         load_smp_encoder_weights(model, encoder, weights, allow_download)
     return model
