@@ -60,14 +60,21 @@ class FocalLoss(nn.Module):
     Written out rather than using torchvision.ops.sigmoid_focal_loss: torchvision's alpha
     weighs positives by alpha and negatives by 1 - alpha, so the released alpha = 1 would
     drop every negative term, whereas the released loss scales all terms by alpha.
+
+    `epsilon=None` takes the exact log-probability (BCE on logits). A number reproduces the
+    released formula, log(sigmoid(x) + epsilon) and log(1 - sigmoid(x) + epsilon): the same
+    up to rounding until a logit saturates, where each term is capped near -log(epsilon)
+    (27.6 for 1e-12) and its gradient vanishes.
     """
 
     def __init__(
-        self, alpha: float = 1.0, gamma: float = 2.0, class_weights: ArrayLike | None = None
+        self, alpha: float = 1.0, gamma: float = 2.0, class_weights: ArrayLike | None = None,
+        epsilon: float | None = None,
     ) -> None:
         super().__init__()
         self.alpha = alpha
         self.gamma = gamma
+        self.epsilon = epsilon
         # A buffer so that .to(device) moves the weights with the loss.
         self.class_weights: Tensor | None
         self.register_buffer(
@@ -76,7 +83,13 @@ class FocalLoss(nn.Module):
         )
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        ce = F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), reduction="none")
+        targets = targets.to(logits.dtype)
+        if self.epsilon is None:
+            ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        else:
+            probs = torch.sigmoid(logits)
+            ce = -(targets * torch.log(probs + self.epsilon)
+                   + (1 - targets) * torch.log(1 - probs + self.epsilon))
         p_t = torch.exp(-ce)
         loss = self.alpha * (1 - p_t) ** self.gamma * ce
         if self.class_weights is not None:

@@ -27,6 +27,23 @@ from dedl_experiments.visualise import classification_grid
 log = logging.getLogger(__name__)
 
 
+FOLDS_METHODS = ("multilabel_stratified", "kfold")
+
+
+def kfold_validation_indices(n_items: int, k: int, seed: int) -> list[np.ndarray]:
+    """Validation indices of plain shuffled k-fold cross-validation, as the released notebook
+    splits its training list: sklearn's KFold(n_splits=k, shuffle=True, random_state=seed)
+    (the same permutation and fold sizes, without needing scikit-learn)."""
+    if not 2 <= k <= n_items:
+        raise ValueError(f"k={k} folds need 2 <= k <= {n_items} (the number of images)")
+    order = np.arange(n_items)
+    np.random.RandomState(seed).shuffle(order)
+    sizes = np.full(k, n_items // k)
+    sizes[: n_items % k] += 1
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    return [np.sort(order[bounds[i]:bounds[i + 1]]) for i in range(k)]
+
+
 def has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
@@ -40,7 +57,16 @@ class ClassificationTask:
         self.cfg, self.prepared, self.device, self.fold = cfg, prepared, device, fold
         task = cfg.task
         self.train_data, self.test_data = prepared.split("train"), prepared.split("test")
-        self.val_idx = np.asarray(prepared.folds[fold])
+        if task.folds_method not in FOLDS_METHODS:
+            raise ValueError(f"task.folds_method={task.folds_method!r} is invalid: it must be one "
+                             f"of: {', '.join(FOLDS_METHODS)}")
+        if task.folds_method == "kfold":
+            # As released: shuffled KFold seeded with the run's seed (other folds per seed).
+            self.val_idx = kfold_validation_indices(len(self.train_data.names), task.folds,
+                                                    cfg.seed)[fold]
+        else:
+            # Multi-label stratified folds, the same for every seed (dataset.split_seed).
+            self.val_idx = np.asarray(prepared.folds[fold])
         self.train_idx = np.setdiff1d(np.arange(len(self.train_data.names)), self.val_idx)
         # Downloads missing weights unless HF_HUB_OFFLINE / DEDL_OFFLINE is set.
         self.net = build_classification_model(cfg.encoder, cfg.init.name, task.num_classes,
@@ -55,7 +81,8 @@ class ClassificationTask:
             cfg.loss, lambda: label_class_weights(self.train_data.labels[self.train_idx]))
         loss = cfg.loss
         if loss.name == "focal":
-            self.criterion = FocalLoss(loss.alpha, loss.gamma, self.class_weights).to(device)
+            self.criterion = FocalLoss(loss.alpha, loss.gamma, self.class_weights,
+                                       loss.epsilon).to(device)
         else:
             self.criterion = nn.BCEWithLogitsLoss(
                 weight=None if self.class_weights is None else self.class_weights.to(device))
@@ -86,13 +113,15 @@ class ClassificationTask:
     def loader(self, split: str, train: bool, seed: int) -> DataLoader:
         data = self.test_data if split == "test" else self.train_data
         indices = {"train": self.train_idx, "val": self.val_idx}.get(split, np.arange(len(data.names)))
-        dataset = ImageDataset(data.images, data.labels, indices,
-                               classification_transform(train, self.prepared.image_size,
-                                                        normalise=False), seed=seed)
+        transform = classification_transform(train, self.prepared.image_size, normalise=False,
+                                             perspective_p=self.cfg.augment.perspective_p)
+        dataset = ImageDataset(data.images, data.labels, indices, transform, seed=seed)
+        # task.drop_last: training drops its last incomplete batch, as released.
         return DataLoader(dataset, batch_size=self.cfg.train.batch_size, shuffle=train,
                           generator=torch.Generator().manual_seed(seed),
                           num_workers=self.cfg.loader.num_workers,
-                          pin_memory=self.device.type == "cuda")
+                          pin_memory=self.device.type == "cuda",
+                          drop_last=train and bool(self.cfg.task.drop_last))
 
     def new_metrics(self) -> MultilabelMetrics:
         task = self.cfg.task
