@@ -295,6 +295,20 @@ def test_perspective_probability_inside_its_block() -> None:
     assert distorted_share(0.0) == 0.0
 
 
-def test_new_speed_switch_is_not_part_of_the_cell() -> None:
-    """speed.tf32 sits in `speed`, which tracking leaves out of a cell's identity."""
-    assert "speed" in tracking.NOT_CELL_KEYS
+# The switches added for deviations; all but the speed switch change numerics.
+NUMERIC_SWITCHES = {
+    "segmentation": ("tiling.padding_label", "augment.rotation_fill", "loss.reduction",
+                     "architecture.attention"),
+    "classification": ("task.folds_method", "task.drop_last", "augment.perspective_p",
+                       "loss.epsilon"),
+}
+
+
+@pytest.mark.parametrize("task", list(NUMERIC_SWITCHES))
+def test_switches_that_change_numerics_define_the_cell_and_tf32_does_not(task: str,
+                                                                          tmp_path: Path) -> None:
+    values = tracking.cell_values(compose_config([f"task={task}", f"data_dir={tmp_path}"]), None)
+    for path in NUMERIC_SWITCHES[task]:
+        head, leaf = path.split(".")
+        assert leaf in values.get(head, {}), path
+    assert "tf32" not in values.get("speed", {})
