@@ -110,4 +110,6 @@ def _to_record(run: Run) -> RunRecord:
         params=dict(run.data.params),
         metrics=dict(run.data.metrics),
         tags=dict(run.data.tags),
+        experiment_id=run.info.experiment_id,
+        start_time=run.info.start_time or 0,
     )

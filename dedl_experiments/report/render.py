@@ -1,29 +1,20 @@
 """Render aggregated cells in the paper's layout: Markdown, CSV and a bar chart."""
 
+from __future__ import annotations
+
 import csv
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from dedl_experiments.report.aggregate import Cell
-from dedl_experiments.report.paper import Published, TableSpec
+from dedl_experiments.report.aggregate import Cell, RunRecord
+from dedl_experiments.report.cost import DEVICE_NAME_TAG, CellCost, TableCost, device_kind
+from dedl_experiments.report.fmt import format_duration, hours, is_duration
+from dedl_experiments.report.spec import Published, TableSpec
+
+__all__ = ["format_duration", "is_duration", "run_link", "to_csv", "to_markdown", "to_png"]
 
 _BAR_WIDTH = 0.4  # in x-axis units; rows are laid out in bar-width slots
-
-
-def is_duration(metric: str) -> bool:
-    return metric.endswith("_time_s")
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds as the paper prints times: "1h 24m 44s", "3m 07s", "6s"."""
-    hours, rest = divmod(round(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def _format_mean(metric: str, value: float) -> str:
@@ -48,8 +39,8 @@ def _format_published(metric: str, published: Published | None) -> str:
 def _format_ours(metric: str, cell: Cell) -> str:
     if cell.status == "reference":
         return "—"
-    if cell.status == "missing":
-        return "missing"
+    if cell.status in ("missing", "not_logged"):
+        return cell.status.replace("_", " ")
     if cell.status == "failed":
         return f"failed ({cell.failed})"
     assert cell.mean is not None
@@ -61,7 +52,7 @@ def _format_ours(metric: str, cell: Cell) -> str:
 
 
 def _metrics_shown(spec: TableSpec) -> list[str]:
-    return list(dict.fromkeys(spec.metric_for(column) for column in spec.columns))
+    return list(dict.fromkeys(view.metric for view in spec.views()))
 
 
 def _cells_by_position(cells: list[Cell]) -> dict[tuple[str, str], Cell]:
@@ -69,11 +60,13 @@ def _cells_by_position(cells: list[Cell]) -> dict[tuple[str, str], Cell]:
 
 
 def to_markdown(spec: TableSpec, cells: list[Cell]) -> str:
-    """The paper's rows x columns, each column split into "ours" and "paper"."""
+    """The paper's rows x views, each view as "ours" and, where the paper printed a value
+    for it, "paper"."""
     by_position = _cells_by_position(cells)
+    views = list(spec.views())
     header = ["Model"]
-    for column in spec.columns:
-        header += [f"{column.label} (ours)", f"{column.label} (paper)"]
+    for view in views:
+        header += [f"{view.label} (ours)"] + ([f"{view.label} (paper)"] if view.paper_label else [])
     lines = [
         f"### {spec.name}: {spec.title}",
         "",
@@ -86,11 +79,14 @@ def to_markdown(spec: TableSpec, cells: list[Cell]) -> str:
     ]
     for row in spec.rows:
         entries = [row.label]
-        for column in spec.columns:
-            metric = spec.metric_for(column)
-            cell = by_position[(row.label, column.label)]
-            entries += [_format_ours(metric, cell), _format_published(metric, cell.published)]
+        for view in views:
+            cell = by_position[(row.label, view.label)]
+            entries.append(_format_ours(view.metric, cell))
+            if view.paper_label:
+                entries.append(_format_published(view.metric, cell.published))
         lines.append("| " + " | ".join(entries) + " |")
+    if spec.timed:
+        lines += ["", spec.timed]
     if spec.note:
         lines += ["", f"Note: {spec.note}"]
     return "\n".join(lines) + "\n"
@@ -100,27 +96,40 @@ def _number(value: float | None) -> str:
     return "" if value is None else repr(value)
 
 
-def to_csv(spec: TableSpec, cells: list[Cell], path: str | Path) -> None:
-    """One line per cell, numbers unformatted (times in seconds); empty where absent."""
+def run_link(uri: str, run: RunRecord) -> str:
+    """The MLflow UI page of a run, for a tracking server (http, https); "" otherwise."""
+    if not uri.startswith(("http://", "https://")) or not run.experiment_id:
+        return ""
+    return f"{uri.rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
+
+
+def to_csv(spec: TableSpec, cells: list[Cell], path: str | Path, cost: TableCost | None = None,
+           uri: str = "") -> None:
+    """One line per cell, numbers unformatted (times in seconds); empty where absent. With
+    `cost`, the cost of the cell's runs (shared by the views of one column)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns = {column.label: column for column in spec.columns}
+    costs: dict[tuple[str, str], CellCost] = {
+        (group.row, view): group for group in (cost.cells if cost else []) for view in group.views}
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
             [
                 "table", "row", "column", "metric", "status", "n", "failed",
-                "mean", "std", "paper_mean", "paper_std", "values",
+                "mean", "std", "paper_mean", "paper_std", "values", "run_ids", "run_links",
+                "device", "device_name", "runs_timed", "device_hours", "missing_runs",
+                "projected_device_hours", "projection_basis",
             ]
         )
         for cell in cells:
             published = cell.published
+            group = costs.get((cell.row, cell.column))
             writer.writerow(
                 [
                     spec.name,
                     cell.row,
                     cell.column,
-                    spec.metric_for(columns[cell.column]),
+                    cell.metric,
                     cell.status,
                     cell.n,
                     cell.failed,
@@ -129,19 +138,32 @@ def to_csv(spec: TableSpec, cells: list[Cell], path: str | Path) -> None:
                     _number(published.mean if published else None),
                     _number(published.std if published else None),
                     ";".join(repr(value) for value in cell.values),
+                    ";".join(run.run_id for run in cell.runs),
+                    ";".join(filter(None, (run_link(uri, run) for run in cell.runs))),
+                    *(_cost_fields(group) if group else [""] * 7),
                 ]
             )
 
 
+def _cost_fields(group: CellCost) -> list[str]:
+    kinds = ";".join(sorted(group.seconds))
+    names = ";".join(sorted({run.tags.get(DEVICE_NAME_TAG, "") for run in group.runs
+                             if device_kind(run) in group.seconds} - {""}))
+    measured = ";".join(f"{kind}={hours(seconds)}" for kind, seconds in sorted(group.seconds.items()))
+    projected = f"{group.projected_kind}={hours(group.projected)}" if group.basis else ""
+    return [kinds, names, str(group.timed), measured, str(group.missing), projected, group.basis]
+
+
 def to_png(spec: TableSpec, cells: list[Cell], path: str | Path) -> None:
-    """Grouped bars per row: for each column ours (solid) beside the paper (hatched),
+    """Grouped bars per row: for each view ours (solid) beside the paper (hatched),
     with std error bars. Cells without a value get no bar."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     by_position = _cells_by_position(cells)
+    views = list(spec.views())
     durations = is_duration(spec.metric)
     scale = 1 / 3600 if durations else 1.0  # times are plotted in hours
-    slots_per_row = 2 * len(spec.columns) + 1  # ours and paper per column, then a gap
+    slots_per_row = 2 * len(views) + 1  # ours and paper per view, then a gap
     # Constrained layout keeps the legend, placed right of the bars, inside the image.
     width = max(6.0, 3.5 + 0.25 * slots_per_row * len(spec.rows))
     figure = Figure(figsize=(width, 4.5), layout="constrained")
@@ -156,21 +178,21 @@ def to_png(spec: TableSpec, cells: list[Cell], path: str | Path) -> None:
         labelled.add(label)
 
     for row_index, row in enumerate(spec.rows):
-        for column_index, column in enumerate(spec.columns):
-            cell = by_position[(row.label, column.label)]
-            colour = f"C{column_index % 10}"
-            x = _BAR_WIDTH * (row_index * slots_per_row + 2 * column_index)
+        for view_index, view in enumerate(views):
+            cell = by_position[(row.label, view.label)]
+            colour = f"C{view_index % 10}"
+            x = _BAR_WIDTH * (row_index * slots_per_row + 2 * view_index)
             if cell.mean is not None:
-                draw(x, cell.mean, cell.std, f"{column.label} ours", color=colour)
+                draw(x, cell.mean, cell.std, f"{view.label} ours", color=colour)
             if cell.published is not None:
                 draw(
-                    x + _BAR_WIDTH, cell.published.mean, cell.published.std, f"{column.label} paper",
+                    x + _BAR_WIDTH, cell.published.mean, cell.published.std, f"{view.label} paper",
                     color="white", edgecolor=colour, hatch="//",
                 )
-    centre = _BAR_WIDTH * (len(spec.columns) - 0.5)
+    centre = _BAR_WIDTH * (len(views) - 0.5)
     axes.set_xticks([_BAR_WIDTH * index * slots_per_row + centre for index in range(len(spec.rows))])
     # Fixed limits, so that rows whose cells are all empty still get their slot.
-    axes.set_xlim(-_BAR_WIDTH, _BAR_WIDTH * ((len(spec.rows) - 1) * slots_per_row + 2 * len(spec.columns)))
+    axes.set_xlim(-_BAR_WIDTH, _BAR_WIDTH * ((len(spec.rows) - 1) * slots_per_row + 2 * len(views)))
     rotate = len(spec.rows) > 6
     axes.set_xticklabels(
         [row.label for row in spec.rows],

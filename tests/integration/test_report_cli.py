@@ -17,8 +17,11 @@ from omegaconf import OmegaConf
 
 from conftest import TINY, compose_config, run_cli
 from dedl_experiments import tracking
-from dedl_experiments.report.__main__ import Options, UsageError, build, parse_args
 from dedl_experiments.report.aggregate import RunRecord
+from dedl_experiments.report.build import build
+from dedl_experiments.report.cli import main
+from dedl_experiments.report.claims import CLAIMS
+from dedl_experiments.report.options import Options, UsageError, parse_args
 from dedl_experiments.report.mlflow_runs import load_runs
 from dedl_experiments.report.paper import TABLES
 
@@ -40,12 +43,17 @@ def job_runs(cwd: Path) -> list:
 
 
 def log_failed_run(cwd: Path, overrides: list[str]) -> str:
-    """A FAILED run of the cell `overrides` compose to, recorded as a job records one."""
+    """A FAILED run of the cell `overrides` compose to, recorded as a job records one: on the
+    data (digest) and device of the sweep's finished runs."""
     cfg = compose_config(overrides)
     client = client_for(cwd)
     experiment_id = client.get_experiment_by_name("dedl-table2").experiment_id
-    tags = {"dedl.cell_key": tracking.cell_key(cfg), "dedl.table": "table2", "dedl.task": "segmentation",
-            "dedl.seed": str(cfg.seed), "dedl.failure": "NonFiniteLoss: loss is nan"}
+    finished = job_runs(cwd)[0].data.tags
+    digest = finished.get("dedl.dataset_digest")
+    tags = {"dedl.cell_key": tracking.cell_key(cfg, digest), "dedl.table": "table2", "dedl.task": "segmentation",
+            "dedl.seed": str(cfg.seed), "dedl.failure": "NonFiniteLoss: loss is nan",
+            **{k: v for k, v in finished.items()
+               if k in ("dedl.dataset_digest", "dedl.dataset_name", "dedl.device", "dedl.device_name")}}
     run = client.create_run(experiment_id, run_name=tracking.run_name(cfg), tags=tags)
     params = [mlflow.entities.Param(k, v) for k, v in
               tracking.flatten(OmegaConf.to_container(cfg, resolve=True)).items()]
@@ -69,11 +77,14 @@ def newest_values(runs: list, app: str) -> dict[str, float]:
     return values
 
 
-def check_report(cwd: Path, expected: dict[str, float]) -> str:
+def check_report(cwd: Path, expected: dict[str, float], run_ids: set[str]) -> str:
     proc = run_cli(["table=table2", "budget=smoke", "init=random"], cwd, module=REPORT)
     lines = read_csv(cwd / "reports" / "table2" / "table2.csv")
     ours = lines[CELL]
     assert (ours["status"], int(ours["n"]), int(ours["failed"])) == ("ok", 2, 0)
+    assert set(ours["run_ids"].split(";")) == run_ids and ours["run_links"] == ""  # links: servers only
+    assert (ours["device"], ours["runs_timed"], ours["missing_runs"]) == ("CPU", "2", "3")
+    assert ours["device_hours"].startswith("CPU=") and ours["projection_basis"] == "the cell's own runs"
     assert float(ours["mean"]) == pytest.approx(statistics.fmean(expected.values()))
     assert float(ours["std"]) == pytest.approx(statistics.stdev(expected.values()))
     assert sorted(float(v) for v in ours["values"].split(";")) == pytest.approx(sorted(expected.values()))
@@ -90,8 +101,29 @@ def check_report(cwd: Path, expected: dict[str, float]) -> str:
     assert "| ResNet-34 | missing | 0.4774 |" in proc.stdout
     assert "`budget.name=smoke`" in proc.stdout and "`init.name=random`" in proc.stdout
     assert "`dataset.name=synthetic`" in proc.stdout
+    digest = job_runs(cwd)[0].data.tags["dedl.dataset_digest"]
+    assert f"Dataset: synthetic (digest {digest[:8]})" in proc.stdout
+
+    # The comparisons under the table: n pairs, difference, CI, p, Holm verdict, the paper's delta.
+    assert "#### Paired comparisons (B - A; runs paired by seed;" in proc.stdout
+    assert "| UNet: none vs ReLU | ResNet-18 | — | — | — | — | — | failed (ReLU) | +0.0261 |" in proc.stdout
+    assert "| UNet: none vs GELU | ResNet-18 | — | — | — | — | — | missing (GELU) | +0.0441 |" in proc.stdout
+    # Its cost, measured and projected, by device kind.
+    assert "#### Cost" in proc.stdout and "CPU-hours over 2 timed run(s) (CPU: " in proc.stdout
+    assert "Missing: 118 run(s) of a full sweep (5 per cell), projected" in proc.stdout
+    # The claims resting on Table 2: the paper's support and ours.
+    assert "#### The paper's claims on table2" in proc.stdout
+    assert "budget=smoke runs, not on the paper's training budget" in proc.stdout
+    for claim in (c for c in CLAIMS if c.table == "table2"):
+        assert f"- **{claim.id}** ({claim.source}; rests on table2)" in proc.stdout
+    assert "  - Ours: **inconclusive**: " in proc.stdout
+
     folder = cwd / "reports" / "table2"
-    assert (folder / "table2.md").read_text().startswith("### table2:")
+    written = (folder / "table2.md").read_text()
+    assert written.startswith("### table2:") and "#### Runs per cell" in written
+    assert all(run_id in written for run_id in run_ids) and "#### Runs per cell" not in proc.stdout
+    comparisons = list(csv.DictReader((folder / "table2_comparisons.csv").open()))
+    assert len(comparisons) == 24 and {line["status"] for line in comparisons} == {"failed", "missing"}
     assert (folder / "table2.png").read_bytes().startswith(b"\x89PNG")
     return proc.stdout
 
@@ -107,7 +139,8 @@ def test_report_over_a_tiny_table2_sweep(tmp_path: Path, shared_data_dir: Path) 
     log_failed_run(tmp_path, [*TINY, f"data_dir={shared_data_dir}", "+experiment=table2",
                               "encoder=resnet18", "architecture=unet", "app=relu", "seed=26"])
 
-    check_report(tmp_path, newest_values(job_runs(tmp_path), "none"))
+    finished = {r.info.run_id for r in job_runs(tmp_path) if r.info.status == "FINISHED"}
+    check_report(tmp_path, newest_values(job_runs(tmp_path), "none"), finished)
     client = client_for(tmp_path)
     reports = client.get_experiment_by_name("dedl-reports")
     [report] = client.search_runs([reports.experiment_id])
@@ -115,7 +148,7 @@ def test_report_over_a_tiny_table2_sweep(tmp_path: Path, shared_data_dir: Path) 
     assert report.data.params["table2.dataset"] == "synthetic"
     assert report.data.metrics["table2.cells_ok"] == 1 and report.data.metrics["table2.cells_failed"] == 1
     artifacts = {a.path for a in client.list_artifacts(report.info.run_id, "table2")}
-    assert artifacts == {"table2/table2.md", "table2/table2.csv", "table2/table2.png"}
+    assert artifacts == {"table2/table2.md", "table2/table2.csv", "table2/table2_comparisons.csv", "table2/table2.png"}
 
     # The same sweep again runs nothing: both cells are FINISHED.
     again = run_cli(sweep, tmp_path)
@@ -127,16 +160,19 @@ def test_report_over_a_tiny_table2_sweep(tmp_path: Path, shared_data_dir: Path) 
     run_cli([*sweep[:-1], "seed=26", "force=true"], tmp_path)
     runs = job_runs(tmp_path)
     assert len(runs) == 4
-    check_report(tmp_path, newest_values(runs, "none"))
+    newest = {run.data.params["seed"]: run for run in sorted(runs, key=lambda r: r.info.start_time)
+              if run.info.status == "FINISHED"}
+    check_report(tmp_path, newest_values(runs, "none"), {run.info.run_id for run in newest.values()})
 
 
 @slow
 def test_report_of_an_empty_store_shows_every_cell_missing(tmp_path: Path) -> None:
     proc = run_cli(["table=tiling", f"out={tmp_path / 'out'}"], tmp_path, module=REPORT)
     assert "does not exist: every cell shows as missing" in proc.stderr
-    assert "| UNet++ ResNet-34 | missing | 0.9834 | missing | — |" in proc.stdout
+    assert "| UNet++ ResNet-34 | missing | 0.9834 | missing | missing | — | missing |" in proc.stdout
     assert "Traceback" not in proc.stderr
-    assert {p.name for p in (tmp_path / "out" / "tiling").iterdir()} == {"tiling.md", "tiling.csv", "tiling.png"}
+    assert {p.name for p in (tmp_path / "out" / "tiling").iterdir()} == {
+        "tiling.md", "tiling.csv", "tiling_comparisons.csv", "tiling.png"}
     assert not (tmp_path / "mlflow.db").exists()  # a report does not create a store
 
 
@@ -176,7 +212,8 @@ def test_budgets_and_datasets_are_never_mixed() -> None:
     smoke = build(TABLES["table2"], runs, options("budget=smoke", "init=random"))
     # Real data wins over synthetic data; the note names what was left out.
     assert cell(smoke).values == [0.1] and smoke.spec.fixed["dataset.name"] == "myositis"
-    assert any("synthetic (2 runs)" in note for note in smoke.notes)
+    assert any("synthetic, recorded before dataset digests (cannot tell which data) (2 runs;" in note
+               for note in smoke.notes)
     synthetic = build(TABLES["table2"], runs, options("budget=smoke", "init=random", "dataset=synthetic"))
     assert cell(synthetic).values == [0.4, 0.6]
     paper = build(TABLES["table2"], runs, options("init=random"))
@@ -261,3 +298,41 @@ def test_one_run_per_cell_seed_and_fold(tmp_path: Path) -> None:
     assert by_cell["a"] == [newest] and by_cell["b"] == [failed]
     assert len(by_cell[parent]) == 2 and old_parent not in by_cell
     assert len(records) == 4
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_report_of_all_tables_ends_with_every_claims_verdict(tmp_path: Path, capsys) -> None:
+    """`table=all` in-process over a hand-made store: per table its comparisons and claims, then
+    the verdict of every claim, written to claims/claims.md and .csv and logged with the rest."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("dedl-table2")
+    base = {"task.name": "segmentation", "init.name": "imagenet", "tiling.size": "480",
+            "app_lr_schedule.name": "constant", "architecture.name": "unet", "encoder.name": "resnet18",
+            "budget.name": "paper", "dataset.name": "synthetic", "lr_schedule.name": "cosine",
+            "loss.name": "weighted_ce", "architecture.attention": "scse"}
+    for app, gain in (("none", 0.0), ("gelu", 0.05)):
+        for seed, noise in zip((26, 77, 334), (0.0, 0.002, -0.001)):
+            run = client.create_run(experiment, tags={"dedl.seed": str(seed), "dedl.device": "cpu",
+                                                      "dedl.dataset_digest": "ab" * 32, "dedl.dataset_name": "synthetic"})
+            run_id = run.info.run_id
+            client.log_batch(run_id, params=[mlflow.entities.Param(k, v) for k, v in
+                                             {**base, "app.name": app, "seed": str(seed)}.items()])
+            for key, value in {"test_iou": 0.40 + gain + noise, "train_time_s": 100.0, "test_time_s": 5.0}.items():
+                client.log_metric(run_id, key, value)
+            client.set_terminated(run_id)
+
+    assert main(["table=all", f"tracking.uri={uri}", f"out={tmp_path / 'out'}"]) == 0
+    out = capsys.readouterr().out
+    summary = out[out.index("### The paper's claims: verdicts"):]
+    assert all(f"| {claim.id} |" in summary for claim in CLAIMS)
+    assert "| UNet: none vs GELU | ResNet-18 | 3 | +0.0500 |" in out
+    assert "| none vs GELU | ResNet-18 | 3 | +0.0500 |" in out  # Table 6 shows the same runs
+    assert "All tables' runs (each run once): 0.175 CPU-hours over 6 timed run(s)." in summary
+    claims = (tmp_path / "out" / "claims" / "claims.md").read_text()
+    assert claims.startswith("### The paper's claims: verdicts")
+    with (tmp_path / "out" / "claims" / "claims.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == len(CLAIMS)
+    [report] = client.search_runs([client.get_experiment_by_name("dedl-reports").experiment_id])
+    assert report.data.metrics["claims_inconclusive"] == len(CLAIMS)
+    assert "claims/claims.csv" in {a.path for a in client.list_artifacts(report.info.run_id, "claims")}

@@ -45,8 +45,8 @@ PRINTED = [
     ("table13", "EfficientNet-B0", "ImageNet", "0.8372± 0.0007"),
     ("table13", "EfficientNet-B3", "Advprop", "0.84138±0.00135"),
     ("table13", "EfficientNet-B7", "Noisy Student", "0.8257±0.0008"),
-    ("tiling", "UNet++ ResNet-34", "256 px accuracy", "0.9834"),
-    ("tiling", "Van Buren et al. [23]", "256 px accuracy", "0.933"),
+    ("tiling", "UNet++ ResNet-34", "256 px accuracy, padding counted", "0.9834"),
+    ("tiling", "Van Buren et al. [23]", "256 px accuracy, padding counted", "0.933"),
 ]
 
 # (rows, columns) of each table as printed; table4 adds a CoAtNet row.
@@ -84,7 +84,8 @@ MATCH_VALUES = {
     "tiling.size": {"256", "480"},
 }
 
-METRICS = {"test_iou", "train_time_s", "test_f1_micro", "test_recall_as_released", "test_pixel_accuracy"}
+METRICS = {"test_iou", "train_time_s", "test_f1_micro", "test_recall_as_released", "test_pixel_accuracy",
+           "test_iou_padded", "test_pixel_accuracy_padded", "train_epoch_time_mean_s"}
 
 
 def parse_printed(text: str) -> Published:
@@ -133,6 +134,55 @@ def test_selectors_use_known_params_and_values(spec) -> None:
     for selector in selectors:  # a varied setting must not also be fixed
         assert not set(selector) & set(spec.fixed)
     assert {spec.metric_for(column) for column in spec.columns} <= METRICS
+    assert {view.metric for view in spec.views()} <= METRICS
+
+
+@pytest.mark.parametrize("spec", TABLES.values(), ids=list(TABLES))
+def test_comparisons_pair_cells_of_the_table(spec) -> None:
+    """Every table but Table 5's single comparison declares its ablation axes; each pair names
+    two different cells of the table, and comparison names are unique."""
+    views = [view.label for view in spec.views()]
+    rows = [row.label for row in spec.rows if row.match is not None]
+    assert spec.comparisons
+    names = [comparison.name for comparison in spec.comparisons]
+    assert len(set(names)) == len(names)
+    for comparison in spec.comparisons:
+        for pair in comparison.pairs:
+            assert pair.a != pair.b
+            for row, view in (pair.a, pair.b):
+                assert row in rows and view in views, (comparison.name, row, view)
+
+
+def test_ablation_axes() -> None:
+    """The axes the paper's tables vary: Table 2 three activation pairs per architecture,
+    timing tables on both time measures, tiling 256 vs 480 on each measure."""
+    def names(table):
+        return [c.name for c in TABLES[table].comparisons]
+
+    assert names("table2") == [f"{arch}: {pair}" for arch in ("UNet", "UNet++")
+                               for pair in ("none vs ReLU", "none vs GELU", "ReLU vs GELU")]
+    assert names("table6") == names("table7") == ["none vs ReLU", "none vs GELU", "ReLU vs GELU"]
+    assert names("table3") == ["UNet: constant LR vs cosine LR", "UNet++: constant LR vs cosine LR"]
+    assert names("table1") == names("table8") == names("table10") == [
+        "none vs GELU APP (wall)", "none vs GELU APP (50 × epoch)"]
+    assert names("table9") == names("table11") == ["none vs GELU APP"]
+    assert names("table12") == names("table13") == ["ImageNet vs AdvProp", "ImageNet vs Noisy Student"]
+    assert names("table4") == ["NFNet-F3 vs Swin-B", "Swin-L vs Swin-B"]
+    assert names("table5") == ["NFNet-F3 vs Swin-L"]
+    assert [c.name for c in TABLES["tiling"].comparisons][:4] == [
+        f"{m}, padding {p}: 256 px vs 480 px" for m in ("accuracy", "IoU") for p in ("counted", "excluded")]
+    assert {len(c.pairs) for c in TABLES["table2"].comparisons} == {4}
+    assert {len(c.pairs) for c in TABLES["table13"].comparisons} == {8}
+
+
+def test_timing_tables_say_what_is_timed() -> None:
+    for name, spec in TABLES.items():
+        views = [(view.label, view.metric, view.scale, view.paper_label) for view in spec.views()]
+        if name in ("table1", "table8", "table10"):
+            assert spec.timed.startswith("Timed: ")
+            assert ("With APP, 50 × epoch", "train_epoch_time_mean_s", 50, "With APP") in views
+        else:
+            assert not spec.timed
 
 
 def test_published_counts_and_gaps() -> None:

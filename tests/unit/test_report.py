@@ -7,19 +7,20 @@ import pytest
 
 from dedl_experiments.report.aggregate import Cell, RunRecord, aggregate
 from dedl_experiments.report.paper import SEEDS, TABLES, TableSpec
-from dedl_experiments.report.render import format_duration, to_csv, to_markdown, to_png
+from dedl_experiments.report.render import format_duration, run_link, to_csv, to_markdown, to_png
 
 TABLE6 = TABLES["table6"]  # UNet IoU: rows ResNet-18..101, columns no/ReLU/GELU APP
 
 
 def make_run(
-    spec: TableSpec, row: str, column: str, value: float | None, status: str = "FINISHED", **overrides: str
+    spec: TableSpec, row: str, column: str, value: float | None, status: str = "FINISHED",
+    metrics: dict[str, float] | None = None, **overrides: str
 ) -> RunRecord:
     """A run whose params place it in (row, column) of spec, unless overridden."""
     row_match = next(r.match for r in spec.rows if r.label == row)
     column_match = next(c.match for c in spec.columns if c.label == column)
     params = {**spec.fixed, **row_match, **column_match, **overrides}
-    metrics = {} if value is None else {spec.metric: value}
+    metrics = dict(metrics or {}) if value is None else {spec.metric: value}
     return RunRecord(run_id=f"{row}/{column}/{value}", status=status, params=params, metrics=metrics)
 
 
@@ -67,9 +68,10 @@ def test_failed_runs_are_counted_but_not_averaged() -> None:
     assert (still_running.status, still_running.failed) == ("missing", 0)
 
 
-def test_finished_run_without_the_metric_gives_no_value() -> None:
+def test_finished_run_without_the_metric_is_not_logged() -> None:
+    """A run older than its metric: "not logged", neither a value nor "missing"."""
     cell = aggregate(TABLE6, [make_run(TABLE6, "ResNet-18", "Without AE", None)])[0]
-    assert cell.status == "missing"
+    assert (cell.status, cell.n, cell.mean) == ("not_logged", 0, None)
 
 
 def test_runs_outside_fixed_settings_or_any_cell_are_ignored() -> None:
@@ -114,15 +116,43 @@ def test_published_only_row_is_a_reference_cell() -> None:
     assert (cell.status, cell.n, cell.published.mean) == ("reference", 0, 0.63)
 
 
-def test_column_metric_override() -> None:
+def test_column_metric_override_and_views_of_the_same_runs() -> None:
+    """Section 5.1: accuracy and IoU, each with the padding counted (as the paper) and excluded;
+    a run older than the padded metrics shows them as not logged."""
     tiling = TABLES["tiling"]
     row = {"architecture.name": "unetplusplus", "encoder.name": "resnet34"}
     params = {**tiling.fixed, **row, "tiling.size": "256"}
-    run = RunRecord("r", "FINISHED", params, {"test_pixel_accuracy": 0.98, "test_iou": 0.45})
+    run = RunRecord("r", "FINISHED", params, {"test_pixel_accuracy": 0.95, "test_pixel_accuracy_padded": 0.98,
+                                              "test_iou": 0.45})
     cells = aggregate(tiling, [run])
-    assert cell_at(cells, "UNet++ ResNet-34", "256 px accuracy").mean == 0.98
-    assert cell_at(cells, "UNet++ ResNet-34", "256 px IoU").mean == 0.45
-    assert cell_at(cells, "UNet++ ResNet-34", "480 px IoU").status == "missing"
+    row = "UNet++ ResNet-34"
+    assert cell_at(cells, row, "256 px accuracy, padding counted").mean == 0.98
+    assert cell_at(cells, row, "256 px accuracy, padding counted").published.mean == 0.9834
+    assert cell_at(cells, row, "256 px accuracy, padding excluded").mean == 0.95
+    assert cell_at(cells, row, "256 px accuracy, padding excluded").published is None
+    assert cell_at(cells, row, "256 px IoU, padding excluded").mean == 0.45
+    assert cell_at(cells, row, "256 px IoU, padding counted").status == "not_logged"
+    assert cell_at(cells, row, "480 px IoU, padding excluded").status == "missing"
+    text = to_markdown(tiling, cells)
+    assert "| 256 px accuracy, padding counted (ours) | 256 px accuracy, padding counted (paper) | " \
+           "256 px accuracy, padding excluded (ours) | 256 px IoU, padding counted (ours) |" in text
+    assert f"| {row} | 0.9800 (n=1) | 0.9834 | 0.9500 (n=1) | not logged | — | 0.4500 (n=1) | missing |" in text
+
+
+def test_timing_views_time_per_epoch_times_50() -> None:
+    """Timing tables show the wall training time and 50 x the mean training epoch, each beside
+    the printed time, and say exactly what is timed."""
+    table1 = TABLES["table1"]
+    runs = [make_run(table1, "ResNet-18", "With APP", None, seed="26",
+                     metrics={"train_time_s": 5300.0, "train_epoch_time_mean_s": 100.0}),
+            make_run(table1, "ResNet-18", "Without APP", None, seed="26", metrics={"train_time_s": 5100.0})]
+    cells = aggregate(table1, runs)
+    assert cell_at(cells, "ResNet-18", "With APP, 50 × epoch").mean == 5000.0
+    assert cell_at(cells, "ResNet-18", "Without APP, 50 × epoch").status == "not_logged"
+    text = to_markdown(table1, cells)
+    assert ("| ResNet-18 | 1h 25m 00s (n=1) | 1h 24m 44s | not logged | 1h 24m 44s | 1h 28m 20s (n=1) | "
+            "1h 27m 40s | 1h 23m 20s (n=1) | 1h 27m 40s |") in text
+    assert "Timed: `train_time_s` is the wall time of the training loop" in text
 
 
 @pytest.mark.parametrize(
@@ -153,7 +183,7 @@ def test_markdown_shows_ours_paper_missing_and_failed() -> None:
 def test_markdown_formats_times_and_reference_rows() -> None:
     table1 = TABLES["table1"]
     text = to_markdown(table1, aggregate(table1, [make_run(table1, "ResNet-18", "With APP", 5300.0)]))
-    assert "| ResNet-18 | missing | 1h 24m 44s | 1h 28m 20s (n=1) | 1h 27m 40s |" in text
+    assert "| ResNet-18 | missing | 1h 24m 44s | missing | 1h 24m 44s | 1h 28m 20s (n=1) | 1h 27m 40s |" in text
     table5 = TABLES["table5"]
     assert "| Van Buren et al. [23] | — | 0.63 |" in to_markdown(table5, aggregate(table5, []))
 
@@ -173,6 +203,20 @@ def test_csv_has_one_line_per_cell(tmp_path) -> None:
     assert (missing["mean"], missing["std"], missing["values"]) == ("", "", "")
     failed = next(line for line in lines if line["status"] == "failed")
     assert failed["failed"] == "2"
+    assert first["run_ids"] == "ResNet-18/Without AE/0.4;ResNet-18/Without AE/0.42;ResNet-18/Without AE/0.44"
+    assert first["run_links"] == ""  # a SQLite store has no UI links
+
+
+def test_csv_links_runs_of_a_tracking_server(tmp_path) -> None:
+    run = make_run(TABLE6, "ResNet-18", "Without AE", 0.4)
+    run.run_id, run.experiment_id = "abc123", "7"
+    path = tmp_path / "table6.csv"
+    to_csv(TABLE6, aggregate(TABLE6, [run]), path, uri="http://mlflow.example:5000/")
+    with path.open(newline="") as handle:
+        first = next(csv.DictReader(handle))
+    assert first["run_ids"] == "abc123"
+    assert first["run_links"] == "http://mlflow.example:5000/#/experiments/7/runs/abc123"
+    assert run_link("sqlite:///mlflow.db", run) == ""
 
 
 @pytest.mark.parametrize("name", ["table6", "table1", "tiling"])

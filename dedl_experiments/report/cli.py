@@ -1,0 +1,193 @@
+"""`python -m dedl_experiments.report table=table2 [budget=smoke] [init=random] ...`
+
+Sets our runs beside the paper's numbers and concludes: per table the cells (mean ± std beside
+the printed values), the paired comparisons of its ablation axes with Holm-corrected verdicts,
+what its runs cost (device-hours, and a projection for missing runs), the paper's claims that
+rest on it with the paper's own support and ours; `table=all` ends with every claim's verdict.
+Printed as Markdown and written to `<out>/<table>/`: `<table>.md` (also listing each cell's
+MLflow runs), `<table>.csv` (one line per cell: raw numbers, run ids, cost),
+`<table>_comparisons.csv`, `<table>.png`; with `table=all` also `<out>/claims/claims.md` and
+`claims.csv`. All are logged as artifacts of a run `report-<table>-<budget>` in the MLflow
+experiment `dedl-reports`. Which runs count: see build.py; datasets by content: datasets.py.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.parse
+from pathlib import Path
+
+from dedl_experiments import tracking
+from dedl_experiments.report import fmt
+from dedl_experiments.report.aggregate import RunRecord
+from dedl_experiments.report.build import TableReport, build
+from dedl_experiments.report.claims import CLAIMS
+from dedl_experiments.report.cost import device_kind, run_seconds
+from dedl_experiments.report.mlflow_runs import REPORTS_EXPERIMENT, load_runs
+from dedl_experiments.report.options import USAGE, Options, UsageError, parse_args
+from dedl_experiments.report.paper import TABLES
+from dedl_experiments.report.render import to_csv, to_markdown, to_png
+from dedl_experiments.report.render_analysis import (
+    claims_csv, claims_markdown, claims_summary, comparisons_csv, comparisons_markdown, cost_markdown, runs_markdown,
+)
+from dedl_experiments.report.verdicts import Verdict, evaluate
+
+
+def _claims_note(options: Options) -> str:
+    if options.budget == "paper":
+        return ""
+    return (f"Our verdicts rest on budget={options.budget} runs, not on the paper's training budget: they "
+            "show the machinery, not the paper's results.")
+
+
+def markdown(report: TableReport, options: Options, verdicts: list[Verdict] = ()) -> str:
+    """What is printed for one table (the written .md adds the runs of each cell)."""
+    counts = report.counts()
+    summary = (f"Runs: {report.runs} from {options.uri}; cells: {counts['ok']} with results, "
+               f"{counts['failed']} failed, {counts['missing']} missing"
+               + (f", {counts['not_logged']} not logged" if counts["not_logged"] else "") + ".")
+    if report.dataset is not None:
+        summary += f" Dataset: {report.dataset.describe(report.roots)}."
+    notes = "".join(f"\nNote: {note}\n" for note in report.notes)
+    parts = [to_markdown(report.spec, report.cells) + f"\n{summary}\n{notes}",
+             comparisons_markdown(report.comparisons, report.spec.task == "classification"),
+             cost_markdown(report.cost) if report.cost else "",
+             claims_markdown(list(verdicts), f"The paper's claims on {report.spec.name}", _claims_note(options))]
+    return "\n".join(part for part in parts if part)
+
+
+def write(report: TableReport, text: str, out: Path, uri: str = "") -> Path:
+    folder = out / report.spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    name = report.spec.name
+    runs = runs_markdown(report.cells, uri)
+    (folder / f"{name}.md").write_text(text + (f"\n{runs}" if runs else ""))
+    to_csv(report.spec, report.cells, folder / f"{name}.csv", report.cost, uri)
+    comparisons_csv(name, report.comparisons, folder / f"{name}_comparisons.csv")
+    to_png(report.spec, report.cells, folder / f"{name}.png")
+    return folder
+
+
+def write_claims(verdicts: list[Verdict], text: str, out: Path) -> Path:
+    folder = out / "claims"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "claims.md").write_text(text)
+    claims_csv(verdicts, folder / "claims.csv")
+    return folder
+
+
+def all_tables_cost(reports: list[TableReport]) -> str:
+    """Each run once, however many tables show it."""
+    runs: dict[str, RunRecord] = {run.run_id: run for report in reports for cell in report.cells for run in cell.runs}
+    seconds: dict[str, float] = {}
+    timed = 0
+    for run in runs.values():
+        spent = run_seconds(run)
+        if spent is not None:
+            seconds[device_kind(run)] = seconds.get(device_kind(run), 0.0) + spent
+            timed += 1
+    spent = " + ".join(f"{fmt.hours(s)} {kind}-hours" for kind, s in sorted(seconds.items())) or "nothing logged"
+    return f"All tables' runs (each run once): {spent} over {timed} timed run(s).\n"
+
+
+def _store_missing(uri: str) -> bool:
+    """A local store (SQLite file or folder) that does not exist: read as empty, not created."""
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///"):].split("?")[0]
+        return path != ":memory:" and not Path(path).exists()
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return not Path(parsed.path if parsed.scheme else uri).exists()
+    return False
+
+
+def log_report(options: Options, reports: list[TableReport], folders: list[Path],
+               verdicts: list[Verdict] = ()) -> str:
+    tracker = tracking.Tracker(options.uri, REPORTS_EXPERIMENT)
+    name = f"report-{options.table_arg}-{options.budget}"
+    run_id = tracker.start(name, {f"{tracking.TAG}report": "1",
+                                  f"{tracking.TAG}table": options.table_arg}).info.run_id
+    params = {"table": options.table_arg, "budget": options.budget, "init": str(options.init),
+              "dataset": options.dataset, "metric": str(options.metric),
+              **{f"where.{k}": v for k, v in options.where.items()}}
+    metrics: dict[str, float] = {}
+    for report in reports:
+        params[f"{report.spec.name}.dataset"] = report.spec.fixed.get("dataset.name", "(none)")
+        if report.dataset is not None:
+            params[f"{report.spec.name}.dataset_group"] = report.dataset.ident
+        counts = report.counts()
+        metrics |= {f"{report.spec.name}.runs": report.runs,
+                    **{f"{report.spec.name}.cells_{s}": counts[s] for s in ("ok", "failed", "missing")}}
+        if report.cost is not None:
+            metrics |= {f"{report.spec.name}.{kind}_hours": seconds / 3600 for kind, seconds in report.cost.measured.items()}
+            metrics |= {f"{report.spec.name}.{kind}_hours_projected": seconds / 3600
+                        for kind, seconds in report.cost.projected.items()}
+    for verdict in verdicts:
+        key = "claims_" + verdict.ours.replace(" ", "_")
+        metrics[key] = metrics.get(key, 0) + 1
+    tracker.log_params(run_id, params)
+    tracker.log_metrics(run_id, metrics)
+    try:
+        for folder in folders:
+            tracker.client.log_artifacts(run_id, str(folder), folder.name)
+    except BaseException:
+        tracker.end(run_id, "FAILED")
+        raise
+    tracker.end(run_id, "FINISHED")
+    return name
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(arg in ("-h", "--help", "help") for arg in argv):
+        print(USAGE)
+        return 0
+    try:
+        options = parse_args(argv)
+    except UsageError as err:
+        print(f"error: {err}\n\n{USAGE}", file=sys.stderr)
+        return 2
+
+    missing_store = _store_missing(options.uri)
+    runs: list[RunRecord] = []
+    if not missing_store:
+        try:
+            tracking.check_store(options.uri)
+            runs = load_runs(options.uri)
+        except Exception as err:  # an unreadable store: one line, no traceback
+            print(f"error: cannot read MLflow runs from {options.uri}: {err}", file=sys.stderr)
+            return 1
+    if not runs:
+        where = "does not exist" if missing_store else "holds no runs in experiments dedl or dedl-*"
+        print(f"The MLflow store {options.uri} {where}: every cell shows as missing. Run a table "
+              f"first (make tableN, or python -m dedl_experiments -m +experiment=tableN), or pass "
+              f"tracking.uri=... (or set MLFLOW_TRACKING_URI).", file=sys.stderr)
+
+    reports = [build(TABLES[name], runs, options) for name in options.tables]
+    evidence = {report.spec.name: report.evidence() for report in reports}
+    verdicts = [evaluate(claim, evidence[claim.table]) for claim in CLAIMS if claim.table in evidence]
+    folders, texts = [], []
+    for report in reports:
+        text = markdown(report, options, [v for v in verdicts if v.claim.table == report.spec.name])
+        texts.append(text)
+        folders.append(write(report, text, options.out, options.uri))
+    if options.table_arg == "all":
+        summary = claims_summary(verdicts, _claims_note(options)) + "\n" + all_tables_cost(reports)
+        texts.append(summary)
+        folders.append(write_claims(verdicts, summary, options.out))
+    print("\n".join(texts))
+
+    single = len(options.tables) == 1
+    where = options.out / (options.tables[0] if single else "<table>")
+    print(f"Written to {where}/ (.md with the runs of each cell, .csv, _comparisons.csv, .png)"
+          + ("" if single else f" and {options.out / 'claims'}/ (claims.md, claims.csv)") + ".")
+    if missing_store:
+        print("Not logged to MLflow: the store does not exist.")
+        return 0
+    try:
+        name = log_report(options, reports, folders, verdicts)
+    except Exception as err:
+        print(f"warning: the report was not logged to MLflow ({options.uri}): {err}", file=sys.stderr)
+        return 0
+    print(f"Logged as MLflow run {name} in experiment {REPORTS_EXPERIMENT} of {options.uri}.")
+    return 0

@@ -1,0 +1,120 @@
+"""A table's paired comparisons (its ablation axes, spec.comparisons) over its cells.
+
+Runs of cell A and cell B are paired by seed (classification: seed and fold); per pair key the
+newest run counts. Each pair of cells is one paired t-test of B - A; Holm's correction runs
+across every test of the table, and the verdict of a test reads its corrected p-value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dedl_experiments.report.aggregate import Cell, RunRecord, pair_key
+from dedl_experiments.report.spec import Comparison, Pair, Published, TableSpec
+from dedl_experiments.report.stats import ALPHA, TestResult, holm, paired
+
+Key = tuple[str, str]
+_UNUSABLE = (("failed", "failed"), ("not_logged", "not logged"), ("missing", "missing"))
+
+
+@dataclass
+class ComparisonRow:
+    comparison: Comparison
+    pair: Pair
+    metric: str  # "test_iou", or "a_metric vs b_metric" where the two sides differ
+    status: str  # "ok" (a result, maybe too few pairs), "failed", "not_logged", "missing"
+    sides: str = ""  # for the unusable statuses: which side(s), by name
+    result: TestResult | None = None
+    keys: list[Key] = field(default_factory=list)  # the pairs' (seed, fold)
+    mean_a: float | None = None  # over the paired runs only
+    mean_b: float | None = None
+    p_holm: float | None = None
+    reject: bool = False
+    paper_a: Published | None = None
+    paper_b: Published | None = None
+
+    @property
+    def a_name(self) -> str:
+        return self.comparison.a_name
+
+    @property
+    def b_name(self) -> str:
+        return self.comparison.b_name
+
+    @property
+    def paper_diff(self) -> float | None:
+        if self.paper_a is None or self.paper_b is None:
+            return None
+        return self.paper_b.mean - self.paper_a.mean
+
+    @property
+    def direction(self) -> int | None:
+        """+1 (B > A) or -1 (B < A) where the Holm-corrected test says so, 0 where runs were
+        compared without such evidence (not significant, identical, zero variance), None where
+        there is nothing to compare (missing, failed, not logged, fewer than 2 pairs)."""
+        if self.result is None or self.result.kind == "too_few":
+            return None
+        if self.result.tested and self.reject:
+            return 1 if self.result.mean_diff > 0 else -1
+        return 0
+
+    @property
+    def verdict(self) -> str:
+        a, b, result = self.a_name, self.b_name, self.result
+        if result is None:
+            return f"{dict(_UNUSABLE)[self.status]} ({self.sides})"
+        if result.kind == "too_few":
+            return f"not enough runs ({result.n} pair{'s' * (result.n != 1)})"
+        if result.kind == "identical":
+            return "no difference (identical results)"
+        sign = ">" if result.mean_diff > 0 else "<"
+        if result.kind == "constant":
+            return f"{b} {sign} {a} in every pair (zero variance: test undefined)"
+        return f"{b} {sign} {a}" if self.reject else "no evidence of a difference"
+
+
+def paired_values(a: Cell, b: Cell) -> tuple[list[Key], list[float], list[float]]:
+    """The two cells' values paired by seed (and fold), in key order."""
+    a_by_key, b_by_key = _by_key(a), _by_key(b)
+    keys = sorted(set(a_by_key) & set(b_by_key), key=_sortable)
+    return keys, [a_by_key[k] for k in keys], [b_by_key[k] for k in keys]
+
+
+def compare_table(spec: TableSpec, cells: list[Cell]) -> list[ComparisonRow]:
+    by_position = {(cell.row, cell.column): cell for cell in cells}
+    rows = [_compare(comparison, pair, by_position[pair.a], by_position[pair.b])
+            for comparison in spec.comparisons for pair in comparison.pairs]
+    tested = [row for row in rows if row.result is not None and row.result.tested]
+    reject, corrected = holm([row.result.p for row in tested], ALPHA)
+    for row, rejected, p in zip(tested, reject, corrected):
+        row.reject, row.p_holm = rejected, p
+    return rows
+
+
+def _compare(comparison: Comparison, pair: Pair, a: Cell, b: Cell) -> ComparisonRow:
+    metric = a.metric if a.metric == b.metric else f"{a.metric} vs {b.metric}"
+    row = ComparisonRow(comparison, pair, metric, "ok", paper_a=a.published, paper_b=b.published)
+    for status, _ in _UNUSABLE:
+        sides = [name for name, cell in ((comparison.a_name, a), (comparison.b_name, b)) if cell.status == status]
+        if sides:
+            row.status, row.sides = status, ", ".join(sides)
+            return row
+    row.keys, a_values, b_values = paired_values(a, b)
+    row.result = paired(a_values, b_values)
+    if a_values:
+        row.mean_a, row.mean_b = sum(a_values) / len(a_values), sum(b_values) / len(b_values)
+    return row
+
+
+def _by_key(cell: Cell) -> dict[Key, float]:
+    """Value per (seed, fold); of several runs with one key, the newest counts."""
+    newest: dict[Key, tuple[RunRecord, float]] = {}
+    for run, value in zip(cell.sources, cell.values):
+        key = pair_key(run)
+        if key not in newest or run.start_time >= newest[key][0].start_time:
+            newest[key] = (run, value)
+    return {key: value for key, (_, value) in newest.items()}
+
+
+def _sortable(key: Key) -> tuple:
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in key)

@@ -1,0 +1,38 @@
+"""Hand-made run records for the report's tests: runs placed in a table's cells as jobs record
+them (params, metrics, tags), and a table's evidence (cells and comparisons) built from them."""
+
+from __future__ import annotations
+
+import itertools
+
+from dedl_experiments.report.aggregate import RunRecord, aggregate
+from dedl_experiments.report.compare import compare_table
+from dedl_experiments.report.spec import TableSpec
+from dedl_experiments.report.verdicts import Evidence
+
+_ids = itertools.count()
+
+
+def run_in(spec: TableSpec, row: str, column: str, metrics: dict[str, float] | float | None = None, *,
+           seed: int = 26, fold: int | None = None, status: str = "FINISHED", tags: dict[str, str] | None = None,
+           start: int = 0, experiment_id: str = "1", **params: str) -> RunRecord:
+    """A run in (row, column) of spec; a bare number is the table's metric."""
+    row_match = next(r.match for r in spec.rows if r.label == row)
+    column_match = next(c.match for c in spec.columns if c.label == column)
+    if isinstance(metrics, (int, float)):
+        metrics = {spec.metric_for(next(c for c in spec.columns if c.label == column)): float(metrics)}
+    all_params = {**spec.fixed, **row_match, **column_match, "seed": str(seed), **params}
+    all_tags = {"dedl.seed": str(seed), **(tags or {})}
+    if fold is not None:
+        all_params["fold"] = all_tags["dedl.fold"] = str(fold)
+    return RunRecord(f"run{next(_ids)}", status, all_params, dict(metrics or {}), all_tags, experiment_id, start)
+
+
+def seeds(spec: TableSpec, row: str, column: str, values: list[float], **kwargs) -> list[RunRecord]:
+    """One run per value, seeds 1, 2, 3, ... in order (the pairing key)."""
+    return [run_in(spec, row, column, value, seed=i + 1, **kwargs) for i, value in enumerate(values)]
+
+
+def evidence(spec: TableSpec, runs: list[RunRecord]) -> Evidence:
+    cells = aggregate(spec, runs)
+    return Evidence(spec, cells, compare_table(spec, cells))
