@@ -60,13 +60,14 @@ def _cells_by_position(cells: list[Cell]) -> dict[tuple[str, str], Cell]:
 
 
 def to_markdown(spec: TableSpec, cells: list[Cell]) -> str:
-    """The paper's rows x views, each view as "ours" and, where the paper printed a value
-    for it, "paper"."""
+    """The paper's rows x views, each view as "ours" and, where the paper printed values for
+    it, "paper"."""
     by_position = _cells_by_position(cells)
     views = list(spec.views())
+    printed = {view.label for view in views if any(spec.published_for(row.label, view) for row in spec.rows)}
     header = ["Model"]
     for view in views:
-        header += [f"{view.label} (ours)"] + ([f"{view.label} (paper)"] if view.paper_label else [])
+        header += [f"{view.label} (ours)"] + ([f"{view.label} (paper)"] if view.label in printed else [])
     lines = [
         f"### {spec.name}: {spec.title}",
         "",
@@ -82,7 +83,7 @@ def to_markdown(spec: TableSpec, cells: list[Cell]) -> str:
         for view in views:
             cell = by_position[(row.label, view.label)]
             entries.append(_format_ours(view.metric, cell))
-            if view.paper_label:
+            if view.label in printed:
                 entries.append(_format_published(view.metric, cell.published))
         lines.append("| " + " | ".join(entries) + " |")
     if spec.timed:

@@ -169,7 +169,7 @@ def test_report_over_a_tiny_table2_sweep(tmp_path: Path, shared_data_dir: Path) 
 def test_report_of_an_empty_store_shows_every_cell_missing(tmp_path: Path) -> None:
     proc = run_cli(["table=tiling", f"out={tmp_path / 'out'}"], tmp_path, module=REPORT)
     assert "does not exist: every cell shows as missing" in proc.stderr
-    assert "| UNet++ ResNet-34 | missing | 0.9834 | missing | missing | — | missing |" in proc.stdout
+    assert "| UNet++ ResNet-34 | missing | 0.9834 | missing | missing | missing | missing |" in proc.stdout
     assert "Traceback" not in proc.stderr
     assert {p.name for p in (tmp_path / "out" / "tiling").iterdir()} == {
         "tiling.md", "tiling.csv", "tiling_comparisons.csv", "tiling.png"}
