@@ -65,6 +65,9 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
     tracker = tracking.Tracker.from_config(cfg)
     key, name = tracking.cell_key(cfg, prepared.digest), tracking.run_name(cfg)
     done = lifecycle.finished_run(tracker, key)
+    if done is None and cfg.adopt_legacy_runs:
+        done = lifecycle.adopt_legacy_run(tracker, tracking.cell_key(cfg, None), key,
+                                          cfg.dataset.name, prepared.digest)
     if done is not None and not cfg.force:
         return _skipped(name, key, done)
 

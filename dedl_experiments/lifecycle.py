@@ -155,3 +155,26 @@ def claim_cell(tracker: tracking.Tracker, key: str, name: str, settings: ClaimSe
                 raise
             log.info("%s: cell %s is %s; waiting", name, key, busy)
             time.sleep(max(1.0, min(settings.heartbeat_s, 10.0)))
+
+
+def adopt_legacy_run(tracker: tracking.Tracker, legacy_key: str, key: str, dataset_name: str,
+                     digest: str) -> Run | None:
+    """Re-key the newest FINISHED run recorded before data digests (same config, same dataset
+    name, no digest) as this cell's, on the user's word that it trained on this data
+    (`adopt_legacy_runs=true`); its fold runs, if any, follow it. None if there is none."""
+    candidates = [r for r in tracker.runs_of_cell(legacy_key)
+                  if r.info.status == "FINISHED" and f"{T}dataset_digest" not in r.data.tags
+                  and r.data.params.get("dataset.name") == dataset_name]
+    if not candidates:
+        return None
+    run = candidates[0]
+    tags = {f"{T}dataset_digest": digest, f"{T}dataset_name": dataset_name,
+            f"{T}adopted_legacy_key": legacy_key}
+    tracker.set_tags(run.info.run_id, tags | {f"{T}cell_key": key})
+    children = tracker.client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    for child in children:
+        tracker.set_tags(child.info.run_id, tags)
+    log.info("adopted MLflow run %s (recorded before data digests) as cell %s on data %s",
+             run.info.run_id, key, digest[:8])
+    return tracker.client.get_run(run.info.run_id)

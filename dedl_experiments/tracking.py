@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 DEFAULT_URI = "sqlite:///mlflow.db"
 # Top-level config keys that do not change what a cell computes.
 NOT_CELL_KEYS = ("tracking", "force", "resume", "device", "data_dir", "loader", "speed", "table",
-                 "hydra", "claim")
+                 "hydra", "claim", "adopt_legacy_runs")
 # The data's identity is its content digest, not where it lies.
 NOT_CELL_PATHS = ("dataset.root", "train.checkpoint_every")
 TAG = "dedl."
@@ -68,16 +68,38 @@ def is_cell_experiment(name: str) -> bool:
     return (name == "dedl" or name.startswith("dedl-")) and name != REPORTS_EXPERIMENT
 
 
+# Settings added after runs were recorded without them, at the value that reproduces what those
+# runs did. A legacy key (no digest) leaves them out at that value, as those runs' keys did.
+ADDED_SETTINGS = {"loss.reduction": "mean", "loss.epsilon": None, "tiling.padding_label": "ignore",
+                  "augment.rotation_fill": "ignore", "augment.perspective_p": 1.0,
+                  "task.folds_method": "multilabel_stratified", "task.drop_last": False}
+
+
+def _pop_path(values: dict, path: str, only_if: Any = ...) -> None:
+    *heads, leaf = path.split(".")
+    node = values
+    for head in heads:
+        node = node.get(head)
+        if not isinstance(node, dict):
+            return
+    if leaf in node and (only_if is ... or node[leaf] == only_if):
+        del node[leaf]
+
+
 def cell_values(cfg: DictConfig, dataset_digest: str | None) -> dict[str, Any]:
     values = OmegaConf.to_container(cfg, resolve=True)
     for key in NOT_CELL_KEYS:
         values.pop(key, None)
     for path in NOT_CELL_PATHS:
-        head, _, leaf = path.partition(".")
-        values.get(head, {}).pop(leaf, None)
-    # None gives the key runs had before datasets were digested (used to find them).
+        _pop_path(values, path)
     if dataset_digest is not None:
         values["dataset_digest"] = dataset_digest
+        return values
+    # The key of runs recorded before data digests and the settings added since.
+    for path, default in ADDED_SETTINGS.items():
+        _pop_path(values, path, default)
+    if values.get("augment") == {}:
+        del values["augment"]
     return values
 
 

@@ -96,3 +96,19 @@ def test_a_live_claim_from_another_host_is_respected_until_its_lease_runs_out(tm
     run_cli(args, tmp_path)
     assert [r.info.status for r in _runs(tmp_path)] == ["FINISHED"]
     assert tracker.client.get_run(other).info.status == "KILLED"
+
+
+def test_a_run_recorded_before_digests_is_adopted_when_asked(tmp_path, shared_data_dir):
+    args = [*TINY, f"data_dir={shared_data_dir}"]
+    cfg = compose_config(args)
+    tracker = tracking.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "dedl")
+    old = tracker.start("recorded before digests", {"dedl.cell_key": tracking.cell_key(cfg, None)})
+    tracker.log_params(old.info.run_id, {"dataset.name": "synthetic"})
+    tracker.end(old.info.run_id, "FINISHED")
+
+    adopted = run_cli([*args, "adopt_legacy_runs=true"], tmp_path)
+    assert "already FINISHED" in adopted.stdout + adopted.stderr
+    tags = tracker.client.get_run(old.info.run_id).data.tags
+    assert tags["dedl.adopted_legacy_key"] == tracking.cell_key(cfg, None)
+    assert tags["dedl.cell_key"] == tracking.cell_key(cfg, tags["dedl.dataset_digest"])
+    assert len(_runs(tmp_path)) == 1

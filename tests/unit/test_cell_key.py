@@ -94,3 +94,14 @@ def test_the_data_content_is_part_of_the_cell(base_key: str) -> None:
     assert cell_key(cfg, "1" * 64) != base_key
     # Runs recorded before data digests keep the key they had (found by a migration).
     assert cell_key(cfg, None) not in (base_key, cell_key(cfg, "1" * 64))
+
+
+@pytest.mark.parametrize("overrides, recorded", [
+    (["budget=smoke", "init=random"], "a2da36a591481d04"),
+    (["task=classification", "budget=smoke", "init=random"], "b9f4c514fcee7dfb"),
+    (["+experiment=table2", "encoder=resnet50", "app=gelu", "seed=334"], "dd82e5faaee632df"),
+])
+def test_the_legacy_key_is_the_one_stores_recorded_before_digests(overrides, recorded) -> None:
+    """Keys recorded by the release before data digests: `adopt_legacy_runs=true` finds runs by
+    them, so they must not drift as settings are added."""
+    assert cell_key(compose_config(overrides), None) == recorded
