@@ -20,7 +20,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import CONF, TINY, cli_env, run_cli
-from multirun_launchers.devices import pin_device
+from multirun_launchers.devices import available_cpus, visible_gpus
 from slurm_cluster import slurm  # noqa: F401  (pytest fixture)
 
 SEARCHPATH = "hydra.searchpath=[pkg://multirun_launchers/conf]"
@@ -79,7 +79,8 @@ def test_launcher_presets_compose(preset):
     launcher = cfg.hydra.launcher
     assert launcher._target_ == LAUNCHERS[preset]
     if preset == "gpus":
-        assert launcher.n_jobs == 2
+        # One job per GPU by default (speed.jobs_per_gpu=1); one at a time without a GPU.
+        assert launcher.n_jobs == max(1, visible_gpus())
     if preset.startswith("slurm"):
         # ${hydra.sweep.dir}/.submitit/%j: job scripts and logs stay with the sweep's outputs.
         assert launcher.submitit_folder == f"{cfg.hydra.sweep.dir}/.submitit/%j"
@@ -87,25 +88,10 @@ def test_launcher_presets_compose(preset):
         for key in ("partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb",
                     "array_parallelism", "additional_parameters", "setup"):
             assert key in launcher, key
+        assert launcher.gpus_per_node == 1 and launcher.gres is None  # a whole GPU per job
 
 
-def test_pin_device_spreads_jobs_over_gpus():
-    chosen = [pin_device(k, 4, n_gpus=2)["device"] for k in range(5)]
-    assert chosen == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]
-
-
-def test_pin_device_splits_cpu_threads_between_parallel_jobs():
-    import torch
-
-    before = torch.get_num_threads()
-    try:
-        assert pin_device(0, 4, n_gpus=0, cpus=16) == {"device": "cpu", "torch_threads": 4}
-        assert torch.get_num_threads() == 4
-        assert pin_device(3, 4, n_gpus=0, cpus=2)["torch_threads"] == 1  # never 0
-        assert pin_device(1, None, n_gpus=0, cpus=8)["torch_threads"] == 8  # sequential
-        assert pin_device(1, -1, n_gpus=0, cpus=8)["torch_threads"] == 1  # joblib: 1 per CPU
-    finally:
-        torch.set_num_threads(before)
+# Pinning itself (GPU slots, shares, SLURM allocations) is tested in tests/unit/test_devices.py.
 
 
 # --- real services (slow) --------------------------------------------------------------------
@@ -234,10 +220,45 @@ def test_parallel_jobs_share_one_sqlite_store(tmp_path, shared_data_dir):
     _assert_finished_with_metrics(client, runs, expected)
     assert f"4 runs in {uri}" in proc.stdout
     assert "database is locked" not in proc.stdout + proc.stderr
-    # Each job pinned itself: on CPU, 2 cores // 4 jobs -> 1 torch thread each.
+    # Each job pinned itself: its slot's GPU (or the CPU) and cores // 4 torch threads.
+    n_gpus = visible_gpus()
     for run in runs:
-        assert run.data.tags["dedl.device"] == "cpu"
-        assert run.data.tags.get("dedl.torch_threads") == "1", run.data.tags
+        device = run.data.tags["dedl.device"]
+        assert device.startswith("cuda:") if n_gpus else device == "cpu", device
+        want = str(max(1, available_cpus() // 4))
+        assert run.data.tags.get("dedl.torch_threads") == want, run.data.tags
+
+
+@pytest.mark.slow
+def test_a_cell_gives_the_same_result_in_any_pool_with_fixed_threads(tmp_path, shared_data_dir):
+    """On CPU a result depends on the torch thread count; with speed.cpu_threads fixed, a cell
+    run alone equals the same cell run in a pool of 2 (speed.jobs_per_gpu=2 on a machine
+    without GPU, or 2 per GPU) beside another job."""
+    if visible_gpus():
+        pytest.skip("CPU results only: CUDA kernels are not bit-reproducible across processes")
+    common = [*TINY, f"data_dir={shared_data_dir}", "speed.cpu_threads=1"]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    run_cli([*common, "app=none"], alone)
+    pooled = tmp_path / "pooled"
+    pooled.mkdir()
+    start = time.monotonic()
+    run_cli(["-m", "hydra/launcher=gpus", "speed.jobs_per_gpu=2", *common, "app=none,gelu"],
+            pooled, timeout=300)
+    TIMES["2 jobs in a pool of 2 (speed.jobs_per_gpu=2)"] = time.monotonic() - start
+    _, (single,) = _runs(f"sqlite:///{alone / 'mlflow.db'}")
+    _, runs = _runs(f"sqlite:///{pooled / 'mlflow.db'}")
+    (pooled_none,) = [r for r in runs if r.data.params["app.name"] == "none"]
+    assert pooled_none.data.tags["dedl.torch_threads"] == "1"
+    for key in ("test_iou", "test_pixel_accuracy", "train_loss", "val_loss"):
+        assert pooled_none.data.metrics[key] == single.data.metrics[key], key
+    import torch
+
+    def weights(run):
+        return torch.load(Path(run.data.tags["dedl.output_dir"]) / "best_model.pt",
+                          weights_only=True)["state_dict"]
+    got, want = weights(pooled_none), weights(single)
+    assert all(torch.equal(got[k], want[k]) for k in want)
 
 
 def _open_store(uri: str) -> str:
