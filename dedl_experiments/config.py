@@ -66,6 +66,13 @@ _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("speed.channels_last", lambda x: x in (True, False, "auto"), "true, false or auto"),
     ("speed.compile", lambda x: isinstance(x, bool), "true or false"),
     ("resume", lambda x: isinstance(x, bool), "true or false"),
+    ("adopt_legacy_runs", lambda x: isinstance(x, bool), "true or false"),
+    ("claim.heartbeat_s", _positive, "a number of seconds > 0"),
+    ("claim.lease_s", _positive, "a number of seconds > 0"),
+    ("claim.on_busy", lambda x: x in ("skip", "wait"), "one of: skip, wait"),
+    ("speed.tf32", lambda x: isinstance(x, bool), "true or false"),
+    ("augment.rotation_fill", lambda x: x in ("ignore", "background"), "one of: ignore, background"),
+    ("augment.perspective_p", lambda x: _non_negative(x) and x <= 1, "a probability in [0, 1]"),
     ("device", lambda x: isinstance(x, str) and (x in ("auto", "cpu") or bool(_CUDA_DEVICE.match(x))),
      "auto, cpu, cuda or cuda:N"),
 ]
@@ -81,8 +88,18 @@ _SEGMENTATION_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("dataset.normalisation", lambda x: x in ("percentile", "minmax", "none"),
      "one of: percentile, minmax, none"),
     ("dataset.on_bad_sample", lambda x: x in ("error", "skip"), "one of: error, skip"),
+    ("tiling.padding_label", lambda x: x in ("ignore", "background"), "one of: ignore, background"),
+    ("loss.reduction", lambda x: x in ("mean", "sum"), "one of: mean, sum"),
     ("dataset.percentiles", _percentile_pair,
      "2 numbers [low, high] with 0 <= low < high <= 100"),
+]
+
+
+_CLASSIFICATION_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("task.folds_method", lambda x: x in ("multilabel_stratified", "kfold"),
+     "one of: multilabel_stratified, kfold"),
+    ("task.drop_last", lambda x: isinstance(x, bool), "true or false"),
+    ("loss.epsilon", _optional(_positive), "null or a number > 0"),
 ]
 
 
@@ -169,6 +186,11 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"dataset.colour={cfg.dataset.colour!r} is invalid: it must be one "
                           "of: grey, rgb")
     task = cfg.task.name
+    if cfg.dataset.get("task", task) != task:
+        raise ConfigError(f"dataset={cfg.dataset.name} is a {cfg.dataset.task} dataset, not one for "
+                          f"task={task}; pick a {task} dataset")
+    if task == "classification":
+        _check_rules(cfg, _CLASSIFICATION_RULES)
     if task == "segmentation":
         _check_rules(cfg, _SEGMENTATION_RULES)
         if not cfg.encoder.get("segmentation"):

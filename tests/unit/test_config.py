@@ -183,3 +183,21 @@ def test_read_only_data_dir_is_a_config_error(tmp_path):
             validate(compose_config([f"data_dir={locked}/sub"]))
     finally:
         locked.chmod(0o755)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["claim.on_busy=later"], "claim.on_busy='later' is invalid: it must be one of: skip, wait"),
+    (["claim.lease_s=0"], "claim.lease_s=0 is invalid"),
+    (["adopt_legacy_runs=maybe"], "adopt_legacy_runs='maybe' is invalid"),
+    (["tiling.padding_label=zero"], "tiling.padding_label='zero' is invalid"),
+    (["loss.reduction=max"], "loss.reduction='max' is invalid"),
+    (["augment.perspective_p=2"], "augment.perspective_p=2 is invalid"),
+    (["task=classification", "task.folds_method=loo"], "task.folds_method='loo' is invalid"),
+    (["task=classification", "dataset=synthetic"],
+     "dataset=synthetic is a segmentation dataset, not one for task=classification"),
+    (["dataset=synthetic_classification"],
+     "dataset=synthetic_classification is a classification dataset, not one for task=segmentation"),
+])
+def test_later_settings_and_task_dataset_mismatch_are_named(overrides, message) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(compose_config(["budget=smoke", "init=random", *overrides]))
