@@ -43,12 +43,19 @@ RECIPE: dict[str, dict[str, str]] = {
     "segmentation": {
         "lr_schedule.name": "cosine",
         "loss.name": "weighted_ce",
+        "loss.reduction": "mean",
         "architecture.attention": "scse",
+        "tiling.padding_label": "ignore",
+        "augment.rotation_fill": "ignore",
     },
     "classification": {
         "lr_schedule.name": "cosine",
         "loss.name": "focal",
+        "loss.epsilon": "None",
         "task.swa.enabled": "True",
+        "task.folds_method": "multilabel_stratified",
+        "task.drop_last": "False",
+        "augment.perspective_p": "1.0",
     },
 }
 ANY = ("*", "any")

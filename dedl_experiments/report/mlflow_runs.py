@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 
+from dedl_experiments import tracking
 from dedl_experiments.report.aggregate import RunRecord
 
 # Set on runs that only group child runs (e.g. the folds of one classification seed);
@@ -103,11 +104,16 @@ def latest_per_cell(runs: list[Run]) -> list[Run]:
     return [run for run in runs if id(run) in kept]
 
 
+# Settings added after runs were recorded, as params those runs would have logged: an older run
+# did what the added setting's default does, so it still matches the tables' recipe.
+_ADDED_PARAMS = {key: str(value) for key, value in tracking.ADDED_SETTINGS.items()}
+
+
 def _to_record(run: Run) -> RunRecord:
     return RunRecord(
         run_id=run.info.run_id,
         status=run.info.status,
-        params=dict(run.data.params),
+        params=_ADDED_PARAMS | dict(run.data.params),
         metrics=dict(run.data.metrics),
         tags=dict(run.data.tags),
         experiment_id=run.info.experiment_id,

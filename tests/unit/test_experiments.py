@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from conftest import CONF, REPO
 from dedl_experiments.config import validate
-from dedl_experiments.report.__main__ import RECIPE
+from dedl_experiments.report.build import RECIPE
 from dedl_experiments.report.aggregate import matches
 from dedl_experiments.report.paper import SEEDS, TABLES
 from dedl_experiments.tracking import NOT_CELL_KEYS, NOT_CELL_PATHS, flatten

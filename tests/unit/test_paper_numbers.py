@@ -80,6 +80,7 @@ MATCH_VALUES = {
     },
     "app.name": {"none", "relu", "gelu"},
     "app_lr_schedule.name": {"constant", "cosine"},
+    "train.patience": {"5", "None"},
     "init.name": {"imagenet", "advprop", "noisy_student"},
     "tiling.size": {"256", "480"},
 }
