@@ -6,6 +6,7 @@ Each sweep runs the real CLI in a subprocess on the tiny training job from conft
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -189,6 +190,31 @@ def test_sweep_records_into_a_real_mlflow_server(tmp_path, shared_data_dir):
         # Nothing went to a local store: the server holds it all.
         assert not (work / "mlflow.db").exists() and not (work / "mlruns").exists()
         assert any((tmp_path / "artifacts").rglob("metrics.json"))
+        _assert_the_ui_sees_a_comparison(uri, runs)
+
+
+def _rest(uri: str, path: str) -> dict:
+    with urllib.request.urlopen(f"{uri}/api/2.0/mlflow/{path}", timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def _assert_the_ui_sees_a_comparison(uri: str, runs) -> None:
+    """What the MLflow UI reads through the server's REST API: the experiment opens on the
+    training-runs view, each run has its source, its dataset and the cell's factors as tags."""
+    experiment = _rest(uri, "experiments/get-by-name?experiment_name=dedl")["experiment"]
+    tags = {t["key"]: t["value"] for t in experiment.get("tags", [])}
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    for run in runs:
+        got = _rest(uri, f"runs/get?run_id={run.info.run_id}")["run"]
+        tags = {t["key"]: t["value"] for t in got["data"]["tags"]}
+        assert tags["mlflow.source.name"] == "python -m dedl_experiments"
+        assert len(tags["mlflow.source.git.commit"]) == 40  # the tests run in a git checkout
+        assert {tags[k] for k in ("architecture", "encoder", "init", "seed")} == {
+            "unet", "resnet18", "random", "26"}
+        assert tags["app"] == run.data.params["app.name"]
+        (dataset,) = got["inputs"]["dataset_inputs"]
+        assert dataset["dataset"]["name"] == "synthetic"
+        assert tags["dedl.dataset_digest"].startswith(dataset["dataset"]["digest"])
 
 
 @pytest.mark.slow
