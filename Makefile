@@ -61,6 +61,7 @@ bench-data: install ## Data pipeline: augmented 480 px tiles/s, ours vs the rele
 	$(BIN)/python benchmarks/data_bench.py
 
 ui: install ## Open the MLflow UI over ./mlflow.db on $(HOST):$(PORT)
+	@echo "Open http://$(HOST):$(PORT)/#/experiments?workflowType=machine_learning (the training-runs view)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(PORT)
 
 server: install ## MLflow tracking server over ./mlflow.db with artifacts, for jobs on other hosts (HOST=, PORT=)

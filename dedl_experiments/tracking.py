@@ -63,6 +63,18 @@ def experiment_name(cfg: DictConfig) -> str:
     return f"dedl-{cfg.table}" if cfg.table else "dedl"
 
 
+def describe_experiment(name: str) -> str:
+    """The experiment's description in the MLflow UI."""
+    if name == CLAIMS_EXPERIMENT:
+        return "Jobs' claims on cells (one process trains a cell at a time); bookkeeping only."
+    if name == REPORTS_EXPERIMENT:
+        return "Reports of the paper's tables (Markdown, CSV, PNG as artifacts)."
+    if name.startswith("dedl-"):
+        return (f"Cells recorded by the sweep of {name.removeprefix('dedl-')}. Columns: the tags "
+                "architecture, encoder, app, init, seed; Group by them to compare.")
+    return "Cells of dedl_experiments jobs. Columns: the tags architecture, encoder, app, init, seed."
+
+
 def is_cell_experiment(name: str) -> bool:
     """Experiments whose runs are cells: `dedl` and `dedl-<table>` (not the reports')."""
     return (name == "dedl" or name.startswith("dedl-")) and name != REPORTS_EXPERIMENT
@@ -256,7 +268,8 @@ class Tracker:
                     self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
                 return found.experiment_id
             try:
-                return self.client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
+                return self.client.create_experiment(name, tags={
+                    EXPERIMENT_KIND_TAG: TRAINING_KIND, "mlflow.note.content": describe_experiment(name)})
             except mlflow.exceptions.MlflowException:
                 time.sleep(0.5)
         raise TrackingError(f"cannot create MLflow experiment {name!r} in {self.uri}")
