@@ -2,109 +2,431 @@
 
     python -m dedl_experiments.predict checkpoint=outputs/.../best_model.pt input=DIR_OR_FILE output=DIR
 
-Inputs are inForm component TIFFs (`*_component_data.tif`, the configured channel is used) or
-plain TIFF/PNG images. Each image is normalised exactly as in training (the checkpoint
-carries the preprocessing), tiled, predicted and stitched back; one mask TIFF (0/255, uint8)
-per image is written at its original size: `<sample>_component_data.tifMask.tif` for inForm
-inputs (the export's own mask naming) and `<stem>_mask.tif` for plain images.
-Optional: `device=auto|cpu|cuda`, `batch_size=16`, `threshold=0.5`.
+Inputs are inForm component TIFFs (`*_component_data.tif` anywhere under the input folder, the
+configured channel is used) or, when there are none, the plain TIFF/PNG images directly in it.
+Each image is normalised exactly as in training (the checkpoint carries the preprocessing),
+tiled, predicted and stitched back; one mask TIFF (0/255, uint8) per image is written at its
+original size: `<sample>_component_data.tifMask.tif` for inForm inputs (the export's own mask
+naming) and `<stem>_mask.tif` for plain images. The output folder is created if missing.
+
+Options (key=value; of a key given twice the last counts; other keys are refused):
+    device=auto|cpu|cuda|cuda:N  auto (default): the GPU when there is one, else the CPU
+    batch_size=16                tiles per forward pass, a whole number >= 1
+    threshold=0.5                nucleus where its probability is above this, between 0 and 1
+    on_bad_image=error|skip      error (default): stop at an unreadable image; skip: warn,
+                                 go on, and list the skipped images at the end (exit code 0
+                                 unless no mask at all was written)
+
+Predict never reads its own masks: files under the output folder are not inputs (it may lie
+inside the input folder), and when the output folder is the input folder itself, files named
+like masks (`*_mask.tif`, `*_component_data.tifMask.tif`) are left out, so a rerun replaces
+them instead of segmenting them. Images whose masks would get one name (`a.tif` and `a.png`)
+are refused rather than one overwriting the other.
+
+Bad input ends the run with exit code 2 and one line on stderr naming the option or file,
+what is wrong and what is allowed. Options, paths, mask names and the checkpoint are all
+checked before the first image is read; `DEDL_DEBUG=1` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
+import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tifffile
 import torch
-from omegaconf import OmegaConf
 
 from dedl_experiments.checkpoint import CheckpointError, load
 from dedl_experiments.data import folder, inform
 from dedl_experiments.data.errors import DataError
+from dedl_experiments.folders import writable_folder_problem
 from dedl_experiments.inference import predict_image
 from dedl_experiments.models.segmentation import build_segmentation_model
+from dedl_experiments.speed import pick_device
 from dedl_experiments.tasks.segmentation import INFERENCE_FORMAT
 
 log = logging.getLogger("dedl_experiments.predict")
-USAGE = "usage: python -m dedl_experiments.predict checkpoint=PATH input=DIR_OR_FILE output=DIR"
+
+REQUIRED = ("checkpoint", "input", "output")
+DEFAULTS = {"device": "auto", "batch_size": "16", "threshold": "0.5", "on_bad_image": "error"}
+OPTIONS = (*REQUIRED, *DEFAULTS)
+ON_BAD_IMAGE = ("error", "skip")
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+USAGE = ("usage: python -m dedl_experiments.predict checkpoint=PATH input=DIR_OR_FILE output=DIR "
+         "[device=auto] [batch_size=16] [threshold=0.5] [on_bad_image=error|skip]")
+PLAIN_MASK_SUFFIX = "_mask.tif"
+CHECKPOINT_KEYS = ("format", "state_dict", "model", "preprocess")
 
 
-def load_model(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    checkpoint = load(path)
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != INFERENCE_FORMAT:
-        raise CheckpointError(f"checkpoint {path} is not a segmentation model saved by "
-                              f"dedl_experiments (expected format {INFERENCE_FORMAT})")
-    net = build_segmentation_model(weights=None, **checkpoint["model"])
-    net.load_state_dict(checkpoint["state_dict"])
-    return net.to(device).eval(), checkpoint["preprocess"]
+@dataclass(frozen=True)
+class Options:
+    checkpoint: Path
+    input: Path
+    output: Path
+    device: torch.device
+    batch_size: int
+    threshold: float
+    on_bad_image: str
 
 
-def input_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DataError(f"input {path} does not exist")
-    components = sorted(p for p in path.rglob(f"*{inform.IMAGE_SUFFIX}")
-                        if inform.LABELS_FOLDER not in p.parts)
-    files = components or sorted(p for p in path.iterdir()
-                                 if p.is_file() and p.suffix.lower() in folder.EXTENSIONS)
+@dataclass(frozen=True)
+class SavedModel:
+    net: torch.nn.Module
+    preprocess: dict
+    in_channels: int
+
+
+@dataclass
+class Outcome:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+
+
+# --- options -----------------------------------------------------------------------------
+
+
+def given_options(argv: list[str]) -> dict[str, str]:
+    """`key=value` arguments by key (a later one wins, as with Hydra overrides); anything
+    else or an unknown key is refused."""
+    given: dict[str, str] = {}
+    for arg in argv:
+        key, is_pair, value = arg.partition("=")
+        if not is_pair:
+            raise DataError(f"argument {arg!r} is not key=value; {USAGE}")
+        if key not in OPTIONS:
+            raise DataError(f"unknown option {arg}; valid options: {', '.join(OPTIONS)}")
+        if not value:
+            raise DataError(f"option {key} is empty; {USAGE}")
+        given[key] = value
+    missing = [key for key in REQUIRED if key not in given]
+    if missing:
+        raise DataError(f"missing {', '.join(missing)}; {USAGE}")
+    return given
+
+
+def device_option(name: str) -> torch.device:
+    if not DEVICE_NAME.fullmatch(name):
+        raise DataError(f"device={name}: unknown device; allowed: auto, cpu, cuda, cuda:N")
+    device = pick_device(name)
+    if device.type == "cuda":
+        gpus = torch.cuda.device_count()
+        if gpus == 0:
+            raise DataError(f"device={name}: no CUDA GPU is available here; allowed: auto, cpu")
+        if (device.index or 0) >= gpus:
+            raise DataError(f"device={name}: this machine has {gpus} CUDA GPU(s); "
+                            f"allowed: auto, cpu, cuda, cuda:0 to cuda:{gpus - 1}")
+    return device
+
+
+def batch_size_option(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DataError(f"batch_size={text}: must be a whole number >= 1")
+    return value
+
+
+def threshold_option(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:  # also false for NaN
+        raise DataError(f"threshold={text}: must be a number between 0 and 1 (exclusive)")
+    return value
+
+
+def on_bad_image_option(text: str) -> str:
+    if text not in ON_BAD_IMAGE:
+        raise DataError(f"on_bad_image={text}: unknown choice; allowed: {', '.join(ON_BAD_IMAGE)}")
+    return text
+
+
+def parse_options(argv: list[str]) -> Options:
+    values = {**DEFAULTS, **given_options(argv)}
+    return Options(checkpoint=Path(values["checkpoint"]), input=Path(values["input"]),
+                   output=Path(values["output"]), device=device_option(values["device"]),
+                   batch_size=batch_size_option(values["batch_size"]),
+                   threshold=threshold_option(values["threshold"]),
+                   on_bad_image=on_bad_image_option(values["on_bad_image"]))
+
+
+# --- paths -------------------------------------------------------------------------------
+
+
+def mask_name(image: Path) -> str:
+    if image.name.endswith(inform.IMAGE_SUFFIX):
+        return image.name.removesuffix(inform.IMAGE_SUFFIX) + inform.MASK_SUFFIX
+    return image.stem + PLAIN_MASK_SUFFIX
+
+
+def is_mask_name(name: str) -> bool:
+    return name.endswith((PLAIN_MASK_SUFFIX, inform.MASK_SUFFIX))
+
+
+def is_image_name(name: str) -> bool:
+    return name.endswith(inform.IMAGE_SUFFIX) or Path(name).suffix.lower() in folder.EXTENSIONS
+
+
+def input_files(source: Path, output: Path) -> list[Path]:
+    """The images to segment, never predict's own masks (see the module docstring)."""
+    if source.is_file():
+        if not is_image_name(source.name):
+            raise DataError(f"input {source}: not an image predict reads (accepted: "
+                            f"*{inform.IMAGE_SUFFIX}, {' '.join(folder.EXTENSIONS)})")
+        return [source]
+    if not source.is_dir():
+        raise DataError(f"input {source} does not exist")
+    output_folder = output.resolve()
+    into_input = output_folder == source.resolve()
+
+    def is_input(path: Path) -> bool:
+        # Hidden files are editor or OS leftovers (macOS `._a.tif`), not images.
+        if path.name.startswith(".") or not path.is_file():
+            return False
+        if into_input:
+            return not is_mask_name(path.name)
+        return not path.parent.resolve().is_relative_to(output_folder)
+
+    components = sorted(p for p in source.rglob(f"*{inform.IMAGE_SUFFIX}")
+                        if inform.LABELS_FOLDER not in p.relative_to(source).parts and is_input(p))
+    files = components or sorted(p for p in source.iterdir()
+                                 if p.suffix.lower() in folder.EXTENSIONS and is_input(p))
     if not files:
-        raise DataError(f"input {path} holds no {inform.IMAGE_SUFFIX} files and no "
+        raise DataError(f"input {source} holds no *{inform.IMAGE_SUFFIX} files and no "
                         f"{' '.join(folder.EXTENSIONS)} images")
     return files
 
 
-def read_input(path: Path, pre: dict) -> tuple[np.ndarray, str]:
-    """Normalised (C, H, W) image and the output file name."""
-    low, high = pre["percentiles"]
+def check_unique_mask_names(files: list[Path]) -> None:
+    """Two inputs whose masks share a name would overwrite each other: refuse up front."""
+    owner: dict[str, Path] = {}
+    for path in files:
+        name = mask_name(path)
+        if name in owner:
+            raise DataError(f"input {owner[name]} and {path} would both be written to {name}; "
+                            f"rename one or segment them separately")
+        owner[name] = path
+
+
+def check_output_folder(output: Path) -> None:
+    """`output` is a folder that can be written, or can be created as one (not created here)."""
+    problem = writable_folder_problem(output, create=False)
+    if problem:
+        raise DataError(f"output {output}: {problem}; output must be a folder you can write to "
+                        "(created if missing)")
+
+
+def check_checkpoint_file(path: Path) -> None:
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; give the model file "
+                              "(a run's best_model.pt)")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+
+
+# --- checkpoint --------------------------------------------------------------------------
+
+
+def first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def build_network(path: Path, model: object) -> torch.nn.Module:
+    if not isinstance(model, dict):
+        raise CheckpointError(f"checkpoint {path}: 'model' is not a dict of network settings")
+    try:
+        return build_segmentation_model(weights=None, **model)
+    except Exception as err:  # unknown architecture or encoder, missing or unknown settings
+        raise CheckpointError(f"checkpoint {path}: cannot build its network from 'model' "
+                              f"{model} ({first_line(err)})") from err
+
+
+def shape_of(value: object) -> object:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def load_weights(path: Path, net: torch.nn.Module, state_dict: object) -> None:
+    """Load `state_dict`, or name in one line how it differs from what the network holds."""
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"checkpoint {path}: 'state_dict' is not a dict of tensors")
+    expected = net.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    reshaped = [f"{key} is {shape_of(state_dict[key])} in the checkpoint, {tuple(value.shape)} "
+                f"in the network" for key, value in expected.items()
+                if key in state_dict and shape_of(state_dict[key]) != tuple(value.shape)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (first {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (first {unexpected[0]})")
+    if reshaped:
+        problems.append(f"{len(reshaped)} of another shape (first {reshaped[0]})")
+    if not problems:
+        try:
+            net.load_state_dict(state_dict)
+            return
+        except RuntimeError as err:  # whatever the checks above do not foresee
+            problems.append(first_line(err))
+    raise CheckpointError(f"checkpoint {path}: state_dict does not fit the network its 'model' "
+                          f"describes: {'; '.join(problems)}")
+
+
+def preprocess_problem(pre: object, in_channels: int) -> str | None:
+    """What is wrong with the checkpoint's preprocessing settings, or None."""
+    if not isinstance(pre, dict):
+        return "'preprocess' is not a dict of settings"
+
+    def per_channel(values) -> bool:
+        return isinstance(values, (list, tuple)) and len(values) == in_channels
+
+    rules = [  # (key, test, what is allowed)
+        ("channel", lambda v: inform.channel_index(v) >= 0,
+         f"one of {', '.join(inform.COMPONENTS)}"),
+        ("colour", lambda v: v in ("grey", "rgb"), "grey, rgb"),
+        ("normalisation", lambda v: v in inform.NORMALISATIONS, ", ".join(inform.NORMALISATIONS)),
+        ("percentiles", lambda v: len(v) == 2 and 0 <= v[0] < v[1] <= 100,
+         "[low, high] with 0 <= low < high <= 100"),
+        ("tile_size", lambda v: isinstance(v, int) and v >= 1, "a whole number >= 1"),
+        ("stride", lambda v: v is None or (isinstance(v, int) and 1 <= v <= pre["tile_size"]),
+         "null or a whole number from 1 to tile_size"),
+        ("mean", per_channel, f"{in_channels} numbers, one per input channel"),
+        ("std", lambda v: per_channel(v) and all(s > 0 for s in v),
+         f"{in_channels} numbers > 0, one per input channel"),
+    ]
+    for key, test, allowed in rules:
+        if key not in pre:
+            return f"'preprocess' lacks {key}"
+        try:
+            ok = test(pre[key])
+        except (DataError, TypeError, ValueError, IndexError, KeyError):
+            ok = False
+        if not ok:
+            return f"'preprocess' has {key}={pre[key]!r}; allowed: {allowed}"
+    return None
+
+
+def load_model(path: Path, device: torch.device) -> SavedModel:
+    """The network and its preprocessing settings; anything unusable is a CheckpointError."""
+    checkpoint = load(path)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != INFERENCE_FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a segmentation model saved by "
+                              f"dedl_experiments (expected format {INFERENCE_FORMAT})")
+    missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(map(repr, missing))} (a "
+                              f"{INFERENCE_FORMAT} checkpoint holds {', '.join(CHECKPOINT_KEYS)})")
+    net = build_network(path, checkpoint["model"])
+    # build_segmentation_model's default when the settings leave it out
+    in_channels = checkpoint["model"].get("in_channels", 1)
+    problem = preprocess_problem(checkpoint["preprocess"], in_channels)
+    if problem:
+        raise CheckpointError(f"checkpoint {path}: {problem}")
+    load_weights(path, net, checkpoint["state_dict"])
+    return SavedModel(net.to(device).eval(), checkpoint["preprocess"], in_channels)
+
+
+# --- images ------------------------------------------------------------------------------
+
+
+def read_image(path: Path, model: SavedModel) -> np.ndarray:
+    """Normalised (C, H, W) image, as training saw it; a DataError names the file."""
+    pre = model.preprocess
     if path.name.endswith(inform.IMAGE_SUFFIX):
         image = inform.read_channel(path, pre["channel"])[None]
-        out_name = path.name + "Mask.tif"
     else:
         image = folder.read_folder_image(path, pre["colour"])
         image = image if image.ndim == 3 else image[None]
-        out_name = f"{path.stem}_mask.tif"
-    return inform.normalise(image, pre["normalisation"], low=low, high=high), out_name
+    if image.shape[0] != model.in_channels:
+        raise DataError(f"{path}: {image.shape[0]} channel(s), the model takes {model.in_channels}")
+    low, high = pre["percentiles"]
+    return inform.normalise(image, pre["normalisation"], low=low, high=high)
 
 
-def predict(checkpoint: Path, source: Path, output: Path, device: torch.device,
-            batch_size: int = 16, threshold: float = 0.5) -> list[Path]:
-    net, pre = load_model(checkpoint, device)
-    output.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path in input_files(source):
-        image, out_name = read_input(path, pre)
-        prob = predict_image(net, image, pre["tile_size"], pre["stride"], pre["mean"], pre["std"],
-                             batch_size, device)
-        mask = np.where(prob > threshold, 255, 0).astype(np.uint8)
-        tifffile.imwrite(output / out_name, mask)
-        written.append(output / out_name)
-        log.info("%s -> %s (%d x %d, %.1f %% nucleus)", path, output / out_name, *mask.shape,
+def make_output_folder(output: Path) -> None:
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"output {output}: cannot create the folder ({first_line(err)})") from err
+
+
+def write_mask(path: Path, mask: np.ndarray) -> None:
+    try:
+        tifffile.imwrite(path, mask)
+    except OSError as err:
+        raise DataError(f"output {path}: cannot write the mask ({first_line(err)})") from err
+
+
+def segment(model: SavedModel, image: np.ndarray, options: Options) -> np.ndarray:
+    """0/255 uint8 mask of one normalised (C, H, W) image, at its size."""
+    pre = model.preprocess
+    prob = predict_image(model.net, image, pre["tile_size"], pre["stride"], pre["mean"],
+                         pre["std"], options.batch_size, options.device)
+    return np.where(prob > options.threshold, 255, 0).astype(np.uint8)
+
+
+def predict(options: Options) -> Outcome:
+    """Check everything that can be checked up front, then segment image by image."""
+    check_checkpoint_file(options.checkpoint)
+    files = input_files(options.input, options.output)
+    check_unique_mask_names(files)
+    check_output_folder(options.output)
+    model = load_model(options.checkpoint, options.device)
+    make_output_folder(options.output)
+    outcome = Outcome()
+    for path in files:
+        try:
+            image = read_image(path, model)
+        except DataError as err:
+            if options.on_bad_image == "error":
+                raise DataError(f"{err}; on_bad_image=skip leaves such images out") from err
+            log.warning("skipped %s", err)  # the message names the file and what is wrong
+            outcome.skipped.append(path)
+            continue
+        mask = segment(model, image, options)
+        target = options.output / mask_name(path)
+        write_mask(target, mask)
+        outcome.written.append(target)
+        log.info("%s -> %s (%d x %d, %.1f %% nucleus)", path, target, *mask.shape,
                  100 * (mask > 0).mean())
-    return written
+    if not outcome.written:
+        raise DataError(f"input {options.input}: no mask written, all "
+                        f"{counted(len(outcome.skipped), 'image')} were skipped as unreadable")
+    return outcome
+
+
+def counted(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = OmegaConf.from_dotlist(argv)
-    missing = [k for k in ("checkpoint", "input", "output") if k not in args]
-    if missing:
-        print(f"missing {', '.join(missing)}\n{USAGE}", file=sys.stderr)
-        return 2
-    device_name = str(args.get("device", "auto"))
-    device = torch.device("cuda" if device_name == "auto" and torch.cuda.is_available()
-                          else "cpu" if device_name == "auto" else device_name)
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
     try:
-        written = predict(Path(str(args.checkpoint)), Path(str(args.input)),
-                          Path(str(args.output)), device, int(args.get("batch_size", 16)),
-                          float(args.get("threshold", 0.5)))
+        options = parse_options(argv)
+        outcome = predict(options)
     except (CheckpointError, DataError) as err:
+        if os.environ.get("DEDL_DEBUG", "") not in ("", "0"):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {len(written)} masks to {args.output}")
+    summary = f"wrote {counted(len(outcome.written), 'mask')} to {options.output}"
+    if outcome.skipped:
+        summary += (f"; skipped {counted(len(outcome.skipped), 'image')}: "
+                    f"{', '.join(map(str, outcome.skipped))}")
+    print(summary)
     return 0
 
 
