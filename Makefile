@@ -12,7 +12,8 @@ PORT ?= 5000
 
 # Paper tables: `make tableN` runs the sweep of conf/experiment/tableN.yaml, then the table's
 # report (reports/tableN/: Markdown, CSV, PNG; also printed). Cells finished before are skipped,
-# whichever table's sweep ran them (Tables 6/7 are Table 2's cells, 9 = 8, 11 = 10, ...).
+# whichever table's sweep ran them (Tables 6/7 are Table 2's cells, 5 is 4's; the timing tables 1,
+# 8, 10 train without early stopping, so their cells are their own).
 #   SMOKE=1          smoke budget and random init (no downloads). Not random init for table12
 #                    and table13: they compare pretrained inits and need those weights.
 #   DATA=/path       segmentation tables on your inForm export (dataset=myositis)
