@@ -1,6 +1,13 @@
-"""`python -m dedl_experiments [overrides]` runs one job; `-m` sweeps."""
+"""`python -m dedl_experiments [overrides]` runs one job; `-m` sweeps.
+
+Ctrl-C (SIGINT) or SIGTERM ends a job, or a whole sweep, with one line and exit code 130 or
+143; the interrupted run is KILLED and a rerun of the same command resumes it. DEDL_DEBUG=1
+adds the traceback.
+"""
 
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -23,7 +30,7 @@ log = logging.getLogger("dedl_experiments")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> dict | None:
+def run_jobs(cfg: DictConfig) -> dict | None:
     hc = HydraConfig.get()
     output_dir = Path(hc.runtime.output_dir)
     if hc.mode.name != "MULTIRUN":
@@ -32,9 +39,6 @@ def main(cfg: DictConfig) -> dict | None:
         except USER_ERRORS as err:
             log.error("%s: %s", type(err).__name__, err)
             sys.exit(2)
-        except Terminated as err:
-            log.error("stopped by %s; rerun the same command to resume", err)
-            sys.exit(143)
     # In a sweep a failed job must not stop the others: it is logged and marked, and the
     # sweep's end (sweep_callbacks.SweepSummary) lists failed cells and exits non-zero.
     try:
@@ -51,6 +55,25 @@ def main(cfg: DictConfig) -> dict | None:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / SKIPPED_MARKER).write_text(f"{result['run_name']} {result['run_id']}\n")
     return result
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(signal.Signals(signum).name, 128 + signum)
+
+
+def main() -> None:
+    # Hydra reports only Exceptions: a stop (Terminated, KeyboardInterrupt, both
+    # BaseExceptions) comes out here, from a single job or from any job of an in-process sweep.
+    signal.signal(signal.SIGTERM, _raise_terminated)  # outside jobs too, e.g. between jobs
+    try:
+        run_jobs()
+    except (Terminated, KeyboardInterrupt) as err:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # more Ctrl-C must not add a traceback
+            signal.signal(sig, signal.SIG_IGN)
+        stop = err if isinstance(err, Terminated) else Terminated("SIGINT", 130)
+        log.error("stopped by %s; rerun the same command to resume", stop,
+                  exc_info=bool(os.environ.get("DEDL_DEBUG")))
+        sys.exit(stop.exit_code)
 
 
 if __name__ == "__main__":
