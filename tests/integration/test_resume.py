@@ -9,46 +9,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import mlflow
 import pytest
 import torch
 
 from conftest import TINY, cli_env, run_cli
+from helpers import best_model_state, mlflow_runs, start_cli, wait_for
 
 pytestmark = pytest.mark.slow
 # Four short epochs with many small batches, so that a kill lands inside an epoch.
 JOB = [*TINY, "budget.epochs=4", "budget.batch_size=4", "train.patience=null"]
-
-
-def _runs(cwd: Path, experiment: str = "dedl"):
-    client = mlflow.MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")
-    exp = client.get_experiment_by_name(experiment)
-    return client, ([] if exp is None else client.search_runs([exp.experiment_id]))
-
-
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dedl_experiments", *args], cwd=cwd,
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-
-
-def _wait_for(path_glob: str, cwd: Path, proc: subprocess.Popen, timeout: float = 300) -> Path:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = list(cwd.glob(path_glob))
-        if found:
-            return found[0]
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.02)
-    raise AssertionError(f"{path_glob} did not appear in {timeout}s")
-
-
-def _state(run) -> dict:
-    return torch.load(Path(run.data.tags["dedl.output_dir"]) / "best_model.pt",
-                      weights_only=True)["state_dict"]
 
 
 def test_kill_9_in_epoch_3_resumes_bit_equal(tmp_path, shared_data_dir):
@@ -56,56 +26,56 @@ def test_kill_9_in_epoch_3_resumes_bit_equal(tmp_path, shared_data_dir):
     reference = tmp_path / "reference"
     reference.mkdir()
     run_cli(args, reference)
-    _, (expected,) = _runs(reference)
+    _, (expected,) = mlflow_runs(reference)
 
     work = tmp_path / "work"
     work.mkdir()
-    proc = _start(args, work)
+    proc = start_cli(args, work)
     # previous.pt appears when epoch 2's checkpoint replaces epoch 1's: epoch 3 is running.
-    _wait_for("outputs/run/*/checkpoints/previous.pt", work, proc)
-    _wait_for("outputs/run/*/checkpoints/last.pt", work, proc)
+    wait_for("outputs/run/*/checkpoints/previous.pt", work, proc)
+    wait_for("outputs/run/*/checkpoints/last.pt", work, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     last = torch.load(next(work.glob("outputs/run/*/checkpoints/last.pt")), weights_only=True)
     assert last["fit"]["epoch"] == 2, "the kill must land inside epoch 3"
-    _, (killed,) = _runs(work)
+    _, (killed,) = mlflow_runs(work)
     assert killed.info.status == "RUNNING"
 
     again = run_cli(args, work)
     assert "resuming MLflow run" in again.stdout + again.stderr
-    client, runs = _runs(work)
+    client, runs = mlflow_runs(work)
     assert [r.info.run_id for r in runs] == [killed.info.run_id]
     (resumed,) = runs
     assert resumed.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(resumed.info.run_id, "val_loss")] == [0, 1, 2, 3]
     for key in ("test_iou", "test_pixel_accuracy", "test_dice"):
         assert resumed.data.metrics[key] == expected.data.metrics[key], key
-    got, want = _state(resumed), _state(expected)
+    got, want = best_model_state(resumed), best_model_state(expected)
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
 
 
 def test_sigterm_saves_marks_killed_and_the_rerun_resumes(tmp_path, shared_data_dir):
     args = [*JOB, f"data_dir={shared_data_dir}"]
-    proc = _start(args, tmp_path)
-    _wait_for("outputs/run/*/checkpoints/last.pt", tmp_path, proc)
+    proc = start_cli(args, tmp_path)
+    wait_for("outputs/run/*/checkpoints/last.pt", tmp_path, proc)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 143, out
     assert "rerun the same command to resume" in out
-    _, (run,) = _runs(tmp_path)
+    _, (run,) = mlflow_runs(tmp_path)
     assert run.info.status == "KILLED" and "Terminated" in run.data.tags["dedl.interrupted"]
     assert list(tmp_path.glob("outputs/run/*/checkpoints/last.pt"))
 
     run_cli(args, tmp_path)
-    _, runs = _runs(tmp_path)
+    _, runs = mlflow_runs(tmp_path)
     assert [r.info.run_id for r in runs] == [run.info.run_id]
     assert runs[0].info.status == "FINISHED"
 
 
 def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, shared_data_dir):
     args = [*JOB, f"data_dir={shared_data_dir}"]
-    proc = _start(args, tmp_path)
-    _wait_for("outputs/run/*/checkpoints/previous.pt", tmp_path, proc)
+    proc = start_cli(args, tmp_path)
+    wait_for("outputs/run/*/checkpoints/previous.pt", tmp_path, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     last = next(tmp_path.glob("outputs/run/*/checkpoints/last.pt"))
@@ -114,18 +84,18 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tmp_path, shared_da
     again = run_cli(args, tmp_path)
     log = again.stdout + again.stderr
     assert f"checkpoint {last} is damaged" in log and "resuming MLflow run" in log
-    _, runs = _runs(tmp_path)
+    _, runs = mlflow_runs(tmp_path)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
 
 
 def test_resume_false_starts_fresh_and_marks_the_old_run_killed(tmp_path, shared_data_dir):
     args = [*JOB, f"data_dir={shared_data_dir}"]
-    proc = _start(args, tmp_path)
-    _wait_for("outputs/run/*/checkpoints/last.pt", tmp_path, proc)
+    proc = start_cli(args, tmp_path)
+    wait_for("outputs/run/*/checkpoints/last.pt", tmp_path, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     run_cli([*args, "resume=false"], tmp_path)
-    _, runs = _runs(tmp_path)
+    _, runs = mlflow_runs(tmp_path)
     assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED"]
 
 
@@ -135,7 +105,7 @@ def test_nan_fails_one_cell_and_the_sweep_goes_on(tmp_path, shared_data_dir):
     assert proc.returncode != 0
     assert "1 job(s) of this sweep failed" in proc.stdout
     assert "job 1: NonFiniteLoss: non-finite" in proc.stdout
-    _, runs = _runs(tmp_path)
+    _, runs = mlflow_runs(tmp_path)
     by_lr = {float(r.data.params["optimizer.lr"]): r for r in runs}
     assert by_lr[1e-3].info.status == by_lr[1e-4].info.status == "FINISHED"
     failed = by_lr[1e30]
@@ -154,15 +124,15 @@ def test_a_killed_sweep_reruns_only_what_is_missing(tmp_path, shared_data_dir):
     proc = subprocess.Popen([sys.executable, "-m", "dedl_experiments", *args], cwd=tmp_path,
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
-    _wait_for("outputs/multirun/*/1/checkpoints/last.pt", tmp_path, proc)
+    wait_for("outputs/multirun/*/1/checkpoints/last.pt", tmp_path, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    _, runs = _runs(tmp_path)
+    _, runs = mlflow_runs(tmp_path)
     assert sorted(r.info.status for r in runs) == ["FINISHED", "RUNNING"]
 
     again = run_cli(args, tmp_path)
     assert again.stdout.count("skip seg-") + again.stderr.count("skip seg-") == 1
     assert "2 runs in sqlite:///mlflow.db, 1 cells skipped" in again.stdout
-    _, runs = _runs(tmp_path)
+    _, runs = mlflow_runs(tmp_path)
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
     assert sorted(r.data.params["app.name"] for r in runs) == ["gelu", "none", "relu"]
