@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,6 @@ class _PausingWriter:
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> Any:
-    import pickle
-    import re
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -72,17 +70,19 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> Any:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, wrong format, disallowed objects
         text = str(err)
-        if isinstance(err, pickle.UnpicklingError) or "Weights only load failed" in text:
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if refused:
             # The safe loader met pickled objects (classes, functions) that could run code.
             # torch's message advises loading the file unsafely: wrong advice for a file of
             # unknown origin, so it is neither repeated nor chained.
-            refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-            first = f"the first is {refused.group(1)}" if refused else "or it is no PyTorch checkpoint"
             raise CheckpointError(f"checkpoint {path} holds objects other than tensors and plain "
-                                  f"values ({first}); it is refused for safety, since loading such "
-                                  "objects can run code from the file") from None
+                                  f"values (the first is {refused.group(1)}); it is refused for "
+                                  "safety, since loading such objects can run code from the file") from None
+        first = (text.splitlines() or [""])[0][:200]
+        if "weights_only" in first.lower() or "Weights only load failed" in first:
+            first = "not a file torch.save wrote with tensors and plain values"
         raise CheckpointError(f"checkpoint {path} is damaged or not a checkpoint "
-                              f"({type(err).__name__}: {(text.splitlines() or [''])[0][:200]})") from err
+                              f"({type(err).__name__}: {first})") from None
 
 
 # --- training state: everything needed to continue a run where it stopped ---------------

@@ -40,13 +40,12 @@ def test_pickled_objects_are_refused_for_safety_without_the_unsafe_hint(tmp_path
         "code from the file")
 
 
-def test_a_plain_pickle_is_refused_for_safety_too(tmp_path: Path) -> None:
+def test_a_plain_pickle_is_not_a_checkpoint_and_gets_no_unsafe_advice(tmp_path: Path) -> None:
     path = tmp_path / "legacy.pkl"
     path.write_bytes(pickle.dumps({"extra": NotATensor()}))
     assert _refusal(path) == (
-        f"checkpoint {path} holds objects other than tensors and plain values (or it is no "
-        "PyTorch checkpoint); it is refused for safety, since loading such objects can run code "
-        "from the file")
+        f"checkpoint {path} is damaged or not a checkpoint (UnpicklingError: not a file "
+        "torch.save wrote with tensors and plain values)")
 
 
 def test_truncated_and_missing_files_keep_their_messages(tmp_path: Path) -> None:
