@@ -87,7 +87,7 @@ def data_overrides(workdir: Path, tile: int, n_tiles: int, height: int = synthet
 
 def compose_config(overrides: list[str]):
     """The framework's config (conf/config.yaml) with these overrides, as the CLI builds it."""
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "dedl_experiments" / "conf"), version_base="1.3"):
         return compose("config", overrides)
 
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from dedl_experiments import job
 from dedl_experiments.checkpoint import CheckpointError
+from dedl_experiments.conf import CONFIG_PATH
 from dedl_experiments.config import ConfigError
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.loop import Terminated
@@ -29,7 +30,7 @@ USER_ERRORS = (ConfigError, DataError, WeightsUnavailable, TrackingError, Checkp
 log = logging.getLogger("dedl_experiments")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def run_jobs(cfg: DictConfig) -> dict | None:
     hc = HydraConfig.get()
     output_dir = Path(hc.runtime.output_dir)

@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
+CONF = REPO / "dedl_experiments" / "conf"
 # A training job small enough for a test: 1/16-size synthetic images (12 tiles of 32 px each),
 # one epoch, random init (no downloads).
 TINY = ["budget=smoke", "init=random", "budget.scale=0.0625", "budget.epochs=1"]

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dedl_experiments import tracking
+from dedl_experiments.conf import CONF_DIR
 from dedl_experiments.report.paper import TABLES
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = CONF_DIR
 OPTIONS = ("table", "budget", "init", "dataset", "metric", "out", "tracking.uri", "where.KEY")
 
 USAGE = f"""\
