@@ -9,6 +9,13 @@ from torch.utils.data import Dataset
 from dedl_experiments.data.prepare import TileSplit
 
 
+def item_seed(seed: int, epoch: int, item: int) -> int:
+    """The augmentation seed of one item in one epoch: (seed, epoch, item) alone decide the
+    draws, so they are the same across worker counts, after a resume, and on the device path
+    (data/device_augment.py). (Python hashes tuples of ints the same in every process.)"""
+    return hash((seed, epoch, item)) & 0x7FFFFFFF
+
+
 class TileDataset(Dataset):
     """Tiles of one split: image (C, S, S) float32 in [0, 1] and target (S, S) uint8 with
     1 = nucleus, 0 = background, IGNORE (255) = outside the image. uint8 keeps the data sent
@@ -36,7 +43,7 @@ class TileDataset(Dataset):
         image = np.array(self.split.images[k])
         target = np.array(self.split.targets[k])
         if self.transform is not None:
-            self.transform.set_random_seed(hash((self.seed, self.epoch, k)) & 0x7FFFFFFF)
+            self.transform.set_random_seed(item_seed(self.seed, self.epoch, k))
             out = self.transform(image=image.transpose(1, 2, 0), mask=target)
             image, target = out["image"].transpose(2, 0, 1), out["mask"]
         return (torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
@@ -61,6 +68,6 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, i: int):
         k = int(self.indices[i])
-        self.transform.set_random_seed(hash((self.seed, self.epoch, k)) & 0x7FFFFFFF)
+        self.transform.set_random_seed(item_seed(self.seed, self.epoch, k))
         image = self.transform(image=np.asarray(self.images[k]))["image"]
         return image, torch.from_numpy(self.labels[k].astype(np.float32))

@@ -14,6 +14,8 @@ from torch.utils.data import DataLoader
 
 from dedl_experiments.data import tiling
 from dedl_experiments.data.datasets import TileDataset
+from dedl_experiments.data.device_augment import (DeviceTileDataset, DeviceTileLoader, DeviceTiles,
+                                                  split_nbytes, use_device_data)
 from dedl_experiments.data.prepare import PreparedSegmentation
 from dedl_experiments.data.transforms import (IGNORE, check_outside_label, segmentation_transform,
                                               target_classes)
@@ -24,6 +26,7 @@ from dedl_experiments.metrics import (PADDED_METRICS, PADDED_SUFFIX, Segmentatio
 from dedl_experiments.models.app import AutoencoderPostProcessing
 from dedl_experiments.models.segmentation import build_segmentation_model, count_parameters
 from dedl_experiments.visualise import segmentation_overlays
+from multirun_launchers.devices import jobs_on_device, loader_workers
 
 log = logging.getLogger(__name__)
 INFERENCE_FORMAT = "dedl-segmentation-v1"
@@ -100,17 +103,40 @@ class SegmentationTask:
     def modules(self) -> dict[str, nn.Module]:
         return {"net": self.net} | ({"app": self.app} if self.app is not None else {})
 
-    def loader(self, split: str, train: bool, seed: int) -> DataLoader:
+    def loader(self, split: str, train: bool, seed: int) -> DataLoader | DeviceTileLoader:
+        """Batches of a split: from the tile cache through loader workers (albumentations on
+        the CPU), or, with `loader.device_data` on, from a copy of the split on the device,
+        augmented there (data/device_augment.py); both draw the same items and transforms."""
         data = self.prepared.split(split)
         indices = None
         if train and self.cfg.tiling.drop_blank_train:
             indices = np.flatnonzero(~np.asarray(data.blank))
-        dataset = TileDataset(data, segmentation_transform(train), indices, seed=seed)
         generator = torch.Generator().manual_seed(seed)
+        if self._device_data():
+            # Each split is copied to the device once per job, whatever asks for its loader.
+            uploaded = self.__dict__.setdefault("_device_tiles", {})
+            if split not in uploaded:
+                uploaded[split] = DeviceTiles(data, self.device)
+            dataset = DeviceTileDataset(uploaded[split], train, indices, seed=seed)
+            return DeviceTileLoader(dataset, self.cfg.train.batch_size, shuffle=train,
+                                    generator=generator)
+        dataset = TileDataset(data, segmentation_transform(train), indices, seed=seed)
         return DataLoader(dataset, batch_size=self.cfg.train.batch_size, shuffle=train,
-                          generator=generator, num_workers=self.cfg.loader.num_workers,
+                          generator=generator, num_workers=loader_workers(self.cfg.loader.num_workers),
                           pin_memory=self.device.type == "cuda",
                           persistent_workers=False)
+
+    def _device_data(self) -> bool:
+        """Decided once per job: the training and validation splits on the device or not."""
+        if "_device_data_on" not in self.__dict__:
+            loader = self.cfg.loader
+            nbytes = sum(split_nbytes(self.prepared.split(s)) for s in ("train", "val"))
+            self._device_data_on, why = use_device_data(
+                loader.get("device_data", False), self.device, nbytes,
+                loader.get("device_data_fraction", 0.25), jobs_on_device())
+            log.info("training data %s: %s", "on the device" if self._device_data_on
+                     else "from loader workers", why)
+        return self._device_data_on
 
     def new_metrics(self) -> SegmentationMetrics:
         return SegmentationMetrics(device=self.device)
