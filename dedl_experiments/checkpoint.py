@@ -49,13 +49,16 @@ def atomic_save(obj: Any, path: Path, previous: Path | None = None) -> Path:
 
 
 class _PausingWriter:
-    """Test-only (see loop.pause_for_test): torch.save writes through it and pauses inside."""
+    """Test-only (see loop.pause_for_test): torch.save writes through it and pauses in its
+    second write, mid-file, where an exception makes torch.save fail with "unexpected pos"."""
 
     def __init__(self, handle):
-        self.handle = handle
+        self.handle, self.writes = handle, 0
 
     def write(self, data) -> int:
-        pause_for_test("checkpoint_save")
+        self.writes += 1
+        if self.writes == 2:
+            pause_for_test("checkpoint_save")
         return self.handle.write(data)
 
     def flush(self) -> None:

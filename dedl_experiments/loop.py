@@ -121,21 +121,24 @@ class TerminationFlag:
 STOP = TerminationFlag()
 
 # Test-only fault injection (tests/integration/test_interrupts.py): with
-# DEDL_TEST_PAUSE_AT=train_step|validation|checkpoint_save|mlflow_log the job writes
-# `<point>.paused` into its working directory the first time it reaches that point in epoch 2,
-# and waits there until DEDL_TEST_PAUSE_SIGNALS signals (default 1) have arrived, at most 60 s.
+# DEDL_TEST_PAUSE_AT=train_step|validation|checkpoint_save|mlflow_log the job waits the first
+# time it reaches that point from epoch 2 on, until DEDL_TEST_PAUSE_SIGNALS signals (default 1)
+# have arrived (at most 60 s); meanwhile `<point>.paused` in its working directory holds the
+# number of signals received so far.
 PAUSE_AT = os.environ.get("DEDL_TEST_PAUSE_AT", "")
 PAUSE_SIGNALS = int(os.environ.get("DEDL_TEST_PAUSE_SIGNALS", "1"))
 
 
 def pause_for_test(point: str) -> None:
     marker = Path(f"{point}.paused")
-    if (point != PAUSE_AT or STOP.epoch != 2 or marker.exists()
+    if (point != PAUSE_AT or (STOP.epoch or 0) < 2 or marker.exists()
             or threading.current_thread() is not threading.main_thread()):
         return
-    marker.touch()
-    deadline = time.monotonic() + 60
+    deadline, seen = time.monotonic() + 60, None
     while STOP.signals < PAUSE_SIGNALS and time.monotonic() < deadline:
+        if STOP.signals != seen:
+            seen = STOP.signals
+            marker.write_text(str(seen))
         time.sleep(0.01)
 
 
