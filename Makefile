@@ -55,8 +55,8 @@ demo: install ## Table 2 in small: UNet-ResNet18, no / ReLU / GELU APP x 2 seeds
 test: install ## Run the whole test suite
 	$(BIN)/python -m pytest
 
-bench: install ## Training speed: framework loop vs the notebooks' loop, FLOPs/MFU, Table 2 projection (CPU ~6-9 min)
-	$(BIN)/python -m dedl_experiments.bench
+bench: install ## Training speed vs the notebooks' loop, FLOPs/MFU, Table 2 projection, sweep cells/h at k=1,2 jobs per GPU (CPU ~9-12 min)
+	$(BIN)/python -m benchmarks.bench
 
 bench-data: install ## Data pipeline: augmented 480 px tiles/s, ours vs the released notebooks' loader
 	$(BIN)/python benchmarks/data_bench.py

@@ -5,9 +5,9 @@
 #     MLFLOW=0 benchmarks/fetch_gpu_wheels.sh        # without the MLflow client stack
 #
 # The GPU machine (Python 3.12, x86_64, no network) already has torch, torchvision, timm,
-# torchmetrics, numpy, scipy, opencv-python-headless, pillow, tifffile, tqdm, pyyaml,
-# huggingface-hub, safetensors, packaging, protobuf, requests, click, anyio, cloudpickle,
-# markupsafe, zipp (the image's package list: /work/.library/device/KINDS.md). What the
+# torchmetrics, numpy, scipy, opencv-python-headless, pillow, tifffile, tqdm, pyyaml, joblib,
+# matplotlib, huggingface-hub, safetensors, packaging, protobuf, requests, click, anyio,
+# cloudpickle, markupsafe, zipp (the image's package list: /work/.library/device/KINDS.md). What the
 # benchmark imports beyond those is listed below with its dependencies, pinned to the versions
 # of this project's .venv; each one's Requires-Dist was checked with
 #     unzip -p DEST/NAME-*.whl '*/METADATA' | grep ^Requires-Dist
@@ -23,11 +23,13 @@ DEST=${1:-.whl}
 PY=${PYTHON:-python3}
 mkdir -p "$DEST"
 
-# The benchmark's own imports (dedl_experiments, benchmarks/): smp, Hydra, albumentations.
+# The benchmark's own imports (dedl_experiments, benchmarks/): smp, Hydra, albumentations;
+# the sweep benchmark's jobs: Hydra's joblib launcher.
 CORE=(
   segmentation-models-pytorch==0.6.0   # needs huggingface-hub, timm, torchvision, ... (there)
   hydra-core==1.3.8                    # omegaconf, antlr4-python3-runtime 4.9.*, packaging
   omegaconf==2.3.1                     # antlr4-python3-runtime, PyYAML
+  hydra-joblib-launcher==1.2.0         # the `gpus` launcher preset of the sweep benchmark; joblib (there)
   albumentations==2.0.8                # scipy, PyYAML, opencv (there), pydantic, albucore
   albucore==0.0.24                     # stringzilla, simsimd, opencv (there)
   stringzilla==5.3.2

@@ -1,21 +1,44 @@
 #!/usr/bin/env bash
-# The training-speed benchmark on a lent GPU machine (H100), from the repository root, in
-# under 8 minutes. That machine has python3 with torch, timm and torchmetrics but not smp,
-# Hydra, albumentations or MLflow: their wheels travel in the git-ignored .whl/ folder, which
-# benchmarks/fetch_gpu_wheels.sh fills here (about 27 MB). With the device tool:
+# The benchmarks on a lent GPU machine (H100/H200), from the repository root, in under 8
+# minutes. That machine has python3 with torch, timm, torchmetrics, joblib and matplotlib but
+# not smp, Hydra (and its joblib launcher), albumentations or MLflow: their wheels travel in the
+# git-ignored .whl/ folder, which benchmarks/fetch_gpu_wheels.sh fills here (about 27 MB).
+# With the device tool:
 #     run(command="bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=540)
-# Results: $OUT/bench.{json,md} (bench_results/ when OUT is unset), the log and the GPU's
-# name; bench.partial.json holds what was measured so far if the time limit cuts it short.
-# The benchmark: 480 px tiles and batch 16 (the paper's), 60 timed steps x 3 repetitions per
-# loop after 5 warm-up steps (torch.compile happens there), 8 loader workers.
+# Sections, each under its own time limit, each appending to $OUT/results.jsonl as it finishes
+# (so a cut leaves what was measured):
+#   1. the GPU's name and the software versions (gpu.txt);
+#   2. sweep throughput (benchmarks/sweep_bench.py): a 4-cell mini sweep through the CLI at
+#      k = 1, 2, 4 jobs per GPU (480 px tiles, batch 16, 2 epochs, 1 image per patient,
+#      torch.compile off: the eager step was as fast on the H200 and a cold compile costs
+#      ~90 s per job) -> cells/h and the projected Table 2 time; sweep.{json,md};
+#   3. the step benchmark (benchmarks/bench.py): 480 px tiles and batch 16 (the paper's), 30
+#      timed steps x 2 repetitions per loop after 5 warm-up steps (torch.compile happens there),
+#      8 loader workers; bench.{json,md}, bench.partial.json if cut short.
+# Results: $OUT (bench_results/ when OUT is unset), with the logs.
 python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit 1
 set -uo pipefail
 
 RESULTS=${OUT:-bench_results}
 mkdir -p "$RESULTS"
-export PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 HF_HUB_OFFLINE=1 DEDL_OFFLINE=1
+START=$(date +%s)
+section_done() {  # name: one line in results.jsonl when a shell section ends
+  echo "{\"section\": \"$1\", \"exit\": $2, \"elapsed_s\": $(( $(date +%s) - START ))}" >> "$RESULTS/results.jsonl"
+}
+
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$RESULTS/gpu.txt"
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())' | tee -a "$RESULTS/gpu.txt"
-# A hard stop inside the 8 minutes, leaving the partial results and the log.
-timeout 450 python3 -m dedl_experiments.bench --device cuda --tile 480 --batch 16 --steps 60 \
-  --repeats 3 --warmup 5 --workers 8 --out "$RESULTS" 2>&1 | tee "$RESULTS/bench.log"
+section_done gpu 0
+
+# 2. Sweep throughput: at most 210 s (its own limit 200 s: a k that does not fit is reported cut).
+timeout 210 python3 -m benchmarks.sweep_bench --ks 1,2,4 --epochs 2 --images 1 --timeout 200 \
+  --out "$RESULTS" 2>&1 | tee "$RESULTS/sweep.log"
+section_done sweep "${PIPESTATUS[0]}"
+
+# 3. The step benchmark in what is left of the 8 minutes (at most 240 s).
+LEFT=$(( 450 - ($(date +%s) - START) ))
+LEFT=$(( LEFT > 240 ? 240 : LEFT ))
+timeout "$LEFT" python3 -m benchmarks.bench --device cuda --tile 480 --batch 16 --steps 30 \
+  --repeats 2 --warmup 5 --workers 8 --no-sweep --out "$RESULTS" 2>&1 | tee "$RESULTS/bench.log"
+section_done step_bench "${PIPESTATUS[0]}"

@@ -132,13 +132,15 @@ def _ledger_key(gpu_name: str, cfg: DictConfig) -> str:
             f"|amp={cfg.speed.amp}")
 
 
-def record_peak_memory(cfg: DictConfig, device: torch.device, what: str = "") -> float | None:
-    """Add this process's peak reserved CUDA memory (MiB) to `<data_dir>/peak_memory.json`
-    under (GPU name, tile size, batch size, amp), keeping the largest value seen; jobs and
-    the benchmark call it, `auto` jobs per GPU reads it. Nothing on CPU."""
+def record_peak_memory(cfg: DictConfig, device: torch.device, what: str = "",
+                       peak_mb: float | None = None) -> float | None:
+    """Add this process's peak reserved CUDA memory (MiB; or `peak_mb`) to
+    `<data_dir>/peak_memory.json` under (GPU name, tile size, batch size, amp), keeping the
+    largest value seen; jobs and the benchmark call it, `auto` jobs per GPU reads it. Nothing
+    on CPU."""
     if device.type != "cuda":
         return None
-    peak = torch.cuda.max_memory_reserved(device) / 2**20
+    peak = peak_mb if peak_mb is not None else torch.cuda.max_memory_reserved(device) / 2**20
     path = Path(cfg.data_dir) / LEDGER
     path.parent.mkdir(parents=True, exist_ok=True)
     key = _ledger_key(torch.cuda.get_device_name(device), cfg)

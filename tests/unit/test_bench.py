@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dedl_experiments import bench
+from benchmarks import bench, sweep_bench
 from dedl_experiments.models.app import layer_widths
 
 TINY = {"tile": 32, "batch": 2, "height": 64, "width": 80}  # 2 x 3 tiles of 32 px per image
@@ -106,3 +106,46 @@ def test_bf16_autocast_matches_fp32_for_one_training_step(setup: bench.Setup) ->
     torch.testing.assert_close(logits16, logits32, rtol=0, atol=0.05 * scale)
     assert (logits16 - logits32).abs().mean() < 0.01 * scale
     assert torch.nn.functional.cosine_similarity(grads16, grads32, dim=0) > 0.97
+
+
+def test_each_section_reports_as_it_finishes(tmp_path: Path) -> None:
+    seen: list[str] = []
+    bench.run(steps=1, repeats=1, warmup=1, device="cpu", workdir=tmp_path, workers=0,
+              extras=False, mlflow=False, project=False, log=lambda text: None,
+              section=lambda name, data: seen.append((name, sorted(data))), **TINY)
+    names = [name for name, _ in seen]
+    assert names == ["synthetic data + prepare", "training loops + FLOPs"]
+    assert "loops" in seen[1][1] and "seconds" in seen[1][1]
+    bench_results = tmp_path / "out"
+    bench_results.mkdir()
+    sweep_bench.append_result(bench_results, "a", {"x": 1})
+    sweep_bench.append_result(bench_results, "b", {"x": 2})
+    lines = (bench_results / "results.jsonl").read_text().splitlines()
+    assert [line.split('"section": ')[1][:3] for line in lines] == ['"a"', '"b"']
+
+
+def test_mini_sweep_command_and_figures() -> None:
+    args = sweep_bench.sweep_args(2, sweep_bench.base_overrides(False, 2, 1, False), Path("/d"))
+    assert args[:3] == ["-m", "hydra/launcher=gpus", "speed.jobs_per_gpu=2"]
+    assert "budget=paper" in args and "app=none,gelu" in args and "seed=1,2" in args
+    assert "data_dir=/d" in args and "budget.epochs=2" in args
+    small = sweep_bench.base_overrides(True, 2, 2, False)
+    assert "budget=smoke" in small and "budget.scale=0.0625" in small
+
+    runs = [{"status": "FINISHED", "epoch_s": [5.0, 2.0, 2.2], "train_time_s": 9.2,
+             "tiles": {"train": 36, "val": 24}, "device": "cuda:0", "torch_threads": "8"}
+            for _ in range(4)]
+    result = sweep_bench.summarise(2, wall_s=60.0, runs=runs, n_gpus=1)
+    assert result["cells_per_hour"] == pytest.approx(240.0)
+    assert result["concurrent"] == 2 and result["later_epoch_s"] == pytest.approx(2.1)
+    assert result["fixed_s_per_cell"] == pytest.approx((60.0 * 2 - 4 * 9.2) / 4)
+    proj = sweep_bench.project(result, n_gpus=1, val_weight=0.5)
+    epoch = 2.1 * (1452 + 0.5 * 720) / (36 + 0.5 * 24)
+    assert proj["epoch_s"] == pytest.approx(epoch)
+    assert proj["waves"] == 60 and proj["table2_s"] == pytest.approx(
+        60 * (result["fixed_s_per_cell"] + 50 * epoch))
+    report = {"config": {"ks": [2], "small": False, "epochs": 2, "images_per_patient": 1,
+                         "compile": False, "n_gpus": 1, "val_weight": 0.5, "prepare_s": 3.0},
+              "sweeps": [result | {"projection": proj}, {"k": 4, "error": "timeout"}]}
+    table = sweep_bench.markdown(report)
+    assert "| 2 | 60.0 | 4 | 240.0 |" in table and "failed or cut short" in table

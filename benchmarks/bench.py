@@ -1,7 +1,10 @@
-"""Training-speed benchmark: the framework's loop against the released notebooks' loop.
+"""Training-speed benchmark: the framework's loop against the released notebooks' loop, and
+the throughput of a mini sweep run k jobs per GPU at once.
 
-    python -m dedl_experiments.bench [--tile 256 --batch 8 --steps N --repeats 3 --device auto
-                                      --out bench_results]
+    python -m benchmarks.bench [--tile 256 --batch 8 --steps N --repeats 3 --device auto
+                                --sweep-ks 1,2 --no-sweep --out bench_results]
+
+(from the repository root: `benchmarks` is a folder of the repository, not of the package.)
 
 In one process, on the same synthetic tiles (made by the framework's prepare step), with the
 same model (smp UNet ResNet-18, scSE, depth 3, decoder 256/128/64, 1 -> 2 classes), tile size
@@ -23,7 +26,10 @@ network), MLflow's per-epoch logging time, peak memory, FLOPs per training step 
 APP, forward + backward, `torch.utils.flop_counter`), achieved FLOP/s and, on CUDA, MFU against
 a measured bf16 matmul peak plus a count of host syncs in the training loop; and the projected
 wall time of Table 2 at the paper's budget on this machine, from a 480 px measurement.
-Results: `<out>/bench.json` and `<out>/bench.md`.
+Last, the sweep section (`benchmarks/sweep_bench.py`): cells per hour of a 4-cell sweep run
+through the CLI at k = 1, 2 (and 4 on CUDA) jobs per GPU, and the Table 2 time projected from
+it. Results: `<out>/bench.json` and `<out>/bench.md`; `<out>/results.jsonl` gets one line per
+section as soon as it is measured, and `<out>/bench.partial.json` what was measured so far.
 """
 
 from __future__ import annotations
@@ -52,11 +58,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-if sys.path[:1] != [str(REPO)]:  # benchmarks/ lives in the repository, not in the package
-    sys.path.insert(0, str(REPO))
-
-from benchmarks import data_bench  # noqa: E402
+from benchmarks import data_bench, sweep_bench  # noqa: E402
 from benchmarks.reference_loop import ReferenceTrainer, reference_loader  # noqa: E402
 from dedl_experiments.config import validate  # noqa: E402
 from dedl_experiments.data import synthetic  # noqa: E402
@@ -66,9 +68,10 @@ from dedl_experiments.loop import run_epoch  # noqa: E402
 from dedl_experiments.models.app import AutoencoderPostProcessing  # noqa: E402
 from dedl_experiments.models.segmentation import build_segmentation_model  # noqa: E402
 from dedl_experiments.speed import (  # noqa: E402
-    Speed, apply_to_modules, peak_memory_mb, pick_device, speed_settings)
+    Speed, apply_to_modules, peak_memory_mb, pick_device, record_peak_memory, speed_settings)
 from dedl_experiments.tasks.segmentation import SegmentationTask  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench_results"
 RELEASED_CLASS_WEIGHTS = [0.1479, 0.8521]
 # Table 2 at the paper's budget (facts file / paper): 480 px tiles, 1452 training and 720
@@ -426,6 +429,22 @@ def projection(train_none: float, train_gelu: float, val: float, how: str) -> di
             "epoch_s": epoch, "cell_s": cell, "table2_s": total, "table2_days": total / 86400}
 
 
+def record_bench_memory(setup: Setup, device: torch.device, loops: dict) -> float | None:
+    """Record ours (app=gelu)'s peak for `speed.jobs_per_gpu=auto` in the ledger of the default
+    data folder (`$DEDL_DATA_DIR` or ./data), where jobs record theirs. The process also ran
+    the reference loop, whose cached blocks stay reserved, so the loop's allocated peak plus a
+    fifth for the allocator's slack stands in for a job's reserved peak."""
+    peak = loops.get("ours_gelu", {}).get("peak_memory_mb")
+    if device.type != "cuda" or not peak:
+        return None
+    from omegaconf import open_dict
+
+    cfg = setup.config("gelu")
+    with open_dict(cfg):
+        cfg.data_dir = data_bench.compose_config([]).data_dir
+    return record_peak_memory(cfg, device, "bench unet-resnet18-app_gelu", peak_mb=1.2 * peak)
+
+
 # --- the whole benchmark ---------------------------------------------------------------------
 
 
@@ -435,9 +454,13 @@ def run(tile: int = 256, batch: int = 8, steps: int | None = None, repeats: int 
         proj_batch: int | None = None, proj_steps: int = 1, height: int = synthetic.FULL_HEIGHT,
         width: int = synthetic.FULL_WIDTH, extras: bool = True, mlflow: bool = True,
         project: bool = True, log: Callable[[str], None] = print,
-        progress: Callable[[dict], None] | None = None) -> dict:
+        progress: Callable[[dict], None] | None = None,
+        section: Callable[[str, dict], None] | None = None,
+        sweep_ks: list[int] | None = None, sweep_options: dict | None = None) -> dict:
     """The benchmark; `extras=False` times the loops and counts FLOPs only (for tests).
-    `progress(report)` is called after each part with what has been measured so far.
+    `progress(report)` is called after each part with what has been measured so far, and
+    `section(name, results)` with that part's own results. `sweep_ks`: the sweep section's
+    jobs per GPU (benchmarks/sweep_bench.py; `sweep_options` are its `run` arguments).
 
     Warm-up: on CUDA `warmup` full steps (torch.compile, cuDNN and the allocator settle there,
     so the shapes must be the timed ones); on CPU, where nothing compiles, one partial batch of
@@ -455,11 +478,13 @@ def run(tile: int = 256, batch: int = 8, steps: int | None = None, repeats: int 
     sections: dict[str, float] = {}
     clock = [time.perf_counter()]
 
-    def done(name: str) -> None:
+    def done(name: str, *keys: str) -> None:
         now = time.perf_counter()
         sections[name] = round(now - clock[0], 1)
         clock[0] = now
         progress(report)
+        if section:
+            section(name, {"seconds": sections[name]} | {k: report[k] for k in keys if k in report})
 
     with tempfile.TemporaryDirectory(prefix="dedl-bench-") as tmp:
         work = Path(workdir or tmp)
@@ -475,14 +500,14 @@ def run(tile: int = 256, batch: int = 8, steps: int | None = None, repeats: int 
         if cuda:
             log("measuring the bf16 matmul peak ...")
             report["bf16_peak_flops"] = bf16_matmul_peak(dev)
-            done("bf16 peak")
+            done("bf16 peak", "bf16_peak_flops")
         # Enough distinct tiles for the data-pipeline passes; the loops cycle through them.
         unique = min(max(steps * batch, inference_tiles, MIN_UNIQUE_TILES if extras else 1),
                      MAX_UNIQUE_TILES)
         log(f"making synthetic tiles ({tile} px) ...")
         setup = make_setup(work, tile, batch, dev, unique, workers, height, width)
         report["config"].update(workers=setup.workers, unique_tiles=setup.tiles.count)
-        done("synthetic data + prepare")
+        done("synthetic data + prepare", "config")
 
         log(f"timing the loops: {warm_text}, then {repeats} x {steps} step(s) of {batch} tiles ...")
         loops, fws = time_loops(setup, steps, repeats, warmup, warmup_tiles=warm_tiles)
@@ -499,25 +524,28 @@ def run(tile: int = 256, batch: int = 8, steps: int | None = None, repeats: int 
             achieved = per_tile * result["tiles_per_s"]["median"]
             result["achieved_flops"] = achieved
             result["mfu"] = achieved / peak if peak else None
-        done("training loops + FLOPs")
+        if cuda:  # what `speed.jobs_per_gpu=auto` plans with (see record_bench_memory)
+            report["recorded_peak_mb"] = record_bench_memory(setup, dev, loops)
+        done("training loops + FLOPs", "loops", "flops", "ratio_ours_over_reference",
+             "app_overhead_pct")
 
         if cuda:
             log("counting host syncs in the training loop ...")
             report["host_syncs"] = count_host_syncs(setup, fws["ours_gelu"], min(steps, 8))
-            done("host syncs")
+            done("host syncs", "host_syncs")
         if extras:
             log("timing inference ...")
             report["inference"] = time_inference(setup, fws, inference_tiles, repeats)
-            done("inference")
+            done("inference", "inference")
             log("timing the data pipeline alone ...")
             report["data_pipeline"] = time_data_pipeline(setup, repeats)
             report["data_pipeline"]["training_tiles_per_s"] = loops["ours_none"]["tiles_per_s"]["median"]
-            done("data pipeline")
+            done("data pipeline", "data_pipeline")
             if tile == PAPER["tile"]:
                 log("timing validation ...")
                 report["validation"] = time_validation(setup, fws["ours_none"], steps * batch,
                                                        repeats)
-                done("validation")
+                done("validation", "validation")
         if project:
             if tile == PAPER["tile"] and "validation" in report:
                 proj = projection(loops["ours_none"]["s_per_tile"], loops["ours_gelu"]["s_per_tile"],
@@ -541,7 +569,7 @@ def run(tile: int = 256, batch: int = 8, steps: int | None = None, repeats: int 
                 proj["peak_memory_mb_480"] = max(r["peak_memory_mb"] for r in loops480.values())
                 del fws480
             report["projection"] = proj
-            done("480 px projection")
+            done("480 px projection", "projection")
         if mlflow and extras:
             log("timing MLflow logging ...")
             row = epoch_row(loops["ours_gelu"]["last_metrics"], loops["ours_none"]["last_metrics"])
@@ -554,7 +582,29 @@ def run(tile: int = 256, batch: int = 8, steps: int | None = None, repeats: int 
                     ml["paper_epoch_s"] = report["projection"]["epoch_s"]["gelu"]
                     ml["share_of_paper_epoch_pct"] = 100 * s / ml["paper_epoch_s"]
             report["mlflow"] = ml
-            done("MLflow")
+            done("MLflow", "mlflow")
+        if sweep_ks:
+            options = dict(sweep_options or {})
+            proj = report.get("projection")
+            if proj and "val_weight" not in options:  # a validation tile's cost, measured
+                options["val_weight"] = proj["val_s_per_tile"] / proj["train_s_per_tile"]["none"]
+            n_gpus = torch.cuda.device_count() if cuda else 0
+            sweep_dir = work / "sweep"
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+
+            def one_sweep(sweep_report: dict) -> None:
+                report["sweep"] = sweep_report
+                last = sweep_report["sweeps"][-1]
+                done(f"sweep k={last['k']}")
+                if section:
+                    section(f"sweep k={last['k']} result", last)
+
+            sweep_bench.run(sweep_ks, small=options.pop("small", not cuda),
+                            epochs=options.pop("epochs", 2),
+                            images=options.pop("images", 1 if cuda else 2),
+                            compile_=options.pop("compile_", False), workdir=sweep_dir,
+                            n_gpus=n_gpus, timeout=options.pop("timeout", 1800), log=log,
+                            on_result=one_sweep, **options)
         report["peak_memory_mb_process"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         report["config"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         report["config"]["total_s"] = round(time.perf_counter() - start, 1)
@@ -676,6 +726,8 @@ def markdown(report: dict) -> str:
             "cell costed as UNet-ResNet18 and run for all 50 epochs (deeper encoders and UNet++ "
             "cost more: a lower bound).",
         ]
+    if report.get("sweep", {}).get("sweeps"):
+        lines += ["", sweep_bench.markdown(report["sweep"]).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -698,6 +750,15 @@ def main(argv: list[str] | None = None) -> dict:
                              "(default: 2 on CPU, --batch on CUDA)")
     parser.add_argument("--proj-steps", type=int, default=1)
     parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument("--sweep-ks", default=None,
+                        help="jobs per GPU of the sweep section (default 1,2,4 on CUDA, 1,2 on CPU)")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the sweep section")
+    parser.add_argument("--sweep-epochs", type=int, default=2)
+    parser.add_argument("--sweep-images", type=int, default=None,
+                        help="images per patient of the mini sweep (default 1 on CUDA, 2 on CPU)")
+    parser.add_argument("--sweep-compile", action="store_true",
+                        help="torch.compile in the sweep's jobs (default off)")
+    parser.add_argument("--sweep-timeout", type=float, default=1800)
     parser.add_argument("--out", type=Path, default=None,
                         help="results folder (default: $OUT when set, else bench_results/)")
     args = parser.parse_args(argv)
@@ -709,11 +770,19 @@ def main(argv: list[str] | None = None) -> dict:
     def partial(report: dict) -> None:
         (out / "bench.partial.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
 
+    cuda = pick_device(args.device).type == "cuda"
+    ks = None if args.no_sweep else [int(k) for k in (args.sweep_ks or ("1,2,4" if cuda else "1,2")).split(",")]
+    options = {"epochs": args.sweep_epochs, "compile_": args.sweep_compile,
+               "timeout": args.sweep_timeout}
+    if args.sweep_images:
+        options["images"] = args.sweep_images
     report = run(tile=args.tile, batch=args.batch, steps=args.steps, repeats=args.repeats,
                  warmup=args.warmup, device=args.device, workers=args.workers,
                  inference_tiles=args.inference_tiles, proj_batch=args.proj_batch,
                  proj_steps=args.proj_steps, mlflow=not args.no_mlflow,
-                 log=lambda text: print(text, flush=True), progress=partial)
+                 log=lambda text: print(text, flush=True), progress=partial,
+                 section=lambda name, data: sweep_bench.append_result(out, name, data),
+                 sweep_ks=ks, sweep_options=options)
     (out / "bench.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out / "bench.partial.json").unlink(missing_ok=True)  # complete: bench.json has it all
     table = markdown(report)
