@@ -18,18 +18,27 @@ from dedl_experiments.data import tiling
 @torch.no_grad()
 def predict_tiles(net: nn.Module, tiles: np.ndarray, mean: Sequence[float], std: Sequence[float],
                   batch_size: int, device: torch.device) -> np.ndarray:
-    """Nucleus probabilities (N, S, S) for normalised-intensity tiles (N, C, S, S)."""
+    """Nucleus probabilities (N, S, S) for normalised-intensity tiles (N, C, S, S).
+
+    On CUDA no batch waits for the one before: inputs go through pinned memory and
+    asynchronous copies, and each batch's probabilities are copied asynchronously into one
+    pinned result, read once at the end (a `.cpu()` per batch would drain the device's queue
+    between batches). The numbers are those of a plain per-batch loop."""
     net.eval()
     shift = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     scale = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    out = []
+    cuda = device.type == "cuda"
+    result = torch.empty((len(tiles), *tiles.shape[-2:]), dtype=torch.float32, pin_memory=cuda)
     for start in range(0, len(tiles), batch_size):
         # np.array copies: the tiles may be a read-only memory map.
         batch = torch.from_numpy(np.array(tiles[start:start + batch_size], dtype=np.float32))
-        batch = batch.to(device)
+        batch = batch.pin_memory().to(device, non_blocking=True) if cuda else batch.to(device)
         logits = net((batch - shift) / scale)
-        out.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy())
-    return np.concatenate(out)
+        probs = torch.softmax(logits.float(), dim=1)[:, 1]
+        result[start:start + len(batch)].copy_(probs, non_blocking=cuda)
+    if cuda:
+        torch.cuda.synchronize(device)
+    return result.numpy()
 
 
 def predict_image(net: nn.Module, image: np.ndarray, tile_size: int, stride: int | None,
