@@ -1,7 +1,7 @@
 """REFERENCE training loop: written the way the paper's released notebooks train.
 
 This is NOT the framework's loop (that is `dedl_experiments.loop`). It is the baseline that
-`python -m dedl_experiments.bench` times the framework against, on the same tiles, model,
+`python -m benchmarks.bench` times the framework against, on the same tiles, model,
 tile size and batch size. It follows the notebooks' habits on purpose:
 
 - data: one .npy file per tile and per mask, `np.load` + PIL + torchvision transforms in
