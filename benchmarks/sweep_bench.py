@@ -103,8 +103,17 @@ def read_runs(folder: Path) -> list[dict]:
                     "train_time_s": run.data.metrics.get("train_time_s"),
                     "device": run.data.tags.get("dedl.device"),
                     "torch_threads": run.data.tags.get("dedl.torch_threads"),
-                    "tiles": {s: run.data.metrics.get(f"{s}_tiles") for s in ("train", "val")}})
+                    "tiles": {s: run.data.metrics.get(f"{s}_tiles") for s in ("train", "val")},
+                    "tile_px": _tile_px(run.data.params)})
     return out
+
+
+def _tile_px(params: dict) -> int | None:
+    """The jobs' tile side: tiling.size scaled by the budget, rounded up to a multiple of 8."""
+    try:
+        return int(math.ceil(float(params["tiling.size"]) * float(params["budget.scale"]) / 8) * 8)
+    except (KeyError, ValueError):
+        return None
 
 
 def summarise(k: int, wall_s: float, runs: list[dict], n_gpus: int) -> dict:
@@ -119,6 +128,7 @@ def summarise(k: int, wall_s: float, runs: list[dict], n_gpus: int) -> dict:
             "later_epoch_s": statistics.median(later) if later else None,
             "fixed_s_per_cell": (wall_s * concurrent - train_s) / max(1, len(finished)),
             "train_tiles": tiles["train"], "val_tiles": tiles["val"],
+            "tile_px": finished[0].get("tile_px") if finished else None,
             "devices": sorted({str(r["device"]) for r in finished}),
             "torch_threads": sorted({str(r["torch_threads"]) for r in finished})}
 
@@ -130,11 +140,14 @@ def project(result: dict, n_gpus: int, val_weight: float = DEFAULT_VAL_WEIGHT) -
     p = PAPER
     mini = result["train_tiles"] + val_weight * (result["val_tiles"] or 0)
     paper = p["train_tiles"] + val_weight * p["val_tiles"]
-    epoch_s = result["later_epoch_s"] * paper / mini
+    # Smaller tiles (the CPU version): time per tile taken as proportional to its pixels.
+    pixels = (p["tile"] / result["tile_px"]) ** 2 if result.get("tile_px") else 1.0
+    epoch_s = result["later_epoch_s"] * paper / mini * pixels
     cell_s = result["fixed_s_per_cell"] + p["epochs"] * epoch_s
     at_once = result["k"] * max(1, n_gpus)
     waves = math.ceil(p["cells"] / at_once)
     return {"epoch_s": epoch_s, "cell_s": cell_s, "at_once": at_once, "waves": waves,
+            "pixel_scale": pixels,
             "table2_s": waves * cell_s, "table2_h": waves * cell_s / 3600,
             "val_weight": val_weight}
 
@@ -208,6 +221,9 @@ def markdown(report: dict) -> str:
               "a training tile), k x GPUs cells at once; every cell costed as UNet-ResNet18 (a "
               "lower bound), no early stopping. The fixed cost includes start-up, test inference "
               "and artifacts, and the tail of the sweep where fewer than k x GPUs cells run."]
+    if c["small"]:
+        lines.append("Small version: its tiles are far smaller than 480 px, so its epoch time is "
+                     "scaled by the ratio of pixels per tile; a rough figure, for the CPU only.")
     return "\n".join(lines) + "\n"
 
 

@@ -133,11 +133,13 @@ def test_mini_sweep_command_and_figures() -> None:
     assert "budget=smoke" in small and "budget.scale=0.0625" in small
 
     runs = [{"status": "FINISHED", "epoch_s": [5.0, 2.0, 2.2], "train_time_s": 9.2,
-             "tiles": {"train": 36, "val": 24}, "device": "cuda:0", "torch_threads": "8"}
+             "tiles": {"train": 36, "val": 24}, "device": "cuda:0", "torch_threads": "8",
+             "tile_px": 480}
             for _ in range(4)]
     result = sweep_bench.summarise(2, wall_s=60.0, runs=runs, n_gpus=1)
     assert result["cells_per_hour"] == pytest.approx(240.0)
     assert result["concurrent"] == 2 and result["later_epoch_s"] == pytest.approx(2.1)
+    assert sweep_bench._tile_px({"tiling.size": "480", "budget.scale": "0.0625"}) == 32
     assert result["fixed_s_per_cell"] == pytest.approx((60.0 * 2 - 4 * 9.2) / 4)
     proj = sweep_bench.project(result, n_gpus=1, val_weight=0.5)
     epoch = 2.1 * (1452 + 0.5 * 720) / (36 + 0.5 * 24)
@@ -149,3 +151,5 @@ def test_mini_sweep_command_and_figures() -> None:
               "sweeps": [result | {"projection": proj}, {"k": 4, "error": "timeout"}]}
     table = sweep_bench.markdown(report)
     assert "| 2 | 60.0 | 4 | 240.0 |" in table and "failed or cut short" in table
+    small = sweep_bench.project(result | {"tile_px": 32}, n_gpus=1, val_weight=0.5)
+    assert small["epoch_s"] == pytest.approx(epoch * 225)
