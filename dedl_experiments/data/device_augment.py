@@ -25,6 +25,7 @@ order of draws, as torch's DataLoader with `shuffle=True`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -51,6 +52,7 @@ UPLOAD_CHUNK = 64
 # --- the CPU pipeline's parameters and draws ---------------------------------------------------
 
 
+@functools.cache
 def pipeline_parameters() -> tuple[float, float, float]:
     """(rotation limit in degrees, vertical flip p, horizontal flip p) of the CPU pipeline,
     read from `segmentation_transform(True)`, which must still be the rotation and two flips
@@ -199,20 +201,19 @@ class DeviceTileDataset:
         image, target = self.batch(np.asarray([self.indices[i]]))
         return image[0], target[0]
 
-    def batch(self, rows: np.ndarray, params: tuple | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tiles `rows` of the split (as a device tensor or host array), augmented when
-        training; `params` are the rows' augmentation parameters already on the device."""
-        device = self.tiles.device
-        rows = torch.as_tensor(rows, device=device)
-        images, targets = self.tiles.images[rows], self.tiles.targets[rows]
+    def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tiles `rows` of the split, augmented when training. The rows and their augmentation
+        parameters (drawn here, on the host) reach the device through pinned memory without
+        waiting: on CUDA the host prepares the next batch while the device trains on this one."""
+        rows = np.asarray(rows, dtype=np.int64)
+        index = _to_device(torch.from_numpy(rows), self.tiles.device)
+        images, targets = self.tiles.images[index], self.tiles.targets[index]
         if not self.augment:
             return images, targets
-        if params is None:
-            params = self.parameters(np.asarray(rows.cpu()))
-        return warp_batch(images, targets, *params)
+        return warp_batch(images, targets, *self.parameters(rows))
 
     def parameters(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The rows' augmentation parameters for this epoch, on the device (one transfer)."""
+        """The rows' augmentation parameters for this epoch, on the device."""
         _, _, h, w = self.tiles.images.shape
         arrays = augment_parameters(rows, self.seed, self.epoch, h, w)
         return tuple(_to_device(torch.from_numpy(a), self.tiles.device) for a in arrays)
@@ -230,8 +231,8 @@ class DeviceTileLoader:
     """Batches of a DeviceTileDataset in DataLoader's order: with `shuffle`, a RandomSampler
     over the dataset driven by `generator`, after the one draw DataLoader makes from that
     generator at the start of every epoch (its worker base seed), so both paths visit the
-    same items in the same batches. One host -> device transfer per epoch (the order and the
-    augmentation parameters), none per batch."""
+    same items in the same batches. Per batch, the host sends the rows and their augmentation
+    parameters (a few hundred bytes, asynchronously); the pixels stay on the device."""
 
     def __init__(self, dataset: DeviceTileDataset, batch_size: int, shuffle: bool,
                  generator: torch.Generator | None = None):
@@ -253,13 +254,8 @@ class DeviceTileLoader:
             torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         order = np.asarray(list(self.sampler), dtype=np.int64)
         rows = np.asarray(self.dataset.indices, dtype=np.int64)[order]
-        device = self.dataset.tiles.device
-        rows_on_device = _to_device(torch.from_numpy(rows), device)
-        params = self.dataset.parameters(rows) if self.dataset.augment else None
         for start in range(0, len(rows), self.batch_size):
-            batch = slice(start, start + self.batch_size)
-            yield self.dataset.batch(rows_on_device[batch],
-                                     None if params is None else tuple(p[batch] for p in params))
+            yield self.dataset.batch(rows[start:start + self.batch_size])
 
 
 # --- when to use it ----------------------------------------------------------------------------
