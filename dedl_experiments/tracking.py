@@ -28,6 +28,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from dedl_experiments.conf import DISPLAY_KEY
 from dedl_experiments.folders import writable_folder_problem
 from dedl_experiments.retry import retry_on_locked, sqlite_path, sqlite_store_lock
 
@@ -35,11 +36,21 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 # Top-level config keys that do not change what a cell computes.
+# `report` is an experiment file's report block (title, metric, published numbers): how a table
+# shows its cells, not what they compute.
 NOT_CELL_KEYS = ("tracking", "force", "resume", "device", "data_dir", "loader", "speed", "table",
-                 "hydra", "claim", "adopt_legacy_runs")
+                 "hydra", "claim", "adopt_legacy_runs", "report")
 # The data's identity is its content digest, not where it lies.
 NOT_CELL_PATHS = ("dataset.root", "train.checkpoint_every")
+# A choice's display name (`label:` in its group's YAML, e.g. encoder.label, conf.DISPLAY_KEY):
+# renaming it in the report's tables must not make its runs another cell.
 TAG = "dedl."
+# Tags on the runs of cells, read by the report.
+CELL_KEY_TAG = f"{TAG}cell_key"
+PARENT_TAG = f"{TAG}parent"  # "1" on a run that only groups child runs (a seed's folds)
+SEED_TAG, FOLD_TAG = f"{TAG}seed", f"{TAG}fold"
+DATASET_NAME_TAG, DATASET_DIGEST_TAG = f"{TAG}dataset_name", f"{TAG}dataset_digest"
+DEVICE_TAG, DEVICE_NAME_TAG = f"{TAG}device", f"{TAG}device_name"
 # Experiments of the store that hold no cells: the reports, and the jobs' claims on cells.
 REPORTS_EXPERIMENT = "dedl-reports"
 CLAIMS_EXPERIMENT = "dedl.claims"
@@ -76,8 +87,9 @@ def describe_experiment(name: str) -> str:
 
 
 def is_cell_experiment(name: str) -> bool:
-    """Experiments whose runs are cells: `dedl` and `dedl-<table>` (not the reports')."""
-    return (name == "dedl" or name.startswith("dedl-")) and name != REPORTS_EXPERIMENT
+    """Experiments whose runs are cells: `dedl` and `dedl-<table>` (not the reports' or the
+    claims' bookkeeping)."""
+    return (name == "dedl" or name.startswith("dedl-")) and name not in (REPORTS_EXPERIMENT, CLAIMS_EXPERIMENT)
 
 
 # Settings added after runs were recorded without them, at the value that reproduces what those
@@ -104,6 +116,9 @@ def cell_values(cfg: DictConfig, dataset_digest: str | None) -> dict[str, Any]:
         values.pop(key, None)
     for path in NOT_CELL_PATHS:
         _pop_path(values, path)
+    for group in values.values():
+        if isinstance(group, dict):
+            group.pop(DISPLAY_KEY, None)
     if dataset_digest is not None:
         values["dataset_digest"] = dataset_digest
         return values
@@ -290,7 +305,7 @@ class Tracker:
         experiments = [e.experiment_id for e in self.client.search_experiments()
                        if is_cell_experiment(e.name)]
         return self.client.search_runs(
-            experiments, filter_string=f"tags.`{TAG}cell_key` = '{key}'",
+            experiments, filter_string=f"tags.`{CELL_KEY_TAG}` = '{key}'",
             order_by=["attributes.start_time DESC"], max_results=1000)
 
     def start(self, name: str, tags: dict[str, str], run_id: str | None = None,

@@ -19,10 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dedl_experiments.report.spec import EPOCHS, ENCODER_LABELS
+from dedl_experiments.conf import label
+from dedl_experiments.report.spec import EPOCHS
 
-RESNETS = ("ResNet-18", "ResNet-34", "ResNet-50", "ResNet-101")
-EFFNETS = tuple(f"EfficientNet-B{i}" for i in range(8))
+
+def _encoders(*names: str) -> tuple[str, ...]:
+    """The row labels of these encoders (their YAML's `label:`)."""
+    return tuple(label("encoder", name) for name in names)
+
+
+RESNETS = _encoders("resnet18", "resnet34", "resnet50", "resnet101")
+EFFNETS = _encoders(*(f"efficientnet_b{i}" for i in range(8)))
 Position = tuple[str, str]  # (row label, view label)
 
 
@@ -98,20 +105,23 @@ def _unless(rows: tuple[str, ...], comparisons: tuple[str, ...], expect: str) ->
     return {(c, r): expect for c in comparisons for r in rows}
 
 
-_APP = ("UNet: none vs ReLU", "UNet: none vs GELU", "UNet++: none vs ReLU", "UNet++: none vs GELU")
-_UNETPP_APP = ("UNet++: none vs ReLU", "UNet++: none vs GELU")
-_GELU = ("UNet: none vs GELU", "UNet++: none vs GELU")
-_RELU_GELU = ("UNet: ReLU vs GELU", "UNet++: ReLU vs GELU")
+_R18, _R34, _R50, _R101 = RESNETS
+# Comparisons within one architecture are named "<architecture label>: A vs B" (spec.per_architecture_axes).
+_UNET, _UNETPP = (label("architecture", name) for name in ("unet", "unetplusplus"))
 _ONE_ARCH_APP = ("none vs ReLU", "none vs GELU")
-_LR = ("UNet: constant LR vs cosine LR", "UNet++: constant LR vs cosine LR")
+_UNETPP_APP = tuple(f"{_UNETPP}: {c}" for c in _ONE_ARCH_APP)
+_APP = (*(f"{_UNET}: {c}" for c in _ONE_ARCH_APP), *_UNETPP_APP)
+_GELU = (f"{_UNET}: none vs GELU", f"{_UNETPP}: none vs GELU")
+_RELU_GELU = (f"{_UNET}: ReLU vs GELU", f"{_UNETPP}: ReLU vs GELU")
+_LR = (f"{_UNET}: constant LR vs cosine LR", f"{_UNETPP}: constant LR vs cosine LR")
 _WALL, _EPOCHS = "none vs GELU APP (wall)", f"none vs GELU APP ({EPOCHS} × epoch)"
 _INITS = ("ImageNet vs AdvProp", "ImageNet vs Noisy Student")
 _F1 = "Test F1-Score"
-_CNNS = (*RESNETS, *EFFNETS, *(f"NFNet-F{i}" for i in range(7)),
-         "ConvNeXt-Tiny", "ConvNeXt-Small", "ConvNeXt-Base", "ConvNeXt-Large")
-_TRANSFORMERS = tuple(ENCODER_LABELS[k] for k in ("swin_large", "swin_base", "vit_base_16", "vit_base_32",
-                                                   "vit_large_16", "vit_large_32"))
-_TILES = "UNet++ ResNet-34"
+_CNNS = (*RESNETS, *EFFNETS, *_encoders(*(f"nfnet_f{i}" for i in range(7))),
+         *_encoders("convnext_tiny", "convnext_small", "convnext_base", "convnext_large"))
+_TRANSFORMERS = _encoders("swin_large", "swin_base", "vit_base_16", "vit_base_32", "vit_large_16", "vit_large_32")
+_SWIN_B, _NFNET_F3 = _encoders("swin_base", "nfnet_f3")
+_TILES = f"{_UNETPP} {_R34}"  # the tiling table's row
 _TIMING_NOTE = (f"Read on time per training epoch x {EPOCHS} (the paper times {EPOCHS} epochs); on the wall "
                 "training time where runs did not log it.")
 
@@ -132,12 +142,12 @@ CLAIMS: tuple[Claim, ...] = (
     EachClaim(
         id="app-improves-except-unetpp-18-101", source="Table 2 caption", table="table2",
         text="Except for ResNet-18 and 101 with UNet++, the autoencoder always provides an improvement.",
-        items=items(_APP, RESNETS, exceptions=_unless(("ResNet-18", "ResNet-101"), _UNETPP_APP, "<")),
+        items=items(_APP, RESNETS, exceptions=_unless((_R18, _R101), _UNETPP_APP, "<")),
         note="Both APP activations; at the two exceptions the APP is read as lowering IoU."),
     EachClaim(
         id="app-improves-except-unetpp-18", source="Table 3 caption (it describes Table 2's content)",
         table="table2", text="Except for ResNet-18 with UNet++, the autoencoder always provides an improvement.",
-        items=items(_APP, RESNETS, exceptions=_unless(("ResNet-18",), _UNETPP_APP, "<"))),
+        items=items(_APP, RESNETS, exceptions=_unless((_R18,), _UNETPP_APP, "<"))),
     AverageClaim(
         id="gelu-beats-relu-3", source="Section 5.1, ablation 2", table="table2",
         text="GELU performed better than the ReLU-activated autoencoder by around 3 % for UNet and UNet++.",
@@ -154,24 +164,24 @@ CLAIMS: tuple[Claim, ...] = (
     EachClaim(
         id="unet-gelu-beats-relu-except-50", source="Table 6 caption", table="table6",
         text="GELU activated APP seems to outperform the ReLU activated APP in all cases except for ResNet-50.",
-        items=items(("ReLU vs GELU",), RESNETS, exceptions={("ReLU vs GELU", "ResNet-50"): "<"})),
+        items=items(("ReLU vs GELU",), RESNETS, exceptions={("ReLU vs GELU", _R50): "<"})),
     EachClaim(
         id="unetpp-app-most-except-18", source="Table 7 caption", table="table7",
         text="In most cases, APP improves performance except for UNet++ with ResNet-18.",
-        items=items(_ONE_ARCH_APP, RESNETS, exceptions=_unless(("ResNet-18",), _ONE_ARCH_APP, "<")), most=True),
+        items=items(_ONE_ARCH_APP, RESNETS, exceptions=_unless((_R18,), _ONE_ARCH_APP, "<")), most=True),
     AverageClaim(
         id="unetpp-18-lags-5", source="Table 7 caption", table="table7",
         text="For UNet++ with ResNet-18, APP segmentation techniques lag by around 5 %.",
-        items=items(_ONE_ARCH_APP, ("ResNet-18",), "<"), size=0.05, note="Both APP activations, in IoU points."),
+        items=items(_ONE_ARCH_APP, (_R18,), "<"), size=0.05, note="Both APP activations, in IoU points."),
     AverageClaim(
         id="unetpp-34-gains-10", source="Table 7 caption", table="table7",
         text="For ResNet-34, APP-based segmentation techniques are almost 10 % better than UNet++ without APP.",
-        items=items(_ONE_ARCH_APP, ("ResNet-34",)), size=0.10, note="Both APP activations, in IoU points."),
+        items=items(_ONE_ARCH_APP, (_R34,)), size=0.10, note="Both APP activations, in IoU points."),
     EachClaim(
         id="constant-lr-beats-cosine", source="Section 5.1, ablation 3", table="table3",
         text="Except for two cases in UNet++, the autoencoder with a constant learning rate performs much "
              "better than the one with a cosine learning rate.",
-        items=items(_LR, RESNETS, "<", exceptions=_unless(("ResNet-18", "ResNet-101"), _LR[1:], ">")),
+        items=items(_LR, RESNETS, "<", exceptions=_unless((_R18, _R101), _LR[1:], ">")),
         note="The text does not name the two UNet++ cases; the printed table's are ResNet-18 and ResNet-101."),
     _time_claim("app-time-1.875", "Section 5.1, ablation 1 (Table 1)",
                 "The APP increases training time by 1.875 % on average over the ResNet family (UNet, "
@@ -241,12 +251,12 @@ CLAIMS: tuple[Claim, ...] = (
         id="swin-b-best", source="Section 5.2; Table 4 caption", table="table4",
         text="Out of all the tested architectures Swin Transformer Base with Patch 4 and Window 12 performed "
              "the best (F1 0.891).",
-        among=tuple((row, _F1) for row in (*_CNNS, *_TRANSFORMERS)), winners=((ENCODER_LABELS["swin_base"], _F1),),
+        among=tuple((row, _F1) for row in (*_CNNS, *_TRANSFORMERS)), winners=((_SWIN_B, _F1),),
         note="Among the paper's 29 models (CoAtNet, not in the paper, left out)."),
     BestClaim(
         id="nfnet-f3-best-cnn", source="Section 5.2; Table 4 caption", table="table4",
         text="The best performance is achieved by nfnet-f3 for CNNs (F1 0.8898).",
-        among=tuple((row, _F1) for row in _CNNS), winners=(("NFNet-F3", _F1),),
+        among=tuple((row, _F1) for row in _CNNS), winners=((_NFNET_F3, _F1),),
         note="CNNs: the ResNet, EfficientNet, NFNet and ConvNeXt rows."),
     BestClaim(
         id="transformers-slightly-better", source="Section 6", table="table4",
@@ -257,7 +267,7 @@ CLAIMS: tuple[Claim, ...] = (
     ReferenceClaim(
         id="cls-beats-van-buren", source="Abstract; Section 5.2", table="table4",
         text="An F1 score of 0.891, an improvement of 26.1 % over previous work by [23] (0.63).",
-        cell=(ENCODER_LABELS["swin_base"], _F1), reference=0.63, size=0.261,
+        cell=(_SWIN_B, _F1), reference=0.63, size=0.261,
         note="Swin-B, the model the text names; 26.1 % read as points. The paper's 'F1' is the released "
              "code's recall (see table4's note)."),
     # --- Section 5.1: tiling

@@ -15,11 +15,13 @@ inconsistencies, which each table's ``note`` lists. Each table declares its abla
 
 import dataclasses
 
+from dedl_experiments.conf import label
+
 from dedl_experiments.report.paper_appendix import (
     TABLE6, TABLE7, TABLE8, TABLE9, TABLE10, TABLE11, TABLE12, TABLE13,
 )
 from dedl_experiments.report.spec import (  # noqa: F401 (re-exported: the tables' vocabulary)
-    ACTIVATION_AXES, APP_ACTIVATIONS, CLASSIFICATION, ENCODER_LABELS, F1_COLUMN, SEEDS, SEGMENTATION, TIMED,
+    ACTIVATION_AXES, APP_ACTIVATIONS, CLASSIFICATION, F1_COLUMN, SEEDS, SEGMENTATION, TIMED,
     TIMED_RUNS,
     TIMED_APP_NONE_GELU, TIMED_AXES, ColumnSpec, Comparison, Measure, Pair, Published, RowSpec,
     TableSpec, View, between_rows, duration, encoder_table, per_architecture, per_architecture_axes,
@@ -148,9 +150,9 @@ TABLE4 = encoder_table(
 )
 # Not an ablation table: the comparisons are the ones its caption and text rest on, the best
 # Transformer against the best CNN and against its larger sibling.
-_SWIN_B, _SWIN_L = ENCODER_LABELS["swin_base"], ENCODER_LABELS["swin_large"]
+_SWIN_B, _SWIN_L, _NFNET_F3 = (label("encoder", name) for name in ("swin_base", "swin_large", "nfnet_f3"))
 TABLE4 = dataclasses.replace(TABLE4, comparisons=(
-    between_rows("Test F1-Score", "NFNet-F3", _SWIN_B, "NFNet-F3", "Swin-B"),
+    between_rows("Test F1-Score", _NFNET_F3, _SWIN_B, "NFNet-F3", "Swin-B"),
     between_rows("Test F1-Score", _SWIN_L, _SWIN_B, "Swin-L", "Swin-B"),
 ))
 
@@ -170,7 +172,7 @@ TABLE5 = TableSpec(
     published={**_TABLE5.published, (_VAN_BUREN, "Test F1-Score"): _P(0.63)},
     fixed=CLASSIFICATION,
     # Its two rows, as printed (the first matches swin_large runs).
-    comparisons=(between_rows("Test F1-Score", "NFNet-F3", _SWIN_L, "NFNet-F3", "Swin-L"),),
+    comparisons=(between_rows("Test F1-Score", _NFNET_F3, _SWIN_L, "NFNet-F3", "Swin-L"),),
     note=(
         "Values as printed. The first row is printed as Swin Transformer Large, but "
         "0.891±0.0007 is Swin Base's value in Table 4 and the text names Swin Base the best "
@@ -180,7 +182,7 @@ TABLE5 = TableSpec(
     ),
 )
 
-_UNETPP_RESNET34 = "UNet++ ResNet-34"
+_UNETPP_RESNET34 = f"{label('architecture', 'unetplusplus')} {label('encoder', 'resnet34')}"
 _COUNTED, _EXCLUDED = "padding counted", "padding excluded"
 _TILING_ROW = RowSpec(_UNETPP_RESNET34, {"architecture.name": "unetplusplus", "encoder.name": "resnet34"})
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from dedl_experiments.conf import label
+
 SEEDS = (26, 77, 334, 517, 994)
 
 
@@ -105,6 +107,7 @@ class TableSpec:
     note: str = ""
     comparisons: tuple[Comparison, ...] = ()
     timed: str = ""  # for timing tables: one line saying exactly what is timed
+    seeds: tuple[int, ...] = SEEDS  # the seeds its sweep runs: a full cell has a run of each
 
     def metric_for(self, column: ColumnSpec) -> str:
         return column.metric or self.metric
@@ -124,27 +127,6 @@ class TableSpec:
             if comparison.name == name:
                 return comparison
         raise KeyError(f"{self.name} has no comparison {name!r}")
-
-
-ENCODER_LABELS: dict[str, str] = {
-    "resnet18": "ResNet-18",
-    "resnet34": "ResNet-34",
-    "resnet50": "ResNet-50",
-    "resnet101": "ResNet-101",
-    **{f"efficientnet_b{i}": f"EfficientNet-B{i}" for i in range(8)},
-    **{f"nfnet_f{i}": f"NFNet-F{i}" for i in range(7)},
-    "convnext_tiny": "ConvNeXt-Tiny",
-    "convnext_small": "ConvNeXt-Small",
-    "convnext_base": "ConvNeXt-Base",
-    "convnext_large": "ConvNeXt-Large",
-    "swin_large": "Swin-L (patch 4, window 12)",
-    "swin_base": "Swin-B (patch 4, window 12)",
-    "vit_base_16": "ViT-B/16",
-    "vit_base_32": "ViT-B/32",
-    "vit_large_16": "ViT-L/16",
-    "vit_large_32": "ViT-L/32",
-    "coatnet": "CoAtNet",
-}
 
 
 def duration(hours: int, minutes: int, seconds: int = 0) -> Published:
@@ -175,13 +157,14 @@ def encoder_table(
     **fields,
 ) -> TableSpec:
     """Rows keyed by encoder, in printed order, their printed values (None: not printed), and
-    one comparison per axis over all rows (an axis may come with a name prefix)."""
+    one comparison per axis over all rows (an axis may come with a name prefix). A row's label
+    is its encoder's (`label:` in conf/encoder/<name>.yaml)."""
     rows: list[RowSpec] = []
     published: dict[tuple[str, str], Published] = {}
     for encoder, values in printed.items():
         if len(values) != len(columns):
             raise ValueError(f"{encoder}: {len(values)} values for {len(columns)} columns")
-        row = RowSpec(ENCODER_LABELS[encoder], {"encoder.name": encoder})
+        row = RowSpec(label("encoder", encoder), {"encoder.name": encoder})
         rows.append(row)
         for column, value in zip(columns, values):
             if value is not None:
@@ -239,7 +222,8 @@ ACTIVATION_AXES: tuple[Axis, ...] = (
     ("Without AE", "With GELU AE", "none", "GELU"),
     ("With ReLU AE", "With GELU AE", "ReLU", "GELU"),
 )
-ARCHITECTURES = (("UNet", "unet"), ("UNet++", "unetplusplus"))
+# Labelled by conf/architecture/<name>.yaml's `label:`.
+ARCHITECTURES = tuple((label("architecture", name), name) for name in ("unet", "unetplusplus"))
 F1_COLUMN = (ColumnSpec("Test F1-Score", {}),)
 
 

@@ -41,6 +41,10 @@ def test_key_is_stable_and_short(base_key: str) -> None:
     ["+experiment=table2"],  # the table a sweep belongs to: Tables 1/2/6 share cells
     ["+experiment=table6"],
     ["claim.heartbeat_s=1", "claim.lease_s=5", "claim.on_busy=wait"],
+    # How the report shows a cell: a choice's display name, an experiment's report block.
+    ["encoder.label=Another name"],
+    ["architecture.label=U-Net"],
+    ["+report.title=Mine", "+report.metric=test_dice"],
 ])
 def test_where_and_how_a_job_runs_is_not_part_of_the_cell(base_key: str, override: list[str]) -> None:
     assert cell_key(compose_config([*BASE, *override]), DIGEST) == base_key
