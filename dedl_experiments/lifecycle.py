@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from mlflow.entities import Run
 
 from dedl_experiments import tracking
+from dedl_experiments.loop import STOP
 
 log = logging.getLogger(__name__)
 T = tracking.TAG
@@ -154,7 +155,10 @@ def claim_cell(tracker: tracking.Tracker, key: str, name: str, settings: ClaimSe
             if settings.on_busy != "wait":
                 raise
             log.info("%s: cell %s is %s; waiting", name, key, busy)
-            time.sleep(max(1.0, min(settings.heartbeat_s, 10.0)))
+            deadline = time.monotonic() + max(1.0, min(settings.heartbeat_s, 10.0))
+            while time.monotonic() < deadline:
+                STOP.check()  # Ctrl-C or SIGTERM while waiting ends the job like any stop
+                time.sleep(0.2)
 
 
 def adopt_legacy_run(tracker: tracking.Tracker, legacy_key: str, key: str, dataset_name: str,
