@@ -8,22 +8,30 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test clean ui server bench bench-data
+.PHONY: help install demo test test-fast clean ui server bench bench-data
 
 # Paper tables: `make tableN` runs the sweep of conf/experiment/tableN.yaml, then the table's
 # report (reports/tableN/: Markdown, CSV, PNG; also printed). Cells finished before are skipped,
 # whichever table's sweep ran them (Tables 6/7 are Table 2's cells, 5 is 4's; the timing tables 1,
-# 8, 10 train without early stopping, so their cells are their own).
+# 8, 10 train without early stopping, so their cells are their own). Every experiment file is a
+# target: a new table is a new file in dedl_experiments/conf/experiment/ (or in CONF).
+#   CONF=/path       your config folder (experiment/, encoder/, ... laid out as the package's
+#                    conf/): its experiment files are targets too; the sweep has it on Hydra's
+#                    search path and the report reads it (config_dir=)
 #   SMOKE=1          smoke budget and random init (no downloads). Not random init for table12
 #                    and table13: they compare pretrained inits and need those weights.
 #   DATA=/path       segmentation tables on your inForm export (dataset=myositis)
 #   CLS_DATA=/path   classification tables (4, 5, 13) on your images (dataset=autofluorescence)
 #   ARGS='...'       more job overrides, e.g. ARGS='hydra/launcher=gpus' (a tracking.uri=...
 #                    in ARGS goes to the report too); REPORT_ARGS='...' more report options.
-TABLES := table1 table2 table3 table4 table5 table6 table7 table8 table9 table10 table11 \
-	table12 table13 tiling
-CLASSIFICATION_TABLES := table4 table5 table13
-INIT_TABLES := table12 table13
+EXPERIMENTS := $(wildcard dedl_experiments/conf/experiment/*.yaml $(if $(CONF),$(CONF)/experiment/*.yaml))
+TABLES := $(sort $(notdir $(basename $(EXPERIMENTS))))
+# Read from the experiment files: classification tables (they take CLS_DATA) and tables that
+# sweep the init (SMOKE=1 keeps their pretrained inits).
+CLASSIFICATION_TABLES := $(notdir $(basename $(shell grep -l 'override /task: classification' $(EXPERIMENTS))))
+INIT_TABLES := $(notdir $(basename $(shell grep -lE '^ +init: ' $(EXPERIMENTS))))
+comma := ,
+SEARCH_PATH := $(if $(CONF),'hydra.searchpath=[pkg://multirun_launchers/conf$(comma)file://$(abspath $(CONF))]')
 REPORT := $(BIN)/python -m dedl_experiments.report
 BUDGET := $(if $(SMOKE),smoke,paper)
 # Overrides of the sweep of table $(1).
@@ -31,9 +39,10 @@ sweep_args = $(if $(SMOKE),budget=smoke $(if $(filter $(1),$(INIT_TABLES)),,init
 	$(if $(filter $(1),$(CLASSIFICATION_TABLES)),\
 		$(if $(CLS_DATA),dataset=autofluorescence dataset.root=$(CLS_DATA)),\
 		$(if $(DATA),dataset=myositis dataset.root=$(DATA))) \
-	$(ARGS)
+	$(SEARCH_PATH) $(ARGS)
 # Tables that compare inits ignore init=random (the report says so).
-report_args = budget=$(BUDGET) $(if $(SMOKE),init=random) $(filter tracking.uri=%,$(ARGS)) $(REPORT_ARGS)
+report_args = budget=$(BUDGET) $(if $(SMOKE),init=random) $(if $(CONF),config_dir=$(abspath $(CONF))) \
+	$(filter tracking.uri=%,$(ARGS)) $(REPORT_ARGS)
 .PHONY: tables report $(TABLES)
 
 help: ## Show this list
@@ -54,6 +63,9 @@ demo: install ## Table 2 in small: UNet-ResNet18, no / ReLU / GELU APP x 2 seeds
 
 test: install ## Run the whole test suite
 	$(BIN)/python -m pytest
+
+test-fast: install ## The inner loop: every test not marked slow (no CLI sweeps, servers or installs)
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: install ## Training speed vs the notebooks' loop, FLOPs/MFU, Table 2 projection, sweep cells/h at k=1,2 jobs per GPU (CPU ~9-12 min)
 	$(BIN)/python -m benchmarks.bench
@@ -92,7 +104,7 @@ table11: ## Table 11: test IoU, UNet++ without / with APP, EfficientNet-B0..B7, 
 table12: ## Table 12: test IoU by init, UNet, EfficientNet-B0..B7 (120 jobs; pretrained weights even with SMOKE=1)
 table13: ## Table 13: classification F1 by init, EfficientNet-B0..B7 (120 jobs; pretrained weights even with SMOKE=1)
 tiling: ## Section 5.1: 256 vs 480 px tiles, UNet++ ResNet-34 (10 jobs)
-tables: $(TABLES) ## Every table above (options: SMOKE=1, DATA=/path, CLS_DATA=/path, ARGS='...'; see the Makefile)
+tables: $(TABLES) ## Every table above and any other experiment file (options: SMOKE=1, DATA=/path, CLS_DATA=/path, CONF=/path, ARGS='...'; see the Makefile)
 
 report: install ## Report of every table from the runs in the store (SMOKE=1: the smoke runs) into reports/
 	$(REPORT) table=all $(strip $(report_args))

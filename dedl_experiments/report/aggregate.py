@@ -9,10 +9,10 @@ import statistics
 from dataclasses import dataclass, field
 
 from dedl_experiments.report.spec import Published, TableSpec
+from dedl_experiments.tracking import FOLD_TAG, SEED_TAG
 
 # Runs that ended without a result; RUNNING runs are neither values nor failures yet.
 _UNFINISHED_STATUSES = frozenset({"FAILED", "KILLED"})
-SEED_TAG, FOLD_TAG = "dedl.seed", "dedl.fold"
 
 
 @dataclass

@@ -5,14 +5,16 @@ notes that explain what was left out.
 Runs are read from every experiment named `dedl` or `dedl-*` of the store (a cell recorded by
 Table 2's sweep is also a cell of Tables 1, 3, 6 and 7) and selected by their params:
 
-- the table's own settings (report/paper.py: fixed settings, rows, columns);
+- the table's own settings (report/paper.py, or for an experiment without a hand-written spec
+  report/generic.py: fixed settings, rows, columns);
 - `budget.name` (default paper): smoke and paper runs are never mixed;
 - the dataset, by content: one group of runs per dataset digest (datasets.py); `dataset=auto`
   (default) takes real data over the built-in synthetic data, digested runs over runs recorded
   before digests, then the group with the most runs, and a note names the others;
   `dataset=NAME`, a digest prefix or `NAME@DIGEST8` picks one;
 - the paper's recipe for settings a user may ablate outside the tables (`RECIPE`: learning-rate
-  schedule, loss, decoder attention, SWA); `where.KEY=VALUE` changes such a filter or adds one
+  schedule, loss, decoder attention, SWA) where the table neither fixes nor varies them;
+  `where.KEY=VALUE` changes such a filter or adds one
   on any param (`where.lr_schedule.name=step`), `where.KEY=*` drops it;
 - `init=NAME` replaces the table's ImageNet initialisation (smoke runs use init=random); tables
   that compare initialisations (12, 13) ignore it, with a note.
@@ -28,6 +30,7 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
+from dedl_experiments.conf import DISPLAY_KEY
 from dedl_experiments.report import datasets
 from dedl_experiments.report.aggregate import Cell, RunRecord, aggregate, matches
 from dedl_experiments.report.compare import ComparisonRow, compare_table
@@ -61,7 +64,7 @@ RECIPE: dict[str, dict[str, str]] = {
 ANY = ("*", "any")
 # Params that do not make two runs of one cell different experiments (besides the seed).
 _NOT_SETTINGS = ("seed", "fold", "table", "force", "resume", "device", "data_dir", "dataset.root")
-_NOT_SETTINGS_PREFIXES = ("tracking.", "loader.", "speed.", "hydra.")
+_NOT_SETTINGS_PREFIXES = ("tracking.", "loader.", "speed.", "hydra.", "report.")
 
 
 @dataclass
@@ -113,9 +116,13 @@ def build(spec: TableSpec, runs: list[RunRecord], options: Options) -> TableRepo
         else:
             fixed["init.name"] = options.init
     fixed["budget.name"] = options.budget
+    # The recipe fills in what the table leaves open: a table that fixes or varies one of its
+    # settings (an experiment of the step schedule, one that sweeps the loss) keeps its own.
+    recipe = {key: value for key, value in RECIPE.get(spec.task, {}).items()
+              if key not in spec.fixed and not varies(spec, key)}
     # Settings the report's options set (the rest are the table's own).
-    adjustable = {"budget.name", "init.name", "dataset.name", *RECIPE.get(spec.task, {}), *options.where}
-    for key, value in {**RECIPE.get(spec.task, {}), **options.where}.items():
+    adjustable = {"budget.name", "init.name", "dataset.name", *recipe, *options.where}
+    for key, value in {**recipe, **options.where}.items():
         if value in ANY:
             fixed.pop(key, None)
         else:
@@ -156,7 +163,9 @@ def _why_empty(spec: TableSpec, runs: list[RunRecord], adjustable: set[str]) -> 
 
 
 def _is_setting(key: str) -> bool:
-    return key not in _NOT_SETTINGS and not key.startswith(_NOT_SETTINGS_PREFIXES)
+    """Display names (`encoder.label`) and report blocks are not settings (nor part of a cell)."""
+    return (key not in _NOT_SETTINGS and not key.startswith(_NOT_SETTINGS_PREFIXES)
+            and key.rpartition(".")[2] != DISPLAY_KEY)
 
 
 def _mixed_settings(spec: TableSpec, selected: list[RunRecord]) -> list[str]:

@@ -18,14 +18,14 @@ import urllib.parse
 from pathlib import Path
 
 from dedl_experiments import tracking
-from dedl_experiments.report import fmt
+from dedl_experiments.report import fmt, tables
 from dedl_experiments.report.aggregate import RunRecord
 from dedl_experiments.report.build import TableReport, build
 from dedl_experiments.report.claims import CLAIMS
 from dedl_experiments.report.cost import device_kind, run_seconds
-from dedl_experiments.report.mlflow_runs import REPORTS_EXPERIMENT, load_runs
+from dedl_experiments.report.mlflow_runs import load_runs
+from dedl_experiments.tracking import REPORTS_EXPERIMENT
 from dedl_experiments.report.options import USAGE, Options, UsageError, parse_args
-from dedl_experiments.report.paper import TABLES
 from dedl_experiments.report.render import to_csv, to_markdown, to_png
 from dedl_experiments.report.render_analysis import (
     claims_csv, claims_markdown, claims_summary, comparisons_csv, comparisons_markdown, cost_markdown, runs_markdown,
@@ -163,7 +163,12 @@ def main(argv: list[str] | None = None) -> int:
               f"first (make tableN, or python -m dedl_experiments -m +experiment=tableN), or pass "
               f"tracking.uri=... (or set MLFLOW_TRACKING_URI).", file=sys.stderr)
 
-    reports = [build(TABLES[name], runs, options) for name in options.tables]
+    try:
+        specs = [tables.spec(name, options.search_path) for name in options.tables]
+    except ValueError as err:  # an experiment file the report cannot read as a table
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    reports = [build(spec, runs, options) for spec in specs]
     evidence = {report.spec.name: report.evidence() for report in reports}
     verdicts = [evaluate(claim, evidence[claim.table]) for claim in CLAIMS if claim.table in evidence]
     folders, texts = [], []

@@ -17,9 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from dedl_experiments.report.aggregate import Cell, RunRecord, pair_key
-from dedl_experiments.report.spec import SEEDS, TableSpec
-
-DEVICE_TAG, DEVICE_NAME_TAG = "dedl.device", "dedl.device_name"
+from dedl_experiments.report.spec import TableSpec
+from dedl_experiments.tracking import DEVICE_NAME_TAG, DEVICE_TAG
 DEFAULT_FOLDS = 6
 BASES = ("the cell's own runs", "the same row", "the same column", "the table")
 
@@ -85,7 +84,7 @@ def table_cost(spec: TableSpec, cells: list[Cell]) -> TableCost:
             group = groups.setdefault(key, CellCost(row.label, "", [], by_position[(row.label, view.label)].runs))
             group.views.append(view.label)
     table_runs = {run.run_id: run for group in groups.values() for run in group.runs}
-    expected = len(SEEDS) * (_folds(table_runs.values()) if spec.task == "classification" else 1)
+    expected = len(spec.seeds) * (_folds(table_runs.values()) if spec.task == "classification" else 1)
     cost = TableCost(list(groups.values()), expected)
     for group in cost.cells:
         group.column = _shared_label(group.views)

@@ -2,9 +2,9 @@
 
 A cell's runs may sit in any experiment of the project: the cell key leaves out `table`, so a
 cell that Table 2's sweep recorded in ``dedl-table2`` is also a cell of Tables 1, 6 and 3, and a
-later sweep for one of those skips it. The report therefore reads every experiment named
-``dedl`` or ``dedl-*`` (not ``dedl-reports``, which holds the reports themselves) and selects runs
-by their params, never by experiment.
+later sweep for one of those skips it. The report therefore reads every experiment that holds
+cells (``dedl`` or ``dedl-*``, not the reports' or the claims', tracking.is_cell_experiment) and
+selects runs by their params, never by experiment.
 """
 
 from __future__ import annotations
@@ -16,29 +16,17 @@ from mlflow.entities import Run, ViewType
 
 from dedl_experiments import tracking
 from dedl_experiments.report.aggregate import RunRecord
+from dedl_experiments.tracking import CELL_KEY_TAG, FOLD_TAG, PARENT_TAG
 
-# Set on runs that only group child runs (e.g. the folds of one classification seed);
-# their own metrics would double-count the children's.
-PARENT_RUN_TAG = "dedl.parent"
-CELL_KEY_TAG = "dedl.cell_key"
-FOLD_TAG = "dedl.fold"
 PARENT_ID_TAG = "mlflow.parentRunId"
-# Where `python -m dedl_experiments.report` records its own runs.
-REPORTS_EXPERIMENT = "dedl-reports"
-
 _PAGE_SIZE = 1000
-
-
-def is_project_experiment(name: str) -> bool:
-    """Experiments whose runs are jobs of this project: ``dedl`` and ``dedl-<table>``."""
-    return (name == "dedl" or name.startswith("dedl-")) and name != REPORTS_EXPERIMENT
 
 
 def project_experiment_ids(client: MlflowClient) -> list[str]:
     return [
         experiment.experiment_id
         for experiment in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
-        if is_project_experiment(experiment.name)
+        if tracking.is_cell_experiment(experiment.name)
     ]
 
 
@@ -63,7 +51,7 @@ def load_runs(tracking_uri: str, experiment_name: str | None = None, *, latest_o
     runs = list(_search_all(client, experiment_ids))
     if latest_only:
         runs = latest_per_cell(runs)
-    return [_to_record(run) for run in runs if run.data.tags.get(PARENT_RUN_TAG) != "1"]
+    return [_to_record(run) for run in runs if run.data.tags.get(PARENT_TAG) != "1"]
 
 
 def _search_all(client: MlflowClient, experiment_ids: list[str]) -> Iterable[Run]:
@@ -88,7 +76,7 @@ def latest_per_cell(runs: list[Run]) -> list[Run]:
         key = tags.get(CELL_KEY_TAG)
         if key is None and tags.get(PARENT_ID_TAG) in by_id:
             key = by_id[tags[PARENT_ID_TAG]].data.tags.get(CELL_KEY_TAG)
-        if key is None or tags.get(PARENT_RUN_TAG) == "1":
+        if key is None or tags.get(PARENT_TAG) == "1":
             key = run.info.run_id
         return key, tags.get(FOLD_TAG, "")
 

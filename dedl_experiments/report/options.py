@@ -6,17 +6,20 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dedl_experiments import tracking
-from dedl_experiments.conf import CONF_DIR
-from dedl_experiments.report.paper import TABLES
+from dedl_experiments import conf, tracking
+from dedl_experiments.report import tables
 
-CONF = CONF_DIR
-OPTIONS = ("table", "budget", "init", "dataset", "metric", "out", "tracking.uri", "where.KEY")
+OPTIONS = ("table", "budget", "init", "dataset", "metric", "out", "tracking.uri", "config_dir",
+           "hydra.searchpath", "where.KEY")
 
 USAGE = f"""\
 usage: python -m dedl_experiments.report table=NAME [key=value ...]
 
-  table=NAME          {', '.join(TABLES)}, or all
+  table=NAME          {', '.join(tables.names())}, or all; or any experiment file
+                      (experiment/NAME.yaml) in a config_dir
+  config_dir=DIR      your config folder (experiment/, encoder/, ... as in the package),
+                      the one the sweep had on its search path; DIR,DIR for several.
+                      hydra.searchpath=[file:///DIR,...] (the sweep's override) works too
   budget=NAME         paper (default) or smoke: only runs of this budget count
   init=NAME           replaces the table's ImageNet init (smoke runs: init=random);
                       ignored by tables that compare inits (table12, table13)
@@ -46,11 +49,21 @@ class Options:
     metric: str | None = None
     out: Path = Path("reports")
     where: dict[str, str] = field(default_factory=dict)
+    search_path: list[str] = field(default_factory=list)  # user config folders, after the package's
 
 
-def _names(group: str) -> list[str] | None:
-    folder = CONF / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else None
+def _search_path(flat: dict[str, str]) -> list[str]:
+    """config_dir=A,B and hydra.searchpath=[file:///A,...] as folders; each must exist."""
+    entries = [e for e in flat.get("config_dir", "").split(",") if e]
+    entries += [e.strip() for e in flat.get("hydra.searchpath", "").strip("[]").split(",") if e.strip()]
+    for entry in entries:
+        try:
+            folder = conf.search_folder(entry)
+        except (ImportError, ValueError) as err:
+            raise UsageError(f"config folder {entry}: {err}") from err
+        if not folder.is_dir():
+            raise UsageError(f"config folder {entry} does not exist")
+    return entries
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -71,24 +84,27 @@ def parse_args(argv: list[str]) -> Options:
     unknown = sorted(set(flat) - set(OPTIONS))
     if unknown:
         raise UsageError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(OPTIONS)}")
+    search_path = _search_path(flat)
+    known = tables.names(search_path)
     table = flat.get("table")
     if not table:
-        raise UsageError(f"which table? table=NAME with NAME one of: {', '.join(TABLES)}, all")
-    if table != "all" and table not in TABLES:
-        raise UsageError(f"unknown table {table!r}; valid: {', '.join(TABLES)}, all")
+        raise UsageError(f"which table? table=NAME with NAME one of: {', '.join(known)}, all")
+    if table != "all" and table not in known:
+        raise UsageError(f"unknown table {table!r} (no experiment/{table}.yaml"
+                         f"{'' if search_path else '; config_dir=DIR adds yours'}); valid: {', '.join(known)}, all")
     budget = flat.get("budget", "paper")
     init = flat.get("init")
     init = None if init in (None, "", "null") else init
     for group, value in (("budget", budget), ("init", init)):
-        valid = _names(group)
-        if value is not None and valid is not None and value not in valid:
+        valid = conf.options(group, search_path)
+        if value is not None and valid and value not in valid:
             raise UsageError(f"unknown {group} {value!r}; valid: {', '.join(valid)}")
     uri = flat.get("tracking.uri")
     if uri in (None, "", "null"):
         uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
     return Options(
-        tables=list(TABLES) if table == "all" else [table], table_arg=table, uri=uri,
+        tables=known if table == "all" else [table], table_arg=table, uri=uri,
         budget=budget, init=init,
         dataset=flat.get("dataset") or "auto", metric=flat.get("metric"),
-        out=Path(flat.get("out") or "reports"), where=where,
+        out=Path(flat.get("out") or "reports"), where=where, search_path=search_path,
     )

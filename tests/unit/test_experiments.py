@@ -1,9 +1,12 @@
-"""The paper tables' sweeps (conf/experiment/<table>.yaml): they compose, expand to the right
-number of jobs exactly as Hydra's basic sweeper does, and their jobs fill every cell of the
-table's report spec (report/paper.py). Also the Makefile's table targets and `make demo`."""
+"""The tables' sweeps (conf/experiment/<table>.yaml, each file a table): they compose, expand
+exactly as Hydra's basic sweeper does (sweeps.py), and their jobs fill every cell of the table's
+report spec, the hand-written one (report/paper.py) and the one derived from the file
+(report/generic.py), one job per cell and seed. Also the Makefile's table targets, read from the
+experiment files, and `make demo`."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import shlex
@@ -12,22 +15,19 @@ from collections import Counter
 
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from conftest import CONF, REPO
+from dedl_experiments import sweeps
 from dedl_experiments.config import validate
 from dedl_experiments.report.build import RECIPE
 from dedl_experiments.report.aggregate import matches
+from dedl_experiments.report.generic import experiment_spec
 from dedl_experiments.report.paper import SEEDS, TABLES
 from dedl_experiments.tracking import NOT_CELL_KEYS, NOT_CELL_PATHS, flatten
 
-JOBS = {
-    "table1": 40, "table2": 120, "table3": 80, "table4": 150, "table5": 15, "table6": 60,
-    "table7": 60, "table8": 80, "table9": 80, "table10": 80, "table11": 80, "table12": 120,
-    "table13": 120, "tiling": 10,
-}
+# Every experiment file is a table.
+EXPERIMENTS = sorted(path.stem for path in (CONF / "experiment").glob("*.yaml"))
 # Timing tables: the paper timed full 50-epoch runs, so they train without early stopping.
 TIMING = ("table1", "table8", "table10")
 # Each timing table and the IoU table(s) over the same grid: the same sweep, but other cells
@@ -47,43 +47,49 @@ def sweep_params(table: str) -> dict[str, str]:
 
 
 def expand(params: dict[str, str], command_line: list[str] = ()) -> list[list[str]]:
-    """The jobs' overrides, as BasicSweeper.sweep builds them: its params first, then the
+    """The jobs' overrides, as the basic sweeper builds them: its params first, then the
     command line's overrides, a later key replacing an earlier one."""
-    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]
-                                                      + list(command_line))
-    [jobs] = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    return jobs
+    return sweeps.split([*(f"{k}={v}" for k, v in params.items()), *command_line])
 
 
-def sweep_values(override: str) -> list[str]:
-    parsed = OverridesParser.create().parse_override(override)
-    if parsed.is_sweep_override():
-        return list(parsed.sweep_string_iterator())
-    return [parsed.get_value_element_as_str()]
+def sweep_values(key: str, value: str) -> list[str]:
+    return [str(v) for v in sweeps.values(key, value)]
+
+
+def makefile_job_counts() -> dict[str, int]:
+    """The job counts the Makefile's help lines state, e.g. `table2: ## ... (120 jobs)`."""
+    text = (REPO / "Makefile").read_text()
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+): ## .*?\((\d+) jobs", text, re.M)}
 
 
 def job_params(table: str, job: list[str]) -> dict[str, str]:
+    return dict(_job_params(table, tuple(job)))
+
+
+@functools.cache  # both specs of a table (hand-written, derived) check the same jobs
+def _job_params(table: str, job: tuple[str, ...]) -> dict[str, str]:
     cfg = compose(config_name="config", overrides=[f"+experiment={table}", *job])
     validate(cfg)
     return flatten(OmegaConf.to_container(cfg, resolve=True))
 
 
-def test_one_experiment_per_table() -> None:
-    assert set(JOBS) == set(TABLES)
-    assert {path.stem for path in (CONF / "experiment").glob("*.yaml")} == set(TABLES)
+def test_every_paper_table_is_an_experiment_file() -> None:
+    assert set(TABLES) <= set(EXPERIMENTS)
 
 
-@pytest.mark.parametrize("table", list(JOBS))
+@pytest.mark.parametrize("table", EXPERIMENTS)
 def test_sweep_size_and_seeds(table: str) -> None:
     cfg = compose(config_name="config", overrides=[f"+experiment={table}"], return_hydra_config=True)
     assert cfg.table == table
-    assert cfg.task.name == TABLES[table].task
+    if table in TABLES:
+        assert cfg.task.name == TABLES[table].task
     jobs = expand(dict(cfg.hydra.sweeper.params))
-    assert len(jobs) == JOBS[table]
     assert len({tuple(job) for job in jobs}) == len(jobs)
     seeds = Counter(override for job in jobs for override in job if override.startswith("seed="))
     assert set(seeds) == {f"seed={seed}" for seed in SEEDS}
-    assert set(seeds.values()) == {JOBS[table] // len(SEEDS)}
+    assert set(seeds.values()) == {len(jobs) // len(SEEDS)}
+    # What `make help` says a table costs is what its file sweeps.
+    assert makefile_job_counts().get(table, len(jobs)) == len(jobs)
 
 
 def test_timing_tables_train_the_full_budget() -> None:
@@ -91,7 +97,7 @@ def test_timing_tables_train_the_full_budget() -> None:
         cfg = compose(config_name="config", overrides=[f"+experiment={table}"])
         assert cfg.train.patience is None, table
         validate(cfg)
-    for table in set(JOBS) - set(TIMING):
+    for table in set(EXPERIMENTS) - set(TIMING):
         cfg = compose(config_name="config", overrides=[f"+experiment={table}"])
         assert cfg.train.patience == 5, table
 
@@ -120,14 +126,16 @@ def test_views_share_their_tables_sweep() -> None:
         assert {tuple(job) for job in expand(sweep_params(half))} < table2
 
 
-@pytest.mark.parametrize("table", list(JOBS))
-def test_jobs_fill_every_cell_of_the_spec(table: str) -> None:
-    """Every job lands in exactly one cell, and every cell gets one job per seed. Each value of
-    each swept key is composed (and validated) once, in a covering set of jobs; a job's params
-    are the base config's with each chosen group's (or key's) params from those composes."""
-    spec = TABLES[table]
+@pytest.mark.parametrize(("table", "derived"), [
+    *((table, True) for table in EXPERIMENTS), *((table, False) for table in TABLES)])
+def test_jobs_fill_every_cell_of_the_spec(table: str, derived: bool) -> None:
+    """Every job lands in exactly one cell, and every cell gets one job per seed, in the table
+    derived from the experiment file as in the hand-written one. Each value of each swept key is
+    composed (and validated) once, in a covering set of jobs; a job's params are the base
+    config's with each chosen group's (or key's) params from those composes."""
+    spec = experiment_spec(table) if derived else TABLES[table]
     params = sweep_params(table)
-    values = {key: sweep_values(f"{key}={value}") for key, value in params.items()}
+    values = {key: sweep_values(key, value) for key, value in params.items()}
     by_choice: dict[tuple[str, str], dict[str, str]] = {}
     for i in range(max(len(v) for v in values.values())):
         chosen = {key: options[i % len(options)] for key, options in values.items()}
@@ -147,13 +155,14 @@ def test_jobs_fill_every_cell_of_the_spec(table: str) -> None:
         cells = [(row.label, column.label) for row in spec.rows if row.match is not None
                  for column in spec.columns if matches(row.match, flat) and matches(column.match, flat)]
         # Table 5 also runs Swin-B (the model the paper's text names), whose cells are Table 4's.
-        extra = table == "table5" and flat["encoder.name"] == "swin_base"
-        assert len(cells) == (0 if extra else 1) or (len(cells) == 2 and table == "tiling"), (combo, cells)
+        extra = table == "table5" and flat["encoder.name"] == "swin_base" and not derived
+        # Section 5.1 shows accuracy and IoU of the same runs: two columns per tiling.
+        shared = table == "tiling" and not derived
+        assert len(cells) == (0 if extra else 1) or (len(cells) == 2 and shared), (combo, cells)
         hits.update(cells)
     wanted = {(row.label, column.label) for row in spec.rows if row.match is not None for column in spec.columns}
     assert set(hits) == wanted
-    # Section 5.1 shows accuracy and IoU of the same runs: two columns per tiling.
-    assert set(hits.values()) == {len(SEEDS)}
+    assert set(hits.values()) == {len(spec.seeds)}
 
 
 def test_recipe_filter_is_the_default_config() -> None:
@@ -206,6 +215,19 @@ def test_make_table_targets(table: str, sweep: str, report: str) -> None:
     assert make_dry_run("tiling")[1].endswith("report table=tiling budget=paper")
 
 
-def test_make_has_a_target_per_table() -> None:
-    lines = make_dry_run(*TABLES)
-    assert [line.split("+experiment=")[1].split()[0] for line in lines if "+experiment=" in line] == list(TABLES)
+def test_make_has_a_target_per_experiment_file() -> None:
+    lines = make_dry_run("tables")
+    assert sorted(line.split("+experiment=")[1].split()[0] for line in lines if "+experiment=" in line) == EXPERIMENTS
+
+
+def test_make_targets_of_a_users_config_folder(tmp_path) -> None:
+    """CONF=/path: its experiment files are targets, on Hydra's search path for the sweep and
+    given to the report; a classification experiment takes CLS_DATA, one sweeping inits keeps them."""
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /task: classification\n"
+        "hydra:\n  sweeper:\n    params:\n      init: imagenet,advprop\n")
+    sweep, report = make_dry_run("mine", f"CONF={tmp_path}", "SMOKE=1", "CLS_DATA=/cls")
+    assert sweep.endswith(f"-m dedl_experiments -m +experiment=mine budget=smoke dataset=autofluorescence "
+                          f"dataset.root=/cls 'hydra.searchpath=[pkg://multirun_launchers/conf,file://{tmp_path}]'")
+    assert report.endswith(f"-m dedl_experiments.report table=mine budget=smoke init=random config_dir={tmp_path}")

@@ -234,12 +234,13 @@ def test_png_written_even_with_empty_cells(tmp_path, name: str) -> None:
 def test_load_runs_skips_parent_runs(tmp_path) -> None:
     from mlflow import MlflowClient
 
-    from dedl_experiments.report.mlflow_runs import PARENT_RUN_TAG, load_runs
+    from dedl_experiments.report.mlflow_runs import load_runs
+    from dedl_experiments.tracking import PARENT_TAG
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     experiment_id = client.create_experiment("report-test")
-    client.create_run(experiment_id, tags={PARENT_RUN_TAG: "1"})
+    client.create_run(experiment_id, tags={PARENT_TAG: "1"})
     child = client.create_run(experiment_id, tags={"mlflow.parentRunId": "p"})
     client.log_param(child.info.run_id, "encoder.name", "resnet18")
     client.log_metric(child.info.run_id, "test_iou", 0.4)
@@ -257,3 +258,22 @@ def test_load_runs_skips_parent_runs(tmp_path) -> None:
     assert runs[failed.info.run_id].status == "FAILED"
     with pytest.raises(ValueError, match="no MLflow experiment"):
         load_runs(uri, "absent")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_load_runs_reads_only_the_experiments_that_hold_cells(tmp_path) -> None:
+    """The reports' and the claims' experiments (tracking's names) hold no cells."""
+    from mlflow import MlflowClient
+
+    from dedl_experiments import tracking
+    from dedl_experiments.report.mlflow_runs import load_runs
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    runs = {}
+    for name in ("dedl", "dedl-table2", tracking.REPORTS_EXPERIMENT, tracking.CLAIMS_EXPERIMENT, "other"):
+        run = client.create_run(client.create_experiment(name))
+        client.set_terminated(run.info.run_id)
+        runs[name] = run.info.run_id
+    assert {run.run_id for run in load_runs(uri)} == {runs["dedl"], runs["dedl-table2"]}
+    assert [name for name in runs if tracking.is_cell_experiment(name)] == ["dedl", "dedl-table2"]

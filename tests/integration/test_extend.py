@@ -1,0 +1,66 @@
+"""Extending by adding files, outside the package: a user's config folder holds a new encoder
+(ResNet-18's file under another name and label) and a new table (an experiment file sweeping it
+and ResNet-18 over 2 seeds). The real CLI runs the sweep with that folder on Hydra's search path
+and the report finds the table there; nothing in the package changes."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import CONF, TINY, run_cli
+
+pytestmark = pytest.mark.slow
+
+EXPERIMENT = """\
+# @package _global_
+# A table of my own: my encoder against ResNet-18.
+table: mine
+hydra:
+  sweeper:
+    params:
+      encoder: mynet,resnet18
+      seed: 26,77
+report:
+  title: My net against ResNet-18
+  metric: test_iou
+  published:
+    resnet18: [0.4347]
+"""
+
+
+def test_a_users_encoder_and_table_sweep_and_report(tmp_path: Path, shared_data_dir: Path) -> None:
+    conf = tmp_path / "my_conf"
+    (conf / "encoder").mkdir(parents=True)
+    (conf / "experiment").mkdir()
+    encoder = (CONF / "encoder" / "resnet18.yaml").read_text().replace("name: resnet18", "name: mynet")
+    (conf / "encoder" / "mynet.yaml").write_text(re.sub(r"(?m)^label: .*$", "label: My Net", encoder))
+    (conf / "experiment" / "mine.yaml").write_text(EXPERIMENT)
+
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    sweep = run_cli(["-m", "+experiment=mine", f"hydra.searchpath=[file://{conf}]", *TINY,
+                     f"data_dir={shared_data_dir}"], cwd)
+    assert "4 runs in sqlite:///mlflow.db" in sweep.stdout
+    assert "seg-unet-mynet-app_none-cosine-random-smoke-s77" in sweep.stdout
+
+    report = run_cli(["table=mine", f"config_dir={conf}", "budget=smoke", "init=random"], cwd,
+                     module="dedl_experiments.report")
+    assert "### mine: My net against ResNet-18" in report.stdout
+    table = report.stdout[:report.stdout.index("#### Cost")]
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines()
+            if line.startswith(("| My Net |", "| ResNet-18 |"))}
+    assert set(rows) == {"My Net", "ResNet-18"}
+    assert "Missing:" not in report.stdout  # its sweep's 2 seeds make a full cell
+    number = r"\d\.\d{4} ± \d\.\d+ \(n=2\)"
+    assert re.search(rf"\| My Net \| {number} \| — \|", rows["My Net"]), rows["My Net"]
+    assert re.search(rf"\| ResNet-18 \| {number} \| 0\.4347 \|", rows["ResNet-18"]), rows["ResNet-18"]
+    with (cwd / "reports" / "mine" / "mine.csv").open() as handle:
+        cells = {line["row"]: line for line in csv.DictReader(handle)}
+    assert {row: (cells[row]["status"], cells[row]["n"]) for row in cells} == {
+        "My Net": ("ok", "2"), "ResNet-18": ("ok", "2")}
+    # Found on the search path, not copied into the package.
+    assert not (CONF / "encoder" / "mynet.yaml").exists() and not (CONF / "experiment" / "mine.yaml").exists()

@@ -1,0 +1,152 @@
+"""Extending by adding files: a choice's display name is its YAML's `label:`, and an experiment
+file without a hand-written spec still gets a table, derived from the file (report/generic.py),
+in the package or in a user's config folder given to the report as `config_dir=`."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from report_records import run_in
+
+from conftest import CONF
+from dedl_experiments import conf
+from dedl_experiments.report import tables
+from dedl_experiments.report.build import RECIPE, build
+from dedl_experiments.report.generic import ExperimentError, experiment_spec
+from dedl_experiments.report.options import UsageError, parse_args
+from dedl_experiments.report.paper import TABLE2, TABLES
+from dedl_experiments.report.spec import ColumnSpec, Published, RowSpec, TableSpec
+
+
+def user_conf(tmp_path: Path, experiment: str, encoder_label: str | None = "My Net") -> Path:
+    """A user's config folder: encoder `mynet` (ResNet-18's file under another name and label)
+    and experiment `mine`."""
+    folder = tmp_path / "conf"
+    (folder / "encoder").mkdir(parents=True)
+    (folder / "experiment").mkdir()
+    text = (CONF / "encoder" / "resnet18.yaml").read_text().replace("name: resnet18", "name: mynet")
+    text = re.sub(r"(?m)^label: .*$", f"label: {encoder_label}" if encoder_label else "", text)
+    (folder / "encoder" / "mynet.yaml").write_text(text)
+    (folder / "experiment" / "mine.yaml").write_text(textwrap.dedent(experiment))
+    return folder
+
+
+MINE = """\
+    # @package _global_
+    table: mine
+    defaults:
+      - override /lr_schedule: step
+    train:
+      patience: 3
+    hydra:
+      sweeper:
+        params:
+          encoder: mynet,resnet18
+          app: none,gelu
+          seed: 26,77
+    report:
+      title: My net against ResNet-18
+      published:
+        resnet18: [0.43, [0.47, 0.01]]
+"""
+
+
+def test_labels_come_from_the_yaml_files(tmp_path: Path) -> None:
+    assert conf.label("encoder", "swin_base") == "Swin-B (patch 4, window 12)"
+    assert conf.label("architecture", "unetplusplus") == "UNet++"
+    # The paper's rows are labelled from there: no label table in the report.
+    assert [row.label for row in TABLE2.rows] == [conf.label("encoder", f"resnet{d}") for d in (18, 34, 50, 101)]
+    folder = user_conf(tmp_path, MINE)
+    assert conf.label("encoder", "mynet", [str(folder)]) == "My Net"
+    assert "mynet" in conf.options("encoder", [f"file://{folder}"]) and "mynet" not in conf.options("encoder")
+    assert conf.label("app", "gelu") == "gelu"  # no label: the choice's name
+    assert conf.label("encoder", "mynet") == "mynet"  # not on the search path: not found
+
+
+def test_a_user_experiment_is_a_table_derived_from_its_file(tmp_path: Path) -> None:
+    folder = user_conf(tmp_path, MINE)
+    assert "mine" in tables.names([str(folder)]) and "mine" not in tables.names()
+    spec = tables.spec("mine", [str(folder)])
+    assert (spec.name, spec.title, spec.task, spec.metric) == ("mine", "My net against ResNet-18", "segmentation",
+                                                              "test_iou")  # the task's main metric
+    assert spec.rows == (RowSpec("My Net", {"encoder.name": "mynet"}), RowSpec("ResNet-18", {"encoder.name": "resnet18"}))
+    assert spec.columns == (ColumnSpec("none", {"app.name": "none"}), ColumnSpec("gelu", {"app.name": "gelu"}))
+    assert spec.published == {("ResNet-18", "none"): Published(0.43), ("ResNet-18", "gelu"): Published(0.47, 0.01)}
+    assert spec.seeds == (26, 77)  # a full cell: a run per seed of its sweep
+    # The experiment's own choices and settings, and the defaults it leaves: what its jobs ran.
+    assert {k: spec.fixed[k] for k in ("lr_schedule.name", "train.patience", "init.name", "architecture.name",
+                                       "task.name")} == {
+        "lr_schedule.name": "step", "train.patience": "3", "init.name": "imagenet", "architecture.name": "unet",
+        "task.name": "segmentation"}
+    assert not {"encoder.name", "app.name", "dataset.name", "budget.name"} & set(spec.fixed)
+    [comparison] = spec.comparisons
+    assert comparison.name == "none vs gelu" and [p.label for p in comparison.pairs] == ["My Net", "ResNet-18"]
+
+
+def test_the_report_block_is_optional_and_checked(tmp_path: Path) -> None:
+    folder = user_conf(tmp_path, """\
+        # @package _global_
+        defaults:
+          - override /task: classification
+        hydra:
+          sweeper:
+            params:
+              seed: 26,77
+        """)
+    spec = experiment_spec("mine", [str(folder)])
+    assert spec.metric == "test_f1_micro" and spec.published == {}
+    assert [row.label for row in spec.rows] == ["mine"] and spec.rows[0].match == {}
+    bad = user_conf(tmp_path / "bad", MINE.replace("[0.43, [0.47, 0.01]]", "[0.43]"))
+    with pytest.raises(ExperimentError, match=r"report.published.resnet18 must list 2 value\(s\)"):
+        experiment_spec("mine", [str(bad)])
+
+
+def test_runs_of_a_user_table_fill_its_cells(tmp_path: Path) -> None:
+    """Its step schedule is the table's own: the paper's recipe (cosine) does not filter it out."""
+    folder = user_conf(tmp_path, MINE)
+    options = parse_args(["table=mine", f"config_dir={folder}", "budget=smoke", "init=random"])
+    spec = tables.spec("mine", options.search_path)
+    recipe = {k: v for k, v in RECIPE["segmentation"].items() if k not in spec.fixed}
+    recorded = {"budget.name": "smoke", "init.name": "random", "dataset.name": "synthetic", **recipe}
+    runs = [run_in(spec, "My Net", "gelu", 0.5, seed=seed, **recorded) for seed in (26, 77)]
+    report = build(spec, runs, options)
+    cell = next(c for c in report.cells if (c.row, c.column) == ("My Net", "gelu"))
+    assert (cell.status, cell.n) == ("ok", 2)
+
+
+def test_recipe_gives_way_to_a_tables_own_settings() -> None:
+    """A hand-written table that varies a recipe setting (the loss) keeps both columns."""
+    spec = TableSpec(name="losses", title="", task="segmentation", metric="test_iou",
+                     rows=(RowSpec("ResNet-18", {"encoder.name": "resnet18"}),),
+                     columns=(ColumnSpec("weighted", {"loss.name": "weighted_ce"}), ColumnSpec("plain", {"loss.name": "ce"})),
+                     published={})
+    recipe = {k: v for k, v in RECIPE["segmentation"].items() if k != "loss.name"}
+    runs = [run_in(spec, "ResNet-18", column, 0.5, **recipe, **{"budget.name": "paper", "dataset.name": "synthetic"})
+            for column in ("weighted", "plain")]
+    report = build(spec, runs, parse_args(["table=table2"]))
+    assert [cell.n for cell in report.cells] == [1, 1]
+
+
+def test_report_options_find_a_users_config_folder(tmp_path: Path) -> None:
+    folder = user_conf(tmp_path, MINE)
+    assert parse_args(["table=mine", f"config_dir={folder}"]).tables == ["mine"]
+    same = parse_args(["table=mine", f"hydra.searchpath=[pkg://multirun_launchers/conf,file://{folder}]"])
+    assert same.tables == ["mine"]
+    assert parse_args(["table=all", f"config_dir={folder}"]).tables == [*TABLES, "mine"]
+    with pytest.raises(UsageError, match=r"unknown table 'mine' \(no experiment/mine.yaml; config_dir=DIR adds yours\)"):
+        parse_args(["table=mine"])
+    with pytest.raises(UsageError, match="does not exist"):
+        parse_args(["table=table2", f"config_dir={tmp_path / 'absent'}"])
+
+
+def test_packaged_experiments_are_listed_from_their_files(tmp_path: Path, monkeypatch) -> None:
+    """A table is its file: one more file in the package's conf/experiment/ is one more table."""
+    package = tmp_path / "package"
+    shutil.copytree(CONF, package)
+    (package / "experiment" / "extra.yaml").write_text((package / "experiment" / "table2.yaml").read_text())
+    monkeypatch.setattr(conf, "CONF_DIR", package)
+    assert tables.names() == [*TABLES, "extra"]
