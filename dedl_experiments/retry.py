@@ -15,7 +15,6 @@ and a lock held past the timeout fails too. MLflow then raises "database is lock
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import random
 import time
@@ -23,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
+
+from dedl_experiments.locks import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,5 @@ def sqlite_store_lock(uri: str) -> Iterator[None]:
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_lock(path.with_name(path.name + ".lock")):
+        yield

@@ -10,31 +10,18 @@ inside a run.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from dedl_experiments.locks import exclusive_lock
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created if needed) while the block runs."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_manifest(folder: Path) -> None:
@@ -69,7 +56,7 @@ def build_once(cache: Path, build: Callable[[Path], None]) -> None:
     Jobs that start together take turns on a lock: the first builds, the others reuse. A
     damaged cache is rebuilt with a warning naming what is damaged.
     """
-    with locked(cache.parent / f".{cache.name}.lock"):
+    with exclusive_lock(cache.parent / f".{cache.name}.lock"):
         if (cache / MANIFEST).exists():
             problem = damage(cache)
             if problem is None:

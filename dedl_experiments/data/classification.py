@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from dedl_experiments.data.errors import DataError
-from dedl_experiments.data.synthetic import CLASSES
+from dedl_experiments.data.synthetic_composites import CLASSES
 
 log = logging.getLogger(__name__)
 

@@ -2,28 +2,23 @@
 
 - `write_inform_dataset`: the Akoya/inForm export (component TIFFs with a thumbnail page,
   0/255 nucleus masks, cell outline tables, phenotype tables) for the paper's 7 patients.
-- `write_classification_dataset`: RGB composites with multi-label CSV lists.
+- `write_classification_dataset` (synthetic_composites.py): RGB composites with multi-label
+  CSV lists.
 - `ensure_dataset`: generate once per parameter set, atomically, safe for parallel callers.
 """
 
 from __future__ import annotations
 
-import csv
-import fcntl
 import inspect
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tifffile
-from PIL import Image, ImageFilter
 
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.data.inform import (
@@ -35,11 +30,13 @@ from dedl_experiments.data.inform import (
     mask_path,
     phenotype_table_path,
 )
+from dedl_experiments.data.synthetic_composites import write_classification_dataset
+from dedl_experiments.data.synthetic_shapes import Ellipses, gaussian_blur, rasterise
+from dedl_experiments.locks import exclusive_lock
 
 log = logging.getLogger(__name__)
 
 PATIENTS = ("Myo089", "Myo253", "Myo368", "Myo208", "Myo388", "Myo231", "Myo511")
-CLASSES = ("b", "tfh", "tfh217", "tfhl", "other")
 MANIFEST = "synthetic.json"
 # Bump when the generators' output changes, so datasets made by older code are regenerated.
 GENERATOR_VERSION = 1
@@ -63,24 +60,6 @@ MARKER_PROBABILITIES = np.array(
     ]
 )
 
-# Classification: class share (imbalanced as in the paper) and the blob colour showing it.
-CLASS_SHARES = (0.45, 0.25, 0.2, 0.08, 0.55)
-CLASS_COLOURS = np.array(
-    [(60, 220, 80), (235, 50, 50), (225, 60, 225), (240, 220, 50), (60, 150, 245)], dtype=np.float32
-)
-CLASSIFICATION_HEIGHT, CLASSIFICATION_WIDTH = 352, 469
-TEST_SHARE = 0.2
-
-
-@dataclass(frozen=True)
-class _Ellipses:
-    """Centres, semi-axes and rotation (radians) of elliptical blobs."""
-
-    cy: np.ndarray
-    cx: np.ndarray
-    ry: np.ndarray
-    rx: np.ndarray
-    angle: np.ndarray
 
 
 def _empty_region(rng: np.random.Generator, height: int, width: int) -> tuple[int, int, int, int]:
@@ -97,7 +76,7 @@ def _empty_region(rng: np.random.Generator, height: int, width: int) -> tuple[in
     return 0, height, start, start + int(share * width)
 
 
-def _nuclei(rng: np.random.Generator, height: int, width: int) -> _Ellipses:
+def _nuclei(rng: np.random.Generator, height: int, width: int) -> Ellipses:
     """Randomly placed nuclei; a third are placed against another one so that some touch or overlap."""
     scale = min(height / FULL_HEIGHT, width / FULL_WIDTH)
     # 6-14 px at full size; never below a few pixels so downscaled images keep visible nuclei.
@@ -119,41 +98,7 @@ def _nuclei(rng: np.random.Generator, height: int, width: int) -> _Ellipses:
     inside = (cy >= 0) & (cy < height) & (cx >= 0) & (cx < width)
     near_empty = (cy > y0 - r_max) & (cy < y1 + r_max) & (cx > x0 - r_max) & (cx < x1 + r_max)
     keep = inside & ~near_empty
-    return _Ellipses(cy[keep], cx[keep], radius[keep] * elongation[keep], radius[keep], angle[keep])
-
-
-def _rasterise(blobs: _Ellipses, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Label image (0 = background, k = blob k-1, later blobs on top) and a dome-shaped profile."""
-    labels = np.zeros((height, width), dtype=np.int32)
-    profile = np.zeros((height, width), dtype=np.float32)
-    for index, (cy, cx, ry, rx, angle) in enumerate(
-        zip(blobs.cy, blobs.cx, blobs.ry, blobs.rx, blobs.angle), start=1
-    ):
-        reach = max(ry, rx)
-        top, bottom = max(int(cy - reach), 0), min(int(cy + reach) + 2, height)
-        left, right = max(int(cx - reach), 0), min(int(cx + reach) + 2, width)
-        dy = (np.arange(top, bottom) - cy)[:, None]
-        dx = (np.arange(left, right) - cx)[None, :]
-        along = (dx * np.cos(angle) + dy * np.sin(angle)) / rx
-        across = (dy * np.cos(angle) - dx * np.sin(angle)) / ry
-        distance = along**2 + across**2
-        inside = distance <= 1
-        labels[top:bottom, left:right][inside] = index
-        profile[top:bottom, left:right][inside] = 1 - 0.35 * distance[inside]
-    return labels, profile
-
-
-def _gaussian_blur(stack: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur over the last two axes (reflecting edges)."""
-    radius = max(1, int(3 * sigma + 0.5))
-    offsets = np.arange(-radius, radius + 1)
-    kernel = np.exp(-(offsets**2) / (2 * sigma**2)).astype(np.float32)
-    kernel /= kernel.sum()
-    height, width = stack.shape[-2:]
-    padding = [(0, 0)] * (stack.ndim - 2) + [(radius, radius), (radius, radius)]
-    padded = np.pad(stack, padding, mode="reflect")
-    rows = sum(weight * padded[..., i : i + height, :] for i, weight in enumerate(kernel))
-    return sum(weight * rows[..., :, i : i + width] for i, weight in enumerate(kernel))
+    return Ellipses(cy[keep], cx[keep], radius[keep] * elongation[keep], radius[keep], angle[keep])
 
 
 def _components(
@@ -174,7 +119,7 @@ def _components(
     marker[:, 1:] = positive.T * rng.lognormal(np.log(6), 0.4, (len(MARKERS), n_cells))
 
     pages = np.empty((len(COMPONENTS), height, width), dtype=np.float32)
-    pages[0] = _gaussian_blur(dapi[labels] * profile, sigma)
+    pages[0] = gaussian_blur(dapi[labels] * profile, sigma)
     pages[list(MARKER_CHANNELS)] = marker[:, labels] * profile
     pages[-1] = 0.1 * pages[0] + 0.15 * pages[list(MARKER_CHANNELS)].sum(axis=0)
 
@@ -201,7 +146,7 @@ def _thumbnail(components: np.ndarray) -> np.ndarray:
     return np.clip(rgb * (255 / 20), 0, 255).astype(np.uint8)
 
 
-def _cell_table(blobs: _Ellipses, height: int, width: int) -> str:
+def _cell_table(blobs: Ellipses, height: int, width: int) -> str:
     """Tab-separated outline points per nucleus: Label, X, Y (1-based pixels)."""
     theta = np.linspace(0, 2 * np.pi, OUTLINE_POINTS, endpoint=False)
     along = blobs.rx[:, None] * np.cos(theta)
@@ -237,7 +182,7 @@ def _write_inform_sample(
     root: Path, panel: str, name: str, rng: np.random.Generator, height: int, width: int
 ) -> None:
     nuclei = _nuclei(rng, height, width)
-    labels, profile = _rasterise(nuclei, height, width)
+    labels, profile = rasterise(nuclei, height, width)
     positive = _phenotypes(rng, len(nuclei.cy))
     components = _components(rng, labels, profile, positive)
 
@@ -278,85 +223,6 @@ def write_inform_dataset(
     return root
 
 
-def _classification_labels(
-    rng: np.random.Generator, n_images: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels (N, C) bool, train indices, test indices); every class in both parts when N allows."""
-    labels = rng.random((n_images, len(CLASSES))) < np.asarray(CLASS_SHARES)
-    labels[~labels.any(axis=1), CLASSES.index("other")] = True
-    order = rng.permutation(n_images)
-    n_test = round(TEST_SHARE * n_images)
-    test, train = order[:n_test], order[n_test:]
-    if min(len(test), len(train)) >= len(CLASSES):
-        for part in (train, test):
-            labels[part[: len(CLASSES)], np.arange(len(CLASSES))] = True
-    return labels, np.sort(train), np.sort(test)
-
-
-def _classification_image(rng: np.random.Generator, labels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Dark autofluorescence-like background with dim unstained nuclei and one colour per class."""
-    scale = min(height / CLASSIFICATION_HEIGHT, width / CLASSIFICATION_WIDTH)
-    image = np.zeros((height, width, 3), dtype=np.float32)
-    colours = [np.array((70, 70, 85), dtype=np.float32) * 0.6] * int(rng.integers(8, 20))
-    for cls in np.flatnonzero(labels):
-        colours += [CLASS_COLOURS[cls]] * int(rng.integers(3, 8))
-    radius = rng.uniform(max(2.0, 6 * scale), max(3.0, 12 * scale), len(colours))
-    blobs = _Ellipses(
-        cy=rng.uniform(0, height, len(colours)),
-        cx=rng.uniform(0, width, len(colours)),
-        ry=radius * rng.uniform(0.7, 1.0, len(colours)),
-        rx=radius,
-        angle=rng.uniform(0, np.pi, len(colours)),
-    )
-    blob_labels, profile = _rasterise(blobs, height, width)
-    palette = np.concatenate([np.zeros((1, 3), np.float32), np.stack(colours)])
-    brightness = np.concatenate([[0], rng.uniform(0.7, 1.0, len(colours))]).astype(np.float32)
-    image += palette[blob_labels] * (brightness[blob_labels] * profile)[..., None]
-    image += np.array((14, 10, 20), dtype=np.float32) + 4 * rng.standard_normal(image.shape, dtype=np.float32)
-    picture = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
-    return np.asarray(picture.filter(ImageFilter.GaussianBlur(radius=max(0.5, scale))))
-
-
-def _write_label_list(path: Path, files: list[str], labels: np.ndarray) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "label"])
-        for file, row in zip(files, labels):
-            writer.writerow([file, str(np.flatnonzero(row).tolist())])
-
-
-def write_classification_dataset(
-    root: str | Path,
-    *,
-    n_images: int = 60,
-    height: int = CLASSIFICATION_HEIGHT,
-    width: int = CLASSIFICATION_WIDTH,
-    seed: int = 0,
-) -> Path:
-    """Write `images/<file>.jpg` and `train_list.csv` / `test_list.csv` (80/20) under `root`.
-
-    Classes (CLASSES): 0 b, 1 tfh, 2 tfh217, 3 tfhl, 4 other; an image shows blobs of the
-    colour of each of its classes, so labels are learnable from colour alone.
-    """
-    if n_images < 2 or height < 8 or width < 8:
-        raise DataError(
-            f"synthetic classification dataset needs n_images >= 2 and height, width >= 8, "
-            f"got {n_images}, {height}x{width}"
-        )
-    root = Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    labels_seed, *image_seeds = np.random.SeedSequence(seed).spawn(1 + n_images)
-    labels, train, test = _classification_labels(np.random.default_rng(labels_seed), n_images)
-    files = [f"image_{index:04d}" for index in range(n_images)]
-    for file, row, image_seed in zip(files, labels, image_seeds):
-        pixels = _classification_image(np.random.default_rng(image_seed), row, height, width)
-        Image.fromarray(pixels).save(root / "images" / f"{file}.jpg", quality=92, subsampling=0)
-    _write_label_list(root / "train_list.csv", [files[i] for i in train], labels[train])
-    _write_label_list(root / "test_list.csv", [files[i] for i in test], labels[test])
-    log.info("wrote %d synthetic classification images (%dx%d) to %s", n_images, height, width, root)
-    return root
-
-
 _WRITERS = {"inform": write_inform_dataset, "classification": write_classification_dataset}
 
 
@@ -383,16 +249,6 @@ def _is_current(root: Path, manifest: dict) -> bool:
         return False
 
 
-@contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _remove_leftovers(root: Path) -> None:
     """Staging or old copies left by a crashed generation (only lock holders create them)."""
     for pattern in (f".{root.name}.tmp-*", f".{root.name}.old-*"):
@@ -413,7 +269,7 @@ def ensure_dataset(root: str | Path, kind: str, **params: object) -> Path:
     if _is_current(root, manifest):
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(root.parent / f".{root.name}.lock"):
+    with exclusive_lock(root.parent / f".{root.name}.lock"):
         if _is_current(root, manifest):  # made by another process while we waited
             return root
         if root.exists() and not (root / MANIFEST).is_file() and (not root.is_dir() or any(root.iterdir())):

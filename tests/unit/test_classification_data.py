@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dedl_experiments.data import synthetic
+from dedl_experiments.data import synthetic, synthetic_composites
 from dedl_experiments.data.classification import (
     CLASSES,
     find_classification_items,
@@ -31,7 +31,7 @@ def _csv(path: Path, *rows: str, header: str = "file,label") -> Path:
 
 
 def test_classes_are_the_synthetic_ones() -> None:
-    assert CLASSES == synthetic.CLASSES == ("b", "tfh", "tfh217", "tfhl", "other")
+    assert CLASSES == synthetic_composites.CLASSES == ("b", "tfh", "tfh217", "tfhl", "other")
 
 
 def test_parse_label() -> None:

@@ -14,7 +14,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from dedl_experiments.data import synthetic
+from dedl_experiments.data import synthetic, synthetic_composites
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.data.inform import COMPONENTS, normalise
 from dedl_experiments.data.tiling import blank_tiles, tile
@@ -135,10 +135,10 @@ def test_classification_lists_split_80_20_with_every_class_on_both_sides(classif
     assert (len(train), len(test)) == (24, 6)
     assert not set(train) & set(test)
     for part in (train, test):
-        assert {c for labels in part.values() for c in labels} == set(range(len(synthetic.CLASSES)))
+        assert {c for labels in part.values() for c in labels} == set(range(len(synthetic_composites.CLASSES)))
     counts = np.bincount([c for labels in {**train, **test}.values() for c in labels], minlength=5)
-    assert counts[synthetic.CLASSES.index("tfhl")] < counts[synthetic.CLASSES.index("b")]
-    assert counts[synthetic.CLASSES.index("tfhl")] < counts[synthetic.CLASSES.index("other")]
+    assert counts[synthetic_composites.CLASSES.index("tfhl")] < counts[synthetic_composites.CLASSES.index("b")]
+    assert counts[synthetic_composites.CLASSES.index("tfhl")] < counts[synthetic_composites.CLASSES.index("other")]
     for file in {**train, **test}:
         with Image.open(classification_root / "images" / f"{file}.jpg") as image:
             assert image.mode == "RGB" and image.size == (117, 88)
@@ -149,7 +149,7 @@ def test_classification_labels_are_visible_as_class_colours(classification_root:
         **_read_list(classification_root / "train_list.csv"),
         **_read_list(classification_root / "test_list.csv"),
     }
-    chroma = synthetic.CLASS_COLOURS / synthetic.CLASS_COLOURS.sum(axis=1, keepdims=True)
+    chroma = synthetic_composites.CLASS_COLOURS / synthetic_composites.CLASS_COLOURS.sum(axis=1, keepdims=True)
     for file, classes in labels.items():
         pixels = np.asarray(Image.open(classification_root / "images" / f"{file}.jpg"), dtype=np.float32)
         bright = pixels.sum(axis=-1) > 200
