@@ -17,7 +17,6 @@ import csv
 import io
 import logging
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +27,7 @@ from PIL import Image
 from dedl_experiments.data import splits as splits_mod
 from dedl_experiments.data.checks import check_image_size
 from dedl_experiments.data.errors import DataError
+from dedl_experiments.data.samples import Sample
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,6 @@ _TIFF_ERRORS = (ValueError, OSError, EOFError, struct.error, IndexError, KeyErro
 _PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-@dataclass(frozen=True)
-class FolderSample:
-    id: str
-    image: Path
-    mask: Path
-
-
 def _files_by_stem(folder: Path, problems: list[str]) -> dict[str, Path]:
     """Image files of `folder` by stem; a stem present with two extensions is a problem, not a guess."""
     found: dict[str, list[Path]] = {}
@@ -67,8 +60,9 @@ def _files_by_stem(folder: Path, problems: list[str]) -> dict[str, Path]:
     return unique
 
 
-def find_folder_samples(root: str | Path) -> tuple[list[FolderSample], list[str]]:
-    """Pair `images/<id>.*` with `masks/<id>.*` by file stem.
+def find_folder_samples(root: str | Path) -> tuple[list[Sample], list[str]]:
+    """Pair `images/<id>.*` with `masks/<id>.*` by file stem: a Sample named by the stem, its
+    own patient.
 
     Returns the pairs sorted by id and one message per image without a mask, mask without an
     image, or ambiguous id (those are left out and logged as warnings).
@@ -95,7 +89,7 @@ def find_folder_samples(root: str | Path) -> tuple[list[FolderSample], list[str]
     samples = []
     for stem, image in images.items():
         if stem in masks:
-            samples.append(FolderSample(id=stem, image=image, mask=masks[stem]))
+            samples.append(Sample(name=stem, patient=stem, image=image, mask=masks[stem]))
         else:
             problems.append(f"image {image}: no mask {mask_dir}/{stem}.* ({accepted})")
     problems += [f"mask {mask}: no image {image_dir}/{stem}.*" for stem, mask in masks.items()
@@ -104,7 +98,7 @@ def find_folder_samples(root: str | Path) -> tuple[list[FolderSample], list[str]
         log.warning("%s", problem)
     if not samples:
         raise DataError(f"dataset root {root}: no image has a mask; first problem: {problems[0]}")
-    return sorted(samples, key=lambda s: s.id), problems
+    return sorted(samples, key=lambda s: s.name), problems
 
 
 def _single_page(tif: tifffile.TiffFile, path: Path) -> tifffile.TiffPage:

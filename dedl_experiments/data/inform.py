@@ -14,7 +14,6 @@ import logging
 import re
 import struct
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import tifffile
 
 from dedl_experiments.data.checks import check_image_size
 from dedl_experiments.data.errors import DataError
+from dedl_experiments.data.samples import Sample
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +40,6 @@ _SAMPLE_NAME = re.compile(r"^[^_\s]+_(?P<patient>[^_\s]+)_\[\d+,\s*\d+\]$")
 
 # What tifffile and the file system raise for unreadable, truncated or non-TIFF files.
 _TIFF_ERRORS = (ValueError, OSError, EOFError, struct.error)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One image set: the component TIFF and (when labelled) its nucleus mask."""
-
-    name: str
-    patient: str
-    image: Path
-    mask: Path | None
 
 
 def image_path(root: str | Path, panel: str, sample: str) -> Path:

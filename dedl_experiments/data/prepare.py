@@ -105,8 +105,7 @@ def open_raw_segmentation(cfg: DictConfig) -> RawSegmentation:
     """Find the samples of the configured dataset and assign them to train/val/test."""
     root = raw_root(cfg)
     if cfg.dataset.name == "folder":
-        found, problems = folder.find_folder_samples(root)
-        samples = [inform.Sample(s.id, s.id, s.image, s.mask) for s in found]
+        samples, problems = folder.find_folder_samples(root)
         ids = folder.folder_splits(root, [s.name for s in samples], cfg.dataset.split_seed)
         by_name = {s.name: s for s in samples}
         by_split = {k: [by_name[i] for i in ids.get(k, [])] for k in SPLITS}

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from dedl_experiments.data.errors import DataError
-from dedl_experiments.data.inform import Sample
+from dedl_experiments.data.samples import Sample
 
 UNASSIGNED = "unassigned"
 

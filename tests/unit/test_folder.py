@@ -12,12 +12,12 @@ from PIL import Image
 
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.data.folder import (
-    FolderSample,
     find_folder_samples,
     folder_splits,
     read_folder_image,
     read_folder_mask,
 )
+from dedl_experiments.data.samples import Sample
 from dedl_experiments.data.splits import seeded_split
 
 
@@ -64,8 +64,9 @@ def dataset(tmp_path: Path) -> Path:
 
 def test_pairs_by_stem_and_reports_unpaired_files(dataset: Path) -> None:
     samples, problems = find_folder_samples(dataset)
-    assert [s.id for s in samples] == ["a", "b", "c", "d"]
-    assert samples[2] == FolderSample("c", dataset / "images" / "c.tif", dataset / "masks" / "c.tif")
+    assert [s.name for s in samples] == ["a", "b", "c", "d"]
+    # The one sample type of every layout: a folder image is its own patient.
+    assert samples[2] == Sample("c", "c", dataset / "images" / "c.tif", dataset / "masks" / "c.tif")
     assert len(problems) == 2
     assert any("e.tiff" in p and "no mask" in p for p in problems)
     assert any("f.png" in p and "no image" in p for p in problems)
