@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -313,3 +314,17 @@ def test_alpha_rule_covers_grey_alpha_palette_tiff_and_masks(tmp_path: Path) -> 
     path = _png(tmp_path / "mask_rgba.png", mask)
     with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: alpha channel is not fully opaque"):
         read_folder_mask(path, (6, 7))
+
+
+def test_unpaired_files_are_warned_about_once(dataset: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The reader lists each unpaired image or mask once; the prepare step does not repeat it."""
+    from conftest import compose_config
+    from dedl_experiments.data.prepare import open_raw_segmentation
+
+    (dataset / "splits.csv").write_text("id,split\na,train\nb,train\nc,val\nd,test\n")
+    cfg = compose_config(["dataset=folder", f"dataset.root={dataset}", "budget=smoke"])
+    with caplog.at_level(logging.WARNING):
+        open_raw_segmentation(cfg)
+    orphans = [r.getMessage() for r in caplog.records if "e.tiff" in r.getMessage()
+               or "f.png" in r.getMessage()]
+    assert len(orphans) == 2, orphans
