@@ -1,0 +1,59 @@
+"""The package's shape by plain measure: modules small enough to read, no sys.path edits, Hydra's
+private API behind one adapter (sweeps.py), one cross-process lock (locks.py) and one sample type
+(data/samples.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import REPO
+
+PACKAGES = ("dedl_experiments", "multirun_launchers")
+MAX_LINES = 400
+
+
+def sources(*roots: str) -> dict[str, str]:
+    return {path.relative_to(REPO).as_posix(): path.read_text() for root in roots
+            for path in sorted((REPO / root).rglob("*.py")) if "__pycache__" not in path.parts}
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {name: text.count("\n") for name, text in sources(*PACKAGES).items() if text.count("\n") > MAX_LINES}
+    assert long == {}
+
+
+def test_no_sys_path_edits_in_the_package() -> None:
+    assert [name for name, text in sources(*PACKAGES).items() if re.search(r"sys\.path\.(insert|append)", text)] == []
+
+
+def test_hydra_internals_only_in_the_sweep_adapter() -> None:
+    users = {name for name, text in sources(*PACKAGES, "tests", "benchmarks").items()
+             if re.search(r"^\s*(from|import) hydra\._internal", text, re.M)}
+    assert users == {"dedl_experiments/sweeps.py"}
+
+
+def test_one_exclusive_file_lock() -> None:
+    """Blocking flocks go through locks.exclusive_lock; the GPU slots of multirun_launchers take a
+    non-blocking one of their own (a slot is skipped when held, not waited for)."""
+    lockers = {name for name, text in sources(*PACKAGES).items() if "fcntl.flock" in text}
+    # speed.py's peak-memory ledger is still to move onto locks.exclusive_lock.
+    assert lockers <= {"dedl_experiments/locks.py", "multirun_launchers/devices.py", "dedl_experiments/speed.py"}
+
+
+def test_one_sample_type() -> None:
+    classes = {name for name, text in sources("dedl_experiments").items()
+               if re.search(r"^class \w*Sample\b", text, re.M)}
+    assert classes == {"dedl_experiments/data/samples.py"}
+
+
+def test_a_default_timeout_and_a_fast_target() -> None:
+    """A hung test fails instead of holding the suite; `make test-fast` skips the slow tests."""
+    import subprocess
+    import tomllib
+
+    options = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert int(options["timeout"]) >= 600
+    recipe = subprocess.run(["make", "-n", "-s", "test-fast"], cwd=REPO, capture_output=True,
+                            text=True, check=True).stdout.splitlines()[-1]
+    assert recipe.endswith('-m pytest -m "not slow"')
