@@ -1,16 +1,20 @@
 """Checks a composed config before any data or model work starts.
 
 Hydra already rejects an unknown group option (`encoder=resnet19`) with the list of available
-options. What it cannot know is which *values* make sense: this module checks ranges and the
-combinations that only fail deep inside training otherwise (an init the encoder has no weights
-for, a tile size the UNet cannot halve three times).
+options, and, when composing, a misspelt key or a value of the wrong type in the groups with a
+schema (schemas.py). What it cannot know is which *values* make sense: this module checks ranges
+and the combinations that only fail deep inside training otherwise (an init the encoder has no
+weights for, a tile size the UNet cannot halve three times), keys added to a schema's group with
+`+`, and that every `_target_` names something importable.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +142,16 @@ def _source_option(cfg: DictConfig, path: str) -> str:
     return path
 
 
+# Arguments of only some options of a component's group (a loss's reduction, epsilon): checked
+# where the chosen option has them.
+_OPTION_ARGUMENTS = ("loss.reduction", "loss.epsilon")
+_ABSENT = object()
+
+
 def _check_rules(cfg: DictConfig, rules) -> None:
     for path, check, allowed in rules:
+        if path in _OPTION_ARGUMENTS and OmegaConf.select(cfg, path, default=_ABSENT) is _ABSENT:
+            continue
         value = _get(cfg, path)
         if not check(value):
             source = _source_option(cfg, path)
@@ -173,12 +185,50 @@ def _check_data_dir(cfg: DictConfig) -> None:
                           "this user can create and write (set data_dir=... or DEDL_DATA_DIR)")
 
 
+def _check_schema_keys(cfg: DictConfig) -> None:
+    """A key added with `+group.key=...` to a group with a schema (Hydra lets `+` add it)."""
+    for group in cfg:
+        if group == "hydra" or not OmegaConf.is_dict(cfg[group]):
+            continue
+        schema = OmegaConf.get_type(cfg, group)
+        if not dataclasses.is_dataclass(schema):
+            continue
+        known = [f.name for f in dataclasses.fields(schema)]
+        for key in cfg[group]:
+            if key not in known:
+                settings = ", ".join(k for k in known if not k.startswith("_"))
+                raise ConfigError(f"{group}.{key} is not a setting of {group} (its settings: "
+                                  f"{settings})")
+
+
+def _targets(values: object, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(values, dict):
+        for key, value in values.items():
+            if key == "_target_":
+                yield path, value
+            elif key != "hydra":
+                yield from _targets(value, f"{path}.{key}" if path else str(key))
+
+
+def _check_targets(cfg: DictConfig) -> None:
+    """Every component's `_target_` (components.py) names a class or function that imports."""
+    import hydra.utils  # here: reading a config does not need hydra's instantiate machinery
+
+    for path, target in _targets(OmegaConf.to_container(cfg, resolve=False)):
+        try:
+            hydra.utils.get_object(str(target))
+        except Exception as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ConfigError(f"{path}._target_={target} cannot be imported: {reason}") from None
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad option; returns quietly for a usable config."""
     try:
         OmegaConf.resolve(OmegaConf.create(OmegaConf.to_container(cfg, resolve=False)))
     except Exception as err:  # an interpolation that cannot resolve is a config error too
         raise ConfigError(f"config does not resolve: {err}") from err
+    _check_schema_keys(cfg)
     _check_rules(cfg, _VALUE_RULES)
     if cfg.dataset.name != "synthetic" and OmegaConf.is_missing(cfg.dataset, "root"):
         raise ConfigError(f"dataset={cfg.dataset.name} needs dataset.root=/path/to/the/data")
@@ -207,6 +257,7 @@ def validate(cfg: DictConfig) -> None:
         valid = ", ".join(["random", *cfg.encoder.inits])
         raise ConfigError(f"init={cfg.init.name} is not available for encoder={cfg.encoder.name}; "
                           f"valid inits for it: {valid}")
+    _check_targets(cfg)
     # Last: these look at the machine (and create data_dir), once the values themselves are fine.
     _check_device(cfg)
     _check_data_dir(cfg)
@@ -216,3 +267,62 @@ def scaled_tile_size(cfg: DictConfig) -> int:
     """Tile size after the budget's scale, rounded up to a multiple of 8 (480 -> 64 at 1/8)."""
     size = cfg.tiling.size * cfg.budget.scale
     return int(math.ceil(size / 8) * 8)
+
+
+# --- a config that does not compose: Hydra's error as one line -----------------------------
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _allowed(schema: type, key: str) -> str | None:
+    """What a schema's field takes, in words ("an integer", "null or a number")."""
+    try:
+        hint = typing.get_type_hints(schema)[key]
+    except (KeyError, TypeError, NameError):
+        return None
+    args = set(typing.get_args(hint)) or {hint}
+    optional = type(None) in args
+    args.discard(type(None))
+    words = "a number" if args == {int, float} else _TYPE_WORDS.get(args.pop()) if len(args) == 1 else None
+    return None if words is None else f"null or {words}" if optional else words
+
+
+def _settings(cause: Exception) -> str:
+    schema = getattr(cause, "object_type", None)
+    if dataclasses.is_dataclass(schema):
+        keys = [f.name for f in dataclasses.fields(schema)]
+    else:
+        parent = getattr(cause, "parent_node", None)
+        keys = [str(k) for k in parent.keys()] if OmegaConf.is_dict(parent) else []
+    return ", ".join(k for k in keys if not (k.startswith("_") and k.endswith("_")))
+
+
+def compose_error_message(err: Exception) -> str:
+    """One line for Hydra's error about overrides or option files that do not compose: an
+    unknown option (with the group's options), a misspelt key (with the group's settings), a
+    value of the wrong type for a schema (with the type it must have)."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if isinstance(err, MissingConfigException) and err.options and err.missing_cfg_file:
+        group, _, name = err.missing_cfg_file.rpartition("/")
+        return f"{group}={name} is not an option of {group}; its options: {', '.join(err.options)}"
+    # An override's error is the cause; an option file's, the context Hydra raised it in.
+    cause = err.__cause__ or err.__context__
+    full_key = getattr(cause, "full_key", None)
+    if cause is None or not full_key:
+        return "; ".join(line for line in lines if not line.startswith(("Config search path", "provider=")))
+    reason = (str(getattr(cause, "msg", cause)).splitlines() or [""])[0]
+    override = re.match(r"^Error merging override (?P<override>\S+)$", lines[0] if lines else "")
+    if isinstance(cause, ValidationError) and override:
+        allowed = _allowed(getattr(cause, "object_type", None), str(cause.key))
+        return f"{override['override']} is invalid: {f'it must be {allowed}' if allowed else reason}"
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        group = full_key.rpartition(".")[0] or "the config"
+        settings = _settings(cause)
+        in_file = re.match(r"^In '(?P<file>[^']+)'", lines[0] if lines else "")
+        where = f" (in {in_file['file']}.yaml)" if in_file else ""
+        return (f"{full_key} is not a setting of {group}"
+                + (f" (its settings: {settings})" if settings else "") + where)
+    return f"{lines[0] if lines else type(err).__name__}: {reason}"

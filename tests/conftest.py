@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+import dedl_experiments  # noqa: F401  (registers the config schemas the option files name)
+
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "dedl_experiments" / "conf"
 # A training job small enough for a test: 1/16-size synthetic images (12 tiles of 32 px each),

@@ -47,7 +47,7 @@ def test_good_overrides_validate(overrides):
     ("optimizer.lr=0", "optimizer.lr=0 is invalid"),
     ("optimizer.weight_decay=-0.1", "optimizer.weight_decay"),
     ("train.epochs=0", "train.epochs=0 is invalid: it must be an integer >= 1"),
-    ("train.batch_size=2.5", "train.batch_size"),
+    ("train.batch_size=0", "train.batch_size=0 is invalid: it must be an integer >= 1"),
     ("seed=-3", "seed=-3"),
     ("tiling.size=100", "tiling.size=100 is invalid: it must be an integer >= 32 divisible by 8"),
     ("tiling.stride=600", "must not exceed tiling.size"),
@@ -117,10 +117,10 @@ def test_errors_name_the_option_an_interpolated_value_comes_from(overrides, mess
 
 def test_relative_interpolations_are_followed_too():
     cfg = compose_config()
-    with open_dict(cfg):
-        cfg.train.patience_source = -2
-        cfg.train.patience = "${.patience_source}"
-    with pytest.raises(ConfigError, match=r"^train\.patience_source=-2 is invalid"):
+    with open_dict(cfg):  # a group without a schema (one with a schema refuses a new key)
+        cfg.optimizer.lr_source = -2
+        cfg.optimizer.lr = "${.lr_source}"
+    with pytest.raises(ConfigError, match=r"^optimizer\.lr_source=-2 is invalid"):
         validate(cfg)
 
 
