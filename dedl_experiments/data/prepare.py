@@ -15,25 +15,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from dedl_experiments import components
 from dedl_experiments.config import scaled_tile_size
-from dedl_experiments.data import folder, inform, splits as splits_mod, synthetic, tiling
+from dedl_experiments.data import splits as splits_mod, tiling
 from dedl_experiments.data.cache import build_once, dataset_digest, file_sha256
 from dedl_experiments.data.checks import check_image_and_mask
 from dedl_experiments.data.errors import DataError
+from dedl_experiments.data.readers import SPLITS, RawSegmentation
 from dedl_experiments.data.transforms import IGNORE
 
 log = logging.getLogger(__name__)
 
 # Bump when the cache format or the tiling code changes, so old caches are not reused.
 CACHE_VERSION = 4
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -74,64 +74,10 @@ class PreparedSegmentation:
         return load_split(self.root, name)
 
 
-@dataclass(frozen=True)
-class RawSegmentation:
-    """A raw dataset: samples per split and how to read one (image (C, H, W), mask (H, W))."""
-
-    root: Path
-    by_split: dict[str, list[inform.Sample]]
-    read: Callable[[inform.Sample], tuple[np.ndarray, np.ndarray]]
-
-
-def raw_root(cfg: DictConfig) -> Path:
-    """Folder of the raw dataset; the synthetic one is generated here on first use."""
-    ds = cfg.dataset
-    if ds.name == "synthetic":
-        height = max(32, round(ds.height * cfg.budget.scale))
-        width = max(32, round(ds.width * cfg.budget.scale))
-        root = Path(cfg.data_dir) / "synthetic" / f"inform-{height}x{width}"
-        return synthetic.ensure_dataset(root, "inform", height=height, width=width,
-                                        images_per_patient=ds.images_per_patient,
-                                        seed=ds.generator_seed)
-    return Path(ds.root)
-
-
-def _normalise(cfg: DictConfig, image: np.ndarray) -> np.ndarray:
-    low, high = cfg.dataset.percentiles
-    return inform.normalise(image, cfg.dataset.normalisation, low=low, high=high)
-
-
 def open_raw_segmentation(cfg: DictConfig) -> RawSegmentation:
-    """Find the samples of the configured dataset and assign them to train/val/test."""
-    root = raw_root(cfg)
-    if cfg.dataset.name == "folder":
-        samples, problems = folder.find_folder_samples(root)
-        ids = folder.folder_splits(root, [s.name for s in samples], cfg.dataset.split_seed)
-        by_name = {s.name: s for s in samples}
-        by_split = {k: [by_name[i] for i in ids.get(k, [])] for k in SPLITS}
-        for name in SPLITS:
-            if not by_split[name]:
-                raise DataError(f"dataset {root}: split {name!r} is empty "
-                                f"({len(samples)} images in total)")
-
-        def read(sample: inform.Sample) -> tuple[np.ndarray, np.ndarray]:
-            image = folder.read_folder_image(sample.image, cfg.dataset.colour)
-            image = _normalise(cfg, image if image.ndim == 3 else image[None])
-            return image, folder.read_folder_mask(sample.mask, image.shape[-2:])
-    else:
-        samples, problems = inform.find_samples(root)
-        by_split = splits_mod.split_by_patient(
-            samples, {k: list(v) for k, v in cfg.dataset.splits.items()})
-        unassigned = by_split.pop(splits_mod.UNASSIGNED, [])
-        if unassigned:
-            log.warning("dataset %s: %d samples belong to no split (patients %s)", root,
-                        len(unassigned), sorted({s.patient for s in unassigned}))
-
-        def read(sample: inform.Sample) -> tuple[np.ndarray, np.ndarray]:
-            image = _normalise(cfg, inform.read_channel(sample.image, cfg.task.channel))[None]
-            return image, inform.read_mask(sample.mask, expected_shape=image.shape[-2:])
-    # The readers have logged `problems` (orphan images or masks) once each.
-    return RawSegmentation(root, by_split, read)
+    """The samples of the configured dataset by split and how to read one: from the reader its
+    YAML names (`dataset._target_`, data/readers.py)."""
+    return components.target(cfg.dataset)(cfg)
 
 
 def _fingerprint(cfg: DictConfig, raw: RawSegmentation, tile_size: int) -> str:

@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from dedl_experiments.data import classification, splits as splits_mod, synthetic
-from dedl_experiments.data.errors import DataError
+from dedl_experiments import components
+from dedl_experiments.data import splits as splits_mod
 from dedl_experiments.data.cache import build_once, dataset_digest, file_sha256
+from dedl_experiments.data.errors import DataError
+from dedl_experiments.data.readers import RawClassification
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2
@@ -53,15 +55,6 @@ def image_size(cfg: DictConfig) -> int:
     return max(32, int(math.ceil(cfg.task.image_size * cfg.budget.scale / 32) * 32))
 
 
-def raw_root(cfg: DictConfig) -> Path:
-    ds = cfg.dataset
-    if ds.name == "synthetic_classification":
-        root = Path(cfg.data_dir) / "synthetic" / f"classification-{ds.n_images}"
-        return synthetic.ensure_dataset(root, "classification", n_images=ds.n_images,
-                                        height=ds.height, width=ds.width, seed=ds.generator_seed)
-    return Path(ds.root)
-
-
 def _fingerprint(cfg: DictConfig, items: dict, size: int) -> str:
     files = [[split, str(p), p.stat().st_size, p.stat().st_mtime_ns, labels.tolist()]
              for split, pairs in items.items() for p, labels in pairs]
@@ -70,12 +63,13 @@ def _fingerprint(cfg: DictConfig, items: dict, size: int) -> str:
     return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _write_split(out: Path, name: str, pairs: list, size: int, skip_bad: bool, root: Path,
+def _write_split(out: Path, name: str, raw: RawClassification, size: int, skip_bad: bool,
                  digests: list) -> dict:
     images, labels, names, skipped = [], [], [], []
-    for path, label in pairs:
+    root = raw.root
+    for path, label in raw.items[name]:
         try:
-            images.append(classification.load_rgb(path, size))
+            images.append(raw.read(path, size))
         except DataError as err:
             if not skip_bad:
                 raise
@@ -95,11 +89,10 @@ def _write_split(out: Path, name: str, pairs: list, size: int, skip_bad: bool, r
     return {"images": len(names), "skipped": skipped, "label_counts": counts.tolist()}
 
 
-def _build(cfg: DictConfig, root: Path, items: dict, out: Path, size: int) -> None:
+def _build(cfg: DictConfig, raw: RawClassification, out: Path, size: int) -> None:
     skip_bad = cfg.dataset.on_bad_sample == "skip"
     digests: list[tuple[str, str, str]] = []
-    stats = {name: _write_split(out, name, items[name], size, skip_bad, root, digests)
-             for name in ("train", "test")}
+    stats = {name: _write_split(out, name, raw, size, skip_bad, digests) for name in ("train", "test")}
     stats["dataset_digest"] = dataset_digest(digests)
     train_labels = np.load(out / "train_labels.npy")
     folds = splits_mod.multilabel_folds(train_labels, k=cfg.task.folds, seed=cfg.dataset.split_seed)
@@ -117,13 +110,10 @@ def _build(cfg: DictConfig, root: Path, items: dict, out: Path, size: int) -> No
 
 
 def prepare_classification(cfg: DictConfig) -> PreparedClassification:
-    root = raw_root(cfg)
-    items, problems = classification.find_classification_items(
-        root, cfg.dataset.image_dir, skip_missing=cfg.dataset.on_bad_sample == "skip")
-    for problem in problems:
-        log.warning("dataset %s: %s", root, problem)
+    # The dataset's reader (`dataset._target_`, data/readers.py): its images and labels by split.
+    raw: RawClassification = components.target(cfg.dataset)(cfg)
     size = image_size(cfg)
-    cache = Path(cfg.data_dir) / "prepared" / f"{cfg.dataset.name}-cls-{_fingerprint(cfg, items, size)}"
-    build_once(cache, lambda tmp: _build(cfg, root, items, tmp, size))
+    cache = Path(cfg.data_dir) / "prepared" / f"{cfg.dataset.name}-cls-{_fingerprint(cfg, raw.items, size)}"
+    build_once(cache, lambda tmp: _build(cfg, raw, tmp, size))
     stats = json.loads((cache / "stats.json").read_text())
     return PreparedClassification(cache, size, stats.pop("folds"), stats, stats.pop("dataset_digest"))
