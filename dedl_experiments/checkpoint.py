@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from dedl_experiments.loop import PAUSE_AT, STOP, pause_for_test
+from dedl_experiments.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -119,22 +120,24 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def training_state(task, fit_state: dict, scaler: torch.amp.GradScaler) -> dict:
-    state = {
+def training_state(task: Task, fit_state: dict, scaler: torch.amp.GradScaler) -> dict:
+    """Everything a rerun needs to continue bit-equal: the task's modules, optimisers,
+    schedulers and `extra_state()`, the loss scaler, the loop's state and the RNG states."""
+    return {
         "modules": {k: m.state_dict() for k, m in task.modules().items()},
         "optimizers": {k: o.state_dict() for k, o in task.optimizers.items()},
         "schedulers": {k: _scheduler_state(s) for k, s in task.schedulers.items()},
         "scaler": scaler.state_dict(),
         "fit": fit_state,
         "rng": rng_state(),
+        "extra": task.extra_state(),
     }
-    if hasattr(task, "extra_state"):
-        state["extra"] = task.extra_state()
-    return state
 
 
-def restore_training_state(task, state: dict, scaler: torch.amp.GradScaler) -> dict:
-    """Load `state` into the task's modules, optimisers and schedulers; returns the fit state."""
+def restore_training_state(task: Task, state: dict, scaler: torch.amp.GradScaler) -> dict:
+    """Load `state` into the task's modules, optimisers and schedulers (and what the task keeps
+    beyond them, `load_extra_state`; empty in checkpoints written without it); returns the fit
+    state."""
     for key, module in task.modules().items():
         module.load_state_dict(state["modules"][key])
     for key, optimizer in task.optimizers.items():
@@ -142,8 +145,7 @@ def restore_training_state(task, state: dict, scaler: torch.amp.GradScaler) -> d
     for key, scheduler in task.schedulers.items():
         scheduler.load_state_dict(state["schedulers"][key])
     scaler.load_state_dict(state["scaler"])
-    if "extra" in state:
-        task.load_extra_state(state["extra"])
+    task.load_extra_state(state.get("extra", {}))
     set_rng_state(state["rng"])
     return state["fit"]
 

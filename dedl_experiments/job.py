@@ -1,8 +1,8 @@
 """One job = one table cell: validate, skip / resume / run, train, test, record.
 
-A segmentation cell is one MLflow run. A classification cell is a parent run with one child
-run per cross-validation fold (`fold=K` trains that fold only); the parent holds the mean and
-std over folds once every fold has finished.
+The task (conf/task/<name>.yaml's `_target_`, a subclass of tasks/base.py's Task) prepares the
+data and says whether a cell is one MLflow run or, with cross-validation folds, a parent run
+with one child run per fold (folds.py; `fold=K` trains that fold only).
 
 Interruptions: every epoch the full training state goes to `<output dir>/checkpoints/`. A
 rerun of the same cell finds its unfinished run (RUNNING with no live process, or KILLED),
@@ -11,30 +11,24 @@ loads the newest readable checkpoint and continues that run from the next epoch.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
-import platform
 import random
 import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from mlflow.entities import Run
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
-from dedl_experiments import checkpoint, lifecycle, tracking
+from dedl_experiments import checkpoint, components, folds, lifecycle, tracking
 from dedl_experiments.config import validate
-from dedl_experiments.data.prepare import prepare_segmentation
-from dedl_experiments.data.prepare_classification import prepare_classification
-from dedl_experiments.loop import STOP, FitState, NonFiniteLoss, Terminated, fit
-from dedl_experiments.speed import apply_to_modules, peak_memory_mb, pick_device, speed_settings
-from dedl_experiments.tasks.classification import ClassificationTask
-from dedl_experiments.tasks.segmentation import SegmentationTask
+from dedl_experiments.loop import STOP, FitSettings, NonFiniteLoss, Terminated
+from dedl_experiments.speed import device_name, pick_device
+from dedl_experiments.tasks.base import Task
+from dedl_experiments.training import train_and_test
 from multirun_launchers.devices import pin_current_job
 
 log = logging.getLogger(__name__)
@@ -47,11 +41,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def with_fold(cfg: DictConfig, fold: int | None) -> DictConfig:
-    out = cfg.copy()
-    with open_dict(out):
-        out.fold = fold
-    return out
+def task_class(cfg: DictConfig) -> type[Task]:
+    """The task the config names (`task._target_`)."""
+    return components.target(cfg.task)
+
+
+def fit_settings(cfg: DictConfig) -> FitSettings:
+    """What the training loop needs of the config: its `train` block and the seed."""
+    train = cfg.train
+    return FitSettings(epochs=train.epochs, seed=cfg.seed, monitor=train.monitor,
+                       monitor_mode=train.monitor_mode, patience=train.patience)
 
 
 def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict:
@@ -60,8 +59,8 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
     # and leaves nothing behind. The data's content digest is part of the cell's identity.
     validate(cfg)
     tracking.check_store(tracking.tracking_uri(cfg))
-    classification = cfg.task.name == "classification"
-    prepared = prepare_classification(cfg) if classification else prepare_segmentation(cfg)
+    task_type = task_class(cfg)
+    prepared = task_type.prepare(cfg)
     tracker = tracking.Tracker.from_config(cfg)
     key, name = tracking.cell_key(cfg, prepared.digest), tracking.run_name(cfg)
     done = lifecycle.finished_run(tracker, key)
@@ -87,23 +86,10 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
 
     # SIGINT and SIGTERM stop the job at the next batch or stage boundary (loop.STOP).
     with STOP.handling_signals():
-        if classification:
-            return _run_folds(cfg, prepared, device, tracker, output_dir, tags)
-        return _run_cell(cfg, key, name, lambda: SegmentationTask(cfg, prepared, device),
-                         tracker, output_dir, tags, prepared)
-
-
-def device_name(device: torch.device) -> str:
-    """What the cost figures are in: the GPU's name, or the CPU model."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
+        if task_type.folds(cfg) is not None:
+            return _run_folds(cfg, task_type, prepared, device, tracker, output_dir, tags)
+        return _run_cell(cfg, key, name, lambda: task_type(cfg, prepared, device), tracker,
+                         output_dir, tags, prepared)
 
 
 def _skipped(name: str, key: str, done: Run) -> dict:
@@ -167,7 +153,7 @@ def _train_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, track
         tracker.log_dataset(run_id, cfg.dataset.name, prepared.digest, str(prepared.root))
         log.info("MLflow run %s (%s) in %s, cell %s", name, run_id, tracker.uri, key)
     try:
-        result = _train_and_test(cfg, task, tracker, run_id, output_dir, state)
+        result = train_and_test(cfg, task, fit_settings(cfg), tracker, run_id, output_dir, state)
     except NonFiniteLoss as err:
         _end(tracker, run_id, "FAILED", {f"{T}failure": str(err), f"{T}failed_epoch": str(err.epoch)})
         raise
@@ -190,137 +176,28 @@ def _end(tracker: tracking.Tracker, run_id: str, status: str, tags: dict) -> Non
     tracker.end(run_id, status)
 
 
-def _train_and_test(cfg: DictConfig, task, tracker: tracking.Tracker, run_id: str,
-                    output_dir: Path, resume_state: dict | None) -> dict:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = output_dir / "checkpoints"
-    speed = speed_settings(cfg, task.device)
-    if resume_state is None:
-        config_path = output_dir / "config.yaml"
-        OmegaConf.save(cfg, config_path, resolve=True)
-        tracker.log_artifact(run_id, config_path)
-        tracker.log_params(run_id, tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
-        tracker.log_metrics(run_id, task.describe())
-        state = FitState()
-    else:
-        state = FitState(**checkpoint.restore_training_state(task, resume_state, speed.scaler))
-        _log_missing_epochs(tracker, run_id, state)
-    apply_to_modules(task, speed)
-
-    def on_epoch_end(epoch: int, row: dict, state: FitState) -> None:
-        every = cfg.train.checkpoint_every
-        if every and ((epoch + 1) % every == 0 or state.stopped_early or epoch + 1 == cfg.train.epochs):
-            checkpoint.save_training(ckpt_dir, checkpoint.training_state(
-                task, dataclasses.asdict(state), speed.scaler))
-        tracker.log_metrics(run_id, row, step=epoch)
-
-    start = time.perf_counter()
-    state = fit(task, cfg, state, speed, on_epoch_end, seed=cfg.seed)
-    test_start = time.perf_counter()
-    final = task.final_state(state.best_state, cfg.seed)
-    task.net.load_state_dict(final)
-    test, extras = task.test_metrics(cfg.train.batch_size)
-    result = {f"test_{k}": v for k, v in test.items()} | {
-        "train_time_s": state.train_seconds, "epochs_run": state.epoch,
-        "best_epoch": state.best_epoch, "wall_time_s": time.perf_counter() - start,
-        "test_time_s": time.perf_counter() - test_start,
-        "peak_memory_mb": peak_memory_mb(task.device)}
-    # The training phase alone, per epoch: what the paper's timing tables compare (x 50).
-    epoch_times = [row["epoch_train_time_s"] for row in state.history if "epoch_train_time_s" in row]
-    if epoch_times:
-        result["train_epoch_time_mean_s"] = float(np.mean(epoch_times))
-    if hasattr(task, "swa_snapshots"):
-        result["swa_snapshots"] = task.swa_snapshots
-    tracker.log_metrics(run_id, result)
-
-    best_path = checkpoint.atomic_save(task.inference_checkpoint(final), output_dir / "best_model.pt")
-    metrics_path = output_dir / "metrics.json"
-    metrics_path.write_text(json.dumps(result, indent=1))
-    for path in (best_path, metrics_path, *task.write_artifacts(output_dir, test, extras)):
-        tracker.log_artifact(run_id, path)
-    return result
+# --- cells with folds: one child run per fold under one parent run per cell (folds.py) ------
 
 
-def _log_missing_epochs(tracker: tracking.Tracker, run_id: str, state: FitState) -> None:
-    """Epochs checkpointed but not yet logged when the job died are logged now."""
-    logged = {m.step for m in tracker.client.get_metric_history(run_id, "val_loss")}
-    for epoch, row in enumerate(state.history):
-        if epoch not in logged:
-            tracker.log_metrics(run_id, row, step=epoch)
-
-
-# --- classification: one child run per fold under one parent run per cell ----------------
-
-
-def _run_folds(cfg: DictConfig, prepared, device: torch.device, tracker: tracking.Tracker,
-               output_dir: Path, tags: dict) -> dict:
-    parent_cfg = with_fold(cfg, None)
+def _run_folds(cfg: DictConfig, task_type: type[Task], prepared, device: torch.device,
+               tracker: tracking.Tracker, output_dir: Path, tags: dict) -> dict:
+    """Train the folds this job asks for, then close the cell's parent run if all are done."""
+    parent_cfg = folds.with_fold(cfg, None)
     parent_key, parent_name = tracking.cell_key(parent_cfg, prepared.digest), tracking.run_name(parent_cfg)
-    parent_id = _parent_run(cfg, tracker, parent_key, parent_name, tags, prepared)
-    folds = [cfg.fold] if cfg.fold is not None else list(range(cfg.task.folds))
-    for fold in folds:
-        fold_cfg = with_fold(cfg, fold)
+    parent_id = folds.parent_run(cfg, tracker, parent_key, parent_name, tags, prepared)
+    for fold in task_type.folds(cfg):
+        fold_cfg = folds.with_fold(cfg, fold)
         key, name = tracking.cell_key(fold_cfg, prepared.digest), tracking.run_name(fold_cfg)
         done = [r for r in tracker.runs_of_cell(key) if r.info.status == "FINISHED"]
         if done and not cfg.force:
             log.info("skip %s: fold already FINISHED in MLflow run %s", name, done[0].info.run_id)
             continue
         seed_everything(cfg.seed)
-        _run_cell(fold_cfg, key, name,
-                  lambda: ClassificationTask(cfg, prepared, device, fold), tracker,
+        _run_cell(fold_cfg, key, name, lambda: task_type(cfg, prepared, device, fold), tracker,
                   output_dir / f"fold{fold}", tags | {f"{T}fold": str(fold)}, prepared, parent_id)
-    return _close_parent(cfg, tracker, parent_id, parent_name, prepared.digest)
-
-
-def _parent_run(cfg: DictConfig, tracker: tracking.Tracker, key: str, name: str, tags: dict,
-                prepared) -> str:
-    """The cell's unfinished parent run, created if needed. Fold jobs that start together may
-    each create one: all then use the oldest, and the others are deleted."""
-    def open_parents():
-        return [r for r in tracker.runs_of_cell(key) if r.info.status != "FINISHED"]
-
-    if not open_parents():
-        run_id = tracker.start(name, tags | {f"{T}cell_key": key, f"{T}parent": "1"}).info.run_id
-        tracker.log_params(run_id, tracking.flatten(OmegaConf.to_container(with_fold(cfg, None),
-                                                                            resolve=True)))
-        tracker.log_dataset(run_id, cfg.dataset.name, prepared.digest, str(prepared.root))
-    parents = sorted(open_parents(), key=lambda r: (r.info.start_time, r.info.run_id))
-    for extra in parents[1:]:
-        if extra.data.tags.get(f"{T}pid") == str(os.getpid()):
-            tracker.client.delete_run(extra.info.run_id)
-    tracker.start(name, {}, run_id=parents[0].info.run_id)
-    return parents[0].info.run_id
-
-
-def _close_parent(cfg: DictConfig, tracker: tracking.Tracker, parent_id: str, name: str,
-                  digest: str) -> dict:
-    """Mean and std over folds once every fold has a FINISHED child; else leave it open."""
-    children = tracker.client.search_runs(
-        [tracker.client.get_run(parent_id).info.experiment_id],
-        filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'FINISHED'")
-    by_fold = {int(r.data.tags[f"{T}fold"]): r for r in children}
-    # Folds finished under another parent (e.g. an earlier, replaced one) count too.
-    for fold in range(cfg.task.folds):
-        if fold not in by_fold:
-            done = [r for r in tracker.runs_of_cell(tracking.cell_key(with_fold(cfg, fold), digest))
-                    if r.info.status == "FINISHED"]
-            if done:
-                by_fold[fold] = done[0]
-    tracker.set_tags(parent_id, {f"{T}folds_finished": f"{len(by_fold)}/{cfg.task.folds}"})
-    if len(by_fold) < cfg.task.folds:
-        log.info("%s: %d of %d folds finished; the parent run stays open", name, len(by_fold),
-                 cfg.task.folds)
-        return {"run_name": name, "status": "partial", "run_id": parent_id}
-    summary: dict[str, float] = {}
-    keys = set.intersection(*(set(r.data.metrics) for r in by_fold.values()))
-    for metric in sorted(k for k in keys if k.startswith("test_")):
-        values = np.array([r.data.metrics[metric] for r in by_fold.values()])
-        summary[metric] = float(values.mean())
-        summary[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    tracker.log_metrics(parent_id, summary)
-    tracker.end(parent_id, "FINISHED")
-    print(f"{name}: test F1 (micro) {summary['test_f1_micro']:.4f} ± "
-          f"{summary['test_f1_micro_std']:.4f}, recall as released "
-          f"{summary['test_recall_as_released']:.4f}, mean ± std over {cfg.task.folds} folds",
-          flush=True)
-    return {"run_name": name, "status": "finished", "run_id": parent_id, **summary}
+    n_folds = len(task_type.folds(parent_cfg))  # every fold of the cell
+    summary = folds.close_parent(cfg, tracker, parent_id, parent_name, prepared.digest, n_folds)
+    if summary is None:
+        return {"run_name": parent_name, "status": "partial", "run_id": parent_id}
+    print(f"{parent_name}: {task_type.folds_summary(summary, n_folds)}", flush=True)
+    return {"run_name": parent_name, "status": "finished", "run_id": parent_id, **summary}

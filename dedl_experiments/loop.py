@@ -1,8 +1,9 @@
 """The one plain-PyTorch training loop for both tasks.
 
-A task object supplies modules, optimisers, schedulers, loaders, metrics and the loss of a
-batch; this loop owns epochs, validation, early stopping, best-model selection, NaN checks
-and progress output. Metrics accumulate on the device and reach the host once per epoch.
+A task object (tasks/base.py's Task) supplies modules, optimisers, schedulers, loaders, metrics
+and the loss of a batch; this loop owns epochs, validation, early stopping, best-model
+selection, NaN checks and progress output, with plain settings (`FitSettings`), not the config.
+Metrics accumulate on the device and reach the host once per epoch.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torch.utils.data import RandomSampler
 from tqdm import tqdm
 
 from dedl_experiments.speed import Speed
+from dedl_experiments.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +166,17 @@ class NonFiniteLoss(RuntimeError):
         self.epoch = epoch
 
 
+@dataclass(frozen=True)
+class FitSettings:
+    """What the loop needs to know of a run's config."""
+
+    epochs: int
+    seed: int  # shuffling and augmentation draw from (seed, epoch, item)
+    monitor: str = "val_loss"  # the validation metric that picks the best epoch
+    monitor_mode: str = "min"  # max | min
+    patience: int | None = None  # stop after this many epochs without a lower validation loss
+
+
 @dataclass
 class FitState:
     """Everything the loop needs to continue after an interruption."""
@@ -186,7 +199,7 @@ def _to(batch, device: torch.device, channels_last: bool):
     return batch
 
 
-def run_epoch(task, loader, train: bool, epoch: int, speed: Speed, desc: str) -> dict[str, float]:
+def run_epoch(task: Task, loader, train: bool, epoch: int, speed: Speed, desc: str) -> dict[str, float]:
     device = task.device
     for module in task.modules().values():
         module.train(train)
@@ -221,13 +234,14 @@ def run_epoch(task, loader, train: bool, epoch: int, speed: Speed, desc: str) ->
     return {"loss": mean_loss, **metrics.compute()}
 
 
-def fit(task, cfg, state: FitState, speed: Speed, on_epoch_end, seed: int) -> FitState:
-    """Train from `state.epoch` to the configured number of epochs (or early stop)."""
-    train_loader = task.loader("train", train=True, seed=seed)
-    val_loader = task.loader("val", train=False, seed=seed)
-    monitor = cfg.train.monitor.removeprefix("val_")
-    sign = 1.0 if cfg.train.monitor_mode == "max" else -1.0
-    epochs = cfg.train.epochs
+def fit(task: Task, settings: FitSettings, state: FitState, speed: Speed, on_epoch_end) -> FitState:
+    """Train from `state.epoch` to `settings.epochs` (or early stop); `on_epoch_end(epoch, row,
+    state)` records each epoch (checkpoint, metrics)."""
+    train_loader = task.loader("train", train=True, seed=settings.seed)
+    val_loader = task.loader("val", train=False, seed=settings.seed)
+    monitor = settings.monitor.removeprefix("val_")
+    sign = 1.0 if settings.monitor_mode == "max" else -1.0
+    epochs = settings.epochs
     while state.epoch < epochs and not state.stopped_early:
         epoch = state.epoch
         start = time.perf_counter()
@@ -257,7 +271,7 @@ def fit(task, cfg, state: FitState, speed: Speed, on_epoch_end, seed: int) -> Fi
         log.info("epoch %d/%d  train loss %.4f %s %.4f | val loss %.4f %s %.4f | %.1fs%s",
                  epoch + 1, epochs, train["loss"], monitor, train[monitor], val["loss"], monitor,
                  val[monitor], seconds, "  *best" if improved else "")
-        patience = cfg.train.patience
+        patience = settings.patience
         if patience is not None and state.stale_epochs >= patience:
             log.info("early stopping: validation loss has not improved for %d epochs", patience)
             state.stopped_early = True

@@ -1,4 +1,14 @@
-"""Class weights and the multi-label focal loss of the released training recipes."""
+"""Losses, built from `conf/loss/<name>.yaml`, class weights and the multi-label focal loss of
+the released training recipes.
+
+A loss node holds its `_target_` (a class or function returning an nn.Module), the target's own
+arguments, and two keys every loss has, read by the task rather than passed on: `weighting` (how
+class weights are found: `none`, `fixed` = `weights`, or from the training data) and `weights`.
+The target is called with its arguments, `class_weights` (a float tensor, or None) and the
+task's own arguments: segmentation passes `ignore_index` (pixels outside the image), so a
+segmentation loss takes (class_weights, ignore_index, ...) and a classification loss
+(class_weights, ...). A new loss is a new YAML file naming a function like `cross_entropy`.
+"""
 
 from collections.abc import Sequence
 
@@ -6,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from dedl_experiments import components
 
 ArrayLike = Tensor | np.ndarray
 
@@ -95,6 +107,30 @@ class FocalLoss(nn.Module):
         if self.class_weights is not None:
             loss = loss * self.class_weights
         return loss.mean()
+
+
+# Keys of every loss node that the task reads (class weights), not arguments of its `_target_`.
+WEIGHTING_KEYS = ("weighting", "weights")
+
+
+def build_loss(loss_cfg, class_weights: Tensor | None, **task_arguments) -> nn.Module:
+    """The loss `loss_cfg` names, with `class_weights` and the task's own arguments."""
+    return components.build(loss_cfg, omit=WEIGHTING_KEYS, class_weights=class_weights,
+                            **task_arguments)
+
+
+def cross_entropy(class_weights: Tensor | None = None, ignore_index: int = -100,
+                  reduction: str = "mean") -> nn.Module:
+    """Per-pixel cross-entropy; `reduction` mean (over the counted pixels) or sum (the released
+    notebooks')."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"loss.reduction={reduction!r} is invalid: it must be one of: mean, sum")
+    return nn.CrossEntropyLoss(weight=class_weights, ignore_index=ignore_index, reduction=reduction)
+
+
+def binary_cross_entropy(class_weights: Tensor | None = None) -> nn.Module:
+    """Multi-label binary cross-entropy on logits, optionally weighted per class."""
+    return nn.BCEWithLogitsLoss(weight=class_weights)
 
 
 def configured_class_weights(loss_cfg, from_data) -> Tensor | None:

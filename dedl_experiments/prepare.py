@@ -12,21 +12,19 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from dedl_experiments import components
 from dedl_experiments.conf import CONFIG_PATH
 from dedl_experiments.config import ConfigError, validate
 from dedl_experiments.data.errors import DataError
-from dedl_experiments.data.prepare import prepare_segmentation
-from dedl_experiments.data.prepare_classification import prepare_classification
 
 log = logging.getLogger("dedl_experiments")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def main(cfg: DictConfig) -> None:
-    prepare = prepare_classification if cfg.task.name == "classification" else prepare_segmentation
     try:
         validate(cfg)
-        prepared = prepare(cfg)
+        prepared = components.target(cfg.task).prepare(cfg)  # the task's prepare step
     except (ConfigError, DataError) as err:
         log.error("%s: %s", type(err).__name__, err)
         sys.exit(2)

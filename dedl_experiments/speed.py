@@ -11,14 +11,19 @@ import fcntl
 import json
 import logging
 import os
+import platform
 import resource
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from multirun_launchers.devices import cpu_threads_setting, pin_current_job
+
+if TYPE_CHECKING:
+    from dedl_experiments.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +89,27 @@ def use_compile_cache(folder: str | Path | None) -> Path | None:
     return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
 
 
-def apply_to_modules(task, speed: Speed) -> None:
-    """Switch the task's network (and APP) to the chosen memory format and compile them."""
+def apply_to_modules(task: Task, speed: Speed) -> None:
+    """Switch the task's network (`task.network()`, whose input the loop makes channels_last)
+    to that memory format, and compile every module of the task."""
     if speed.channels_last:
-        task.net.to(memory_format=torch.channels_last)
+        task.network().to(memory_format=torch.channels_last)
     if speed.compile:
         for module in task.modules().values():
             module.compile()  # in place: state_dict keys stay those of the plain module
+
+
+def device_name(device: torch.device) -> str:
+    """What the cost figures are in: the GPU's name, or the CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
 
 
 def pick_device(name: str) -> torch.device:

@@ -1,17 +1,46 @@
-"""The released segmentation networks: smp U-Net / U-Net++ with scSE attention."""
+"""The released segmentation networks: smp U-Net / U-Net++ with scSE attention.
+
+The network class of an architecture is its YAML's `smp_class` (conf/architecture/<name>.yaml):
+a class of segmentation_models_pytorch (`Unet`) or a dotted path to any class taking smp's
+arguments. A new architecture is a new YAML file.
+"""
 
 from collections.abc import Sequence
+from pathlib import Path
 
+import hydra.utils
 import segmentation_models_pytorch as smp
+from omegaconf import OmegaConf
 from segmentation_models_pytorch.base.modules import Attention, SCSEModule
 from torch import Tensor, nn
 
+from dedl_experiments.conf import CONF_DIR
+from dedl_experiments.models import count_parameters  # noqa: F401  (re-exported)
 from dedl_experiments.models.weights import load_smp_encoder_weights
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {
-    "unet": smp.Unet,
-    "unetplusplus": smp.UnetPlusPlus,
-}
+ARCHITECTURE_DIR = CONF_DIR / "architecture"
+
+
+def architectures(folder: Path = ARCHITECTURE_DIR) -> list[str]:
+    """The architectures of the package's configs."""
+    return sorted(path.stem for path in folder.glob("*.yaml"))
+
+
+def architecture_class(architecture: str, smp_class: str | None = None) -> type[nn.Module]:
+    """The network class of `smp_class`, or of the package's conf/architecture/<name>.yaml
+    when not given (models saved before checkpoints named their class)."""
+    if smp_class is None:
+        path = ARCHITECTURE_DIR / f"{architecture}.yaml"
+        if not path.is_file():
+            raise ValueError(f"Unknown segmentation architecture {architecture!r}; valid ones are "
+                             f"{architectures()}")
+        smp_class = str(OmegaConf.load(path).smp_class)
+    if "." in smp_class:
+        return hydra.utils.get_class(smp_class)
+    if not isinstance(getattr(smp, smp_class, None), type):
+        raise ValueError(f"architecture {architecture}: smp_class {smp_class!r} is not a class of "
+                         "segmentation_models_pytorch (give a dotted path for another class)")
+    return getattr(smp, smp_class)
 
 
 # Decoder attention: smp's concurrent spatial and channel squeeze-and-excitation (released),
@@ -41,6 +70,7 @@ def build_segmentation_model(
     in_channels: int = 1,
     classes: int = 2,
     allow_download: bool = False,
+    smp_class: str | None = None,
 ) -> nn.Module:
     """An smp model as released (DAPI in, background/nucleus logits out).
 
@@ -50,19 +80,18 @@ def build_segmentation_model(
     `weights` is an smp encoder weights name ("imagenet", "advprop", "noisy-student", ...)
     or None for random initialisation; `allow_download` lets a missing file be fetched unless
     an offline switch (HF_HUB_OFFLINE, DEDL_OFFLINE) is set.
+
+    `smp_class` is the architecture's network class (its YAML's `smp_class`); None looks it up
+    in the package's conf/architecture/<architecture>.yaml.
     """
-    if architecture not in ARCHITECTURES:
-        raise ValueError(
-            f"Unknown segmentation architecture {architecture!r}; valid ones are "
-            f"{sorted(ARCHITECTURES)}"
-        )
+    network_class = architecture_class(architecture, smp_class)
     if attention not in ATTENTIONS:
         raise ValueError(f"Unknown decoder attention {attention!r}; valid ones are scse, cse "
                          "and null")
     # smp is never asked for weights itself: it would download them. The encoder is built
     # at random init and the pretrained state dict comes through models/weights.py, the one
     # place that decides between local files, the Hugging Face cache and the network.
-    model = ARCHITECTURES[architecture](
+    model = network_class(
         encoder_name=encoder,
         encoder_depth=encoder_depth,
         encoder_weights=None,
@@ -78,8 +107,3 @@ def build_segmentation_model(
     if weights is not None:
         load_smp_encoder_weights(model, encoder, weights, allow_download)
     return model
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameters (trainable or not) in a module."""
-    return sum(parameter.numel() for parameter in module.parameters())

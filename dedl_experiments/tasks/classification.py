@@ -15,13 +15,14 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from torch.utils.data import DataLoader
 
 from dedl_experiments.data.datasets import ImageDataset
-from dedl_experiments.data.prepare_classification import PreparedClassification
+from dedl_experiments.data.prepare_classification import PreparedClassification, prepare_classification
 from dedl_experiments.data.transforms import IMAGENET_MEAN, IMAGENET_STD, classification_transform
-from dedl_experiments.losses import FocalLoss, configured_class_weights, label_class_weights
+from dedl_experiments.losses import build_loss, configured_class_weights, label_class_weights
 from dedl_experiments.metrics import MultilabelMetrics
+from dedl_experiments.models import count_parameters
 from dedl_experiments.models.classification import build_classification_model
-from dedl_experiments.models.segmentation import count_parameters
-from dedl_experiments.tasks.segmentation import make_scheduler
+from dedl_experiments.schedules import build_scheduler
+from dedl_experiments.tasks.base import Task
 from dedl_experiments.visualise import classification_grid
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,20 @@ def has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-class ClassificationTask:
+class ClassificationTask(Task):
     """Trains fold `fold` (validation = that fold, training = the other folds of the training
     part) and scores it on the common test set."""
 
+    prepare = staticmethod(prepare_classification)
+
+    @classmethod
+    def folds(cls, cfg: DictConfig) -> list[int]:
+        """Every cross-validation fold, or the one `fold=K` asks for."""
+        return [cfg.fold] if cfg.fold is not None else list(range(cfg.task.folds))
+
     def __init__(self, cfg: DictConfig, prepared: PreparedClassification, device: torch.device,
                  fold: int):
-        self.cfg, self.prepared, self.device, self.fold = cfg, prepared, device, fold
+        super().__init__(cfg, prepared, device, fold)
         task = cfg.task
         self.train_data, self.test_data = prepared.split("train"), prepared.split("test")
         if task.folds_method not in FOLDS_METHODS:
@@ -79,16 +87,11 @@ class ClassificationTask:
         self.scale = torch.tensor(std, device=device).view(1, 3, 1, 1)
         self.class_weights = configured_class_weights(
             cfg.loss, lambda: label_class_weights(self.train_data.labels[self.train_idx]))
-        loss = cfg.loss
-        if loss.name == "focal":
-            self.criterion = FocalLoss(loss.alpha, loss.gamma, self.class_weights,
-                                       loss.epsilon).to(device)
-        else:
-            self.criterion = nn.BCEWithLogitsLoss(
-                weight=None if self.class_weights is None else self.class_weights.to(device))
+        # The loss the config names (conf/loss/, losses.py).
+        self.criterion = build_loss(cfg.loss, self.class_weights).to(device)
         self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.optimizer.lr,
                                                    weight_decay=cfg.optimizer.weight_decay)}
-        self.schedulers = {"net": make_scheduler(self.optimizers["net"], cfg.lr_schedule)}
+        self.schedulers = {"net": build_scheduler(self.optimizers["net"], cfg.lr_schedule)}
         swa = task.swa
         self.swa_start = None
         if swa.enabled:
@@ -141,6 +144,12 @@ class ClassificationTask:
         return (f"test F1 (micro) {result['test_f1_micro']:.4f}  "
                 f"recall as released {result['test_recall_as_released']:.4f}")
 
+    @classmethod
+    def folds_summary(cls, summary: dict[str, float], folds: int) -> str:
+        return (f"test F1 (micro) {summary['test_f1_micro']:.4f} ± "
+                f"{summary['test_f1_micro_std']:.4f}, recall as released "
+                f"{summary['test_recall_as_released']:.4f}, mean ± std over {folds} folds")
+
     def end_epoch(self, epoch: int) -> None:
         """Cosine schedule until SWA starts; then average once per epoch under SWALR."""
         if self.swa_start is not None and epoch >= self.swa_start:
@@ -165,6 +174,10 @@ class ClassificationTask:
     def swa_snapshots(self) -> int:
         return int(self.swa_model.n_averaged) if self.swa_start is not None else 0
 
+    def result_extras(self) -> dict[str, float]:
+        """How many epochs the evaluated SWA model averages (0: the best epoch's weights)."""
+        return {"swa_snapshots": self.swa_snapshots}
+
     def final_state(self, best_state: dict, seed: int) -> dict[str, torch.Tensor]:
         """The evaluated weights: the SWA average when it holds snapshots (after refreshing
         BatchNorm statistics with a pass over the training data), else the best epoch's."""
@@ -178,9 +191,6 @@ class ClassificationTask:
             loader = self.loader("train", train=False, seed=seed)
             update_bn((self._normalised(x.to(self.device)) for x, _ in loader), averaged)
         return {k: v.detach().clone() for k, v in averaged.state_dict().items()}
-
-    def inference_state(self) -> dict[str, torch.Tensor]:
-        return self.net.state_dict()
 
     def inference_checkpoint(self, state_dict: dict[str, torch.Tensor]) -> dict:
         return {"format": "dedl-classification-v1", "state_dict": state_dict,

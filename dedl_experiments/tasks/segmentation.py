@@ -16,15 +16,18 @@ from dedl_experiments.data import tiling
 from dedl_experiments.data.datasets import TileDataset
 from dedl_experiments.data.device_augment import (DeviceTileDataset, DeviceTileLoader, DeviceTiles,
                                                   split_nbytes, use_device_data)
-from dedl_experiments.data.prepare import PreparedSegmentation
+from dedl_experiments.data.prepare import PreparedSegmentation, prepare_segmentation
 from dedl_experiments.data.transforms import (IGNORE, check_outside_label, segmentation_transform,
                                               target_classes)
 from dedl_experiments.inference import predict_tiles
-from dedl_experiments.losses import configured_class_weights, pixel_class_weights
+from dedl_experiments.losses import build_loss, configured_class_weights, pixel_class_weights
 from dedl_experiments.metrics import (PADDED_METRICS, PADDED_SUFFIX, SegmentationMetrics,
                                       map_metrics)
+from dedl_experiments.models import count_parameters
 from dedl_experiments.models.app import AutoencoderPostProcessing
-from dedl_experiments.models.segmentation import build_segmentation_model, count_parameters
+from dedl_experiments.models.segmentation import build_segmentation_model
+from dedl_experiments.schedules import build_scheduler
+from dedl_experiments.tasks.base import Task
 from dedl_experiments.visualise import segmentation_overlays
 from multirun_launchers.devices import jobs_on_device, loader_workers
 
@@ -32,25 +35,14 @@ log = logging.getLogger(__name__)
 INFERENCE_FORMAT = "dedl-segmentation-v1"
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, schedule: DictConfig):
-    if schedule.name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=schedule.t_max,
-                                                          eta_min=schedule.eta_min)
-    if schedule.name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=schedule.step_size,
-                                               gamma=schedule.gamma)
-    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-
-
-class SegmentationTask:
+class SegmentationTask(Task):
     """Builds the network, APP, loss, optimisers and loaders for one segmentation job."""
 
-    monitor_metrics = ("loss", "iou")
+    prepare = staticmethod(prepare_segmentation)
 
-    def __init__(self, cfg: DictConfig, prepared: PreparedSegmentation, device: torch.device):
-        self.cfg = cfg
-        self.prepared = prepared
-        self.device = device
+    def __init__(self, cfg: DictConfig, prepared: PreparedSegmentation, device: torch.device,
+                 fold: int | None = None):
+        super().__init__(cfg, prepared, device, fold)
         weights = None
         if cfg.init.name != "random":
             weights = cfg.encoder.inits[cfg.init.name].segmentation
@@ -59,29 +51,24 @@ class SegmentationTask:
             arch.name, cfg.encoder.segmentation, weights, attention=arch.attention,
             encoder_depth=arch.encoder_depth, decoder_channels=tuple(arch.decoder_channels),
             in_channels=prepared.channels, classes=cfg.task.num_classes,
-            allow_download=True).to(device)  # unless HF_HUB_OFFLINE / DEDL_OFFLINE is set
+            smp_class=arch.smp_class, allow_download=True).to(device)  # unless HF_HUB_OFFLINE / DEDL_OFFLINE is set
         self.app = None
         if cfg.app.name != "none":
             self.app = AutoencoderPostProcessing(prepared.tile_size, cfg.app.activation).to(device)
         pixel_counts = np.asarray(prepared.stats["train"]["pixel_counts"])
         self.class_weights = configured_class_weights(cfg.loss,
                                                       lambda: pixel_class_weights(pixel_counts))
-        # mean: over the counted pixels; sum: the released notebooks' reduction.
-        if cfg.loss.reduction not in ("mean", "sum"):
-            raise ValueError(f"loss.reduction={cfg.loss.reduction!r} is invalid: it must be one "
-                             "of: mean, sum")
-        self.criterion = nn.CrossEntropyLoss(
-            weight=self.class_weights.to(device) if self.class_weights is not None else None,
-            ignore_index=IGNORE, reduction=cfg.loss.reduction)
+        # The loss the config names (conf/loss/, losses.py); IGNORE pixels are not counted.
+        self.criterion = build_loss(cfg.loss, self.class_weights, ignore_index=IGNORE).to(device)
         # What zero padding and rotated-in corners count as in the loss and train/val metrics.
         self.padding_label = check_outside_label("tiling.padding_label", cfg.tiling.padding_label)
         self.rotation_fill = check_outside_label("augment.rotation_fill", cfg.augment.rotation_fill)
         self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.optimizer.lr,
                                                    weight_decay=cfg.optimizer.weight_decay)}
-        self.schedulers = {"net": make_scheduler(self.optimizers["net"], cfg.lr_schedule)}
+        self.schedulers = {"net": build_scheduler(self.optimizers["net"], cfg.lr_schedule)}
         if self.app is not None:
             self.optimizers["app"] = torch.optim.Adam(self.app.parameters(), lr=cfg.app.lr)
-            self.schedulers["app"] = make_scheduler(self.optimizers["app"], cfg.app_lr_schedule)
+            self.schedulers["app"] = build_scheduler(self.optimizers["app"], cfg.app_lr_schedule)
         stats = prepared.stats["train"]
         self.mean, self.std = stats["mean"], stats["std"]
         # Normalisation with the training tiles' statistics, on the device.
@@ -102,6 +89,10 @@ class SegmentationTask:
 
     def modules(self) -> dict[str, nn.Module]:
         return {"net": self.net} | ({"app": self.app} if self.app is not None else {})
+
+    def network(self) -> nn.Module:
+        """The segmentation network alone: what is tested and saved (the APP is training-only)."""
+        return self.net
 
     def loader(self, split: str, train: bool, seed: int) -> DataLoader | DeviceTileLoader:
         """Batches of a split: from the tile cache through loader workers (albumentations on
@@ -160,25 +151,14 @@ class SegmentationTask:
     def summary(result: dict) -> str:
         return f"test IoU {result['test_iou']:.4f}  pixel accuracy {result['test_pixel_accuracy']:.4f}"
 
-    def end_epoch(self, epoch: int) -> None:
-        for scheduler in self.schedulers.values():
-            scheduler.step()
-
-    def final_state(self, best_state: dict, seed: int) -> dict[str, torch.Tensor]:
-        """The evaluated weights: those of the best validation epoch."""
-        return best_state
-
-    def inference_state(self) -> dict[str, torch.Tensor]:
-        """The saved model: the segmentation network alone (the APP is training-only)."""
-        return self.net.state_dict()
-
     def inference_checkpoint(self, state_dict: dict[str, torch.Tensor]) -> dict:
         """What `predict` needs to rebuild the network and preprocess raw images like training."""
         arch, ds = self.cfg.architecture, self.cfg.dataset
         return {
             "format": INFERENCE_FORMAT,
             "state_dict": state_dict,
-            "model": {"architecture": arch.name, "encoder": self.cfg.encoder.segmentation,
+            "model": {"architecture": arch.name, "smp_class": arch.smp_class,
+                      "encoder": self.cfg.encoder.segmentation,
                       "attention": arch.attention, "encoder_depth": arch.encoder_depth,
                       "decoder_channels": list(arch.decoder_channels),
                       "in_channels": self.prepared.channels, "classes": self.cfg.task.num_classes},

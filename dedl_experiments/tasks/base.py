@@ -1,0 +1,164 @@
+"""The contract between a task and the shared machinery: every hook the job (job.py,
+training.py), the training loop (loop.py), checkpointing (checkpoint.py) and the speed switches
+(speed.py) call, in one place. A task is a subclass of `Task` named by `conf/task/<name>.yaml`
+(`task._target_`); it overrides the abstract hooks and whichever defaults do not fit.
+
+Life of a task in a job:
+
+    Task.prepare(cfg)            the prepared data (built once, cached), before the cell's run starts
+    Task.folds(cfg)              None: one run per cell; [0, 1, ...]: one child run per fold
+    Task(cfg, prepared, device, fold)
+      modules(), optimizers,     what the loop trains and a checkpoint holds
+      schedulers
+      network()                  the network evaluated and saved (speed's channels_last applies to it)
+      describe()                 numbers logged once at the start (parameter counts, data sizes)
+      loader(split, train, seed) batches of "train" / "val" (and "test" where the task reads it)
+      new_metrics(), step(...)   one batch's loss, accumulating metrics (loop.run_epoch)
+      end_epoch(epoch)           after validation: schedulers, SWA, ...
+      inference_state()          the weights kept when validation improves
+      extra_state() /            what else a checkpoint must hold to resume bit-equal
+        load_extra_state(state)
+      final_state(best, seed)    the weights tested (default: the best epoch's)
+      test_metrics(batch_size)   (metrics, extras for write_artifacts)
+      result_extras()            more numbers for the run's result
+      inference_checkpoint(sd)   the best_model.pt that `predict` reads
+      write_artifacts(...)       files logged with the run
+    Task.summary(result)         the result line printed per run
+    Task.folds_summary(...)      the line printed when every fold of a cell has finished
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from dedl_experiments.models import count_parameters
+
+
+class Metrics(Protocol):
+    """What `new_metrics()` returns: updated by `step`, read once per epoch by the loop."""
+
+    def compute(self) -> dict[str, float]: ...
+
+
+class Prepared(Protocol):
+    """What `Task.prepare` returns: the cache folder and the data's content digest (part of
+    the cell's identity)."""
+
+    root: Path
+    digest: str
+
+
+class Task(abc.ABC):
+    """One job's data, networks, optimisers and metrics; the loop, checkpoints, speed switches
+    and recording are shared (see the module docstring for the order of the hooks)."""
+
+    device: torch.device
+    # Set in __init__: the loop steps every optimiser after each training batch, and a
+    # checkpoint holds the state of every optimiser and scheduler under these names.
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
+
+    def __init__(self, cfg: DictConfig, prepared: Any, device: torch.device,
+                 fold: int | None = None) -> None:
+        """A task of `cfg` on `prepared` data (from `prepare`), for cross-validation fold `fold`
+        (None where `folds` is None)."""
+        self.cfg, self.prepared, self.device, self.fold = cfg, prepared, device, fold
+
+    # --- the job, before a task object exists ---------------------------------------------
+
+    @staticmethod
+    @abc.abstractmethod
+    def prepare(cfg: DictConfig) -> Prepared:
+        """The prepared data of this config, built on first use."""
+
+    @classmethod
+    def folds(cls, cfg: DictConfig) -> list[int] | None:
+        """None: a cell is one run. A list: a cell is a parent run with one child run per fold,
+        each a task built with that `fold`."""
+        return None
+
+    @staticmethod
+    @abc.abstractmethod
+    def summary(result: dict) -> str:
+        """The result line of a finished run, e.g. "test IoU 0.81  pixel accuracy 0.96"."""
+
+    @classmethod
+    def folds_summary(cls, summary: dict[str, float], folds: int) -> str:
+        """The line of a cell whose folds have all finished (`summary`: each test metric's mean
+        over folds, and `<metric>_std`)."""
+        return f"{cls.summary(summary)}, mean over {folds} folds"
+
+    # --- training: what the loop calls --------------------------------------------------------
+
+    @abc.abstractmethod
+    def modules(self) -> dict[str, nn.Module]:
+        """Every trained module by name (train/eval mode, checkpoints, torch.compile)."""
+
+    def network(self) -> nn.Module:
+        """The network that is evaluated and saved: by default the module named "net"."""
+        return self.modules()["net"]
+
+    def describe(self) -> dict[str, float]:
+        """Numbers logged once when the run starts."""
+        return {f"params_{name}": count_parameters(module) for name, module in self.modules().items()}
+
+    @abc.abstractmethod
+    def loader(self, split: str, train: bool, seed: int) -> Iterable:
+        """Batches of a split; `train` turns on shuffling and augmentation. The loop sets the
+        epoch on `loader.dataset` (draws depend on seed and epoch only)."""
+
+    @abc.abstractmethod
+    def new_metrics(self) -> Metrics:
+        """Fresh metric accumulators for one pass over a split."""
+
+    @abc.abstractmethod
+    def step(self, batch: list[torch.Tensor], metrics: Metrics, train: bool) -> torch.Tensor:
+        """The loss of one batch (already on the device); updates `metrics`. The loop does the
+        backward pass and the optimiser steps."""
+
+    def end_epoch(self, epoch: int) -> None:
+        """After each epoch's validation: step every scheduler."""
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+
+    def inference_state(self) -> dict[str, torch.Tensor]:
+        """The weights kept when the monitored validation metric improves."""
+        return self.network().state_dict()
+
+    # --- checkpoints ----------------------------------------------------------------------------
+
+    def extra_state(self) -> dict:
+        """State beyond modules, optimisers, schedulers and RNGs that a resumed run needs."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore what `extra_state` returned (empty for checkpoints that hold none)."""
+
+    # --- after training ---------------------------------------------------------------------------
+
+    def final_state(self, best_state: dict, seed: int) -> dict[str, torch.Tensor]:
+        """The weights that are tested and saved: by default the best validation epoch's."""
+        return best_state
+
+    @abc.abstractmethod
+    def test_metrics(self, batch_size: int) -> tuple[dict[str, float], Any]:
+        """Test metrics of `network()` (logged as test_<name>) and extras for write_artifacts."""
+
+    def result_extras(self) -> dict[str, float]:
+        """More numbers for the run's result (logged as they are)."""
+        return {}
+
+    @abc.abstractmethod
+    def inference_checkpoint(self, state_dict: dict[str, torch.Tensor]) -> dict:
+        """The saved model file's contents: the weights and how to rebuild and feed the network."""
+
+    def write_artifacts(self, out: Path, metrics: dict[str, float], extras: Any) -> list[Path]:
+        """Files written into `out` and logged with the run."""
+        return []
