@@ -26,10 +26,9 @@ from omegaconf import DictConfig
 from dedl_experiments import checkpoint, components, folds, lifecycle, tracking
 from dedl_experiments.config import validate
 from dedl_experiments.loop import STOP, FitSettings, NonFiniteLoss, Terminated
-from dedl_experiments.speed import device_name, pick_device
+from dedl_experiments.speed import device_name, place_job
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.training import train_and_test
-from multirun_launchers.devices import pin_current_job
 
 log = logging.getLogger(__name__)
 T = tracking.TAG
@@ -71,9 +70,8 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
         return _skipped(name, key, done)
 
     seed_everything(cfg.seed)
-    # Parallel sweep jobs: one GPU each (job k -> cuda:k % GPUs), or a share of the CPU cores.
-    pinned = pin_current_job()
-    device = pick_device(pinned["device"] if pinned and cfg.device == "auto" else cfg.device)
+    # Parallel sweep jobs: k per GPU (a free GPU slot each), or a share of the CPU cores.
+    device, pinned = place_job(cfg)
     tags = {f"{T}task": cfg.task.name, f"{T}table": cfg.table or "", f"{T}seed": str(cfg.seed),
             f"{T}device": str(device), f"{T}device_name": device_name(device),
             f"{T}host": socket.gethostname(), f"{T}pid": str(os.getpid()),

@@ -14,7 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments import checkpoint, components, tracking
 from dedl_experiments.loop import FitSettings, FitState, fit
-from dedl_experiments.speed import apply_to_modules, peak_memory_mb, speed_settings
+from dedl_experiments.speed import (apply_to_modules, peak_memory_mb, record_peak_memory,
+                                     speed_settings)
 from dedl_experiments.tasks.base import Task
 
 
@@ -61,6 +62,7 @@ def train_and_test(cfg: DictConfig, task: Task, settings: FitSettings, tracker: 
         result["train_epoch_time_mean_s"] = float(np.mean(epoch_times))
     result |= task.result_extras()
     tracker.log_metrics(run_id, result)
+    record_peak_memory(cfg, task.device)  # what speed.jobs_per_gpu=auto sizes pools by (CUDA only)
 
     best_path = checkpoint.atomic_save(task.inference_checkpoint(final), output_dir / "best_model.pt")
     metrics_path = output_dir / "metrics.json"

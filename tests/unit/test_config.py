@@ -201,3 +201,14 @@ def test_read_only_data_dir_is_a_config_error(tmp_path):
 def test_later_settings_and_task_dataset_mismatch_are_named(overrides, message) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate(compose_config(["budget=smoke", "init=random", *overrides]))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["loader.device_data=sometimes"], "loader.device_data='sometimes' is invalid: it must be auto, true or false"),
+    (["loader.device_data_fraction=2"], "loader.device_data_fraction=2 is invalid"),
+    (["speed.jobs_per_gpu=0"], "speed.jobs_per_gpu=0 is invalid: it must be auto or an integer >= 1"),
+    (["speed.cpu_threads=-1"], "speed.cpu_threads=-1 is invalid"),
+])
+def test_pool_and_device_data_settings_are_checked_before_any_work(overrides, message) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(compose_config(["budget=smoke", "init=random", *overrides]))
