@@ -50,10 +50,10 @@ def test_one_sample_type() -> None:
 def test_a_default_timeout_and_a_fast_target() -> None:
     """A hung test fails instead of holding the suite; `make test-fast` skips the slow tests."""
     import subprocess
-    import tomllib
 
-    options = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
-    assert int(options["timeout"]) >= 600
+    # (tomllib is Python 3.11+; the project supports 3.10)
+    timeout = re.search(r"^timeout = (\d+)$", (REPO / "pyproject.toml").read_text(), re.M)
+    assert timeout is not None and int(timeout[1]) >= 600
     recipe = subprocess.run(["make", "-n", "-s", "test-fast"], cwd=REPO, capture_output=True,
                             text=True, check=True).stdout.splitlines()[-1]
     assert recipe.endswith('-m pytest -m "not slow"')
