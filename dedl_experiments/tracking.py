@@ -110,6 +110,17 @@ def _pop_path(values: dict, path: str, only_if: Any = ...) -> None:
         del node[leaf]
 
 
+def _without_instantiate_keys(values: Any) -> Any:
+    """`_target_`, `_partial_`, ... name the code that builds a component, not what it computes:
+    moving a class to another module must not make its runs another cell."""
+    if isinstance(values, dict):
+        return {k: _without_instantiate_keys(v) for k, v in values.items()
+                if not (isinstance(k, str) and k.startswith("_") and k.endswith("_"))}
+    if isinstance(values, list):
+        return [_without_instantiate_keys(v) for v in values]
+    return values
+
+
 def cell_values(cfg: DictConfig, dataset_digest: str | None) -> dict[str, Any]:
     values = _without_instantiate_keys(OmegaConf.to_container(cfg, resolve=True))
     for key in NOT_CELL_KEYS:
@@ -125,17 +136,6 @@ def cell_values(cfg: DictConfig, dataset_digest: str | None) -> dict[str, Any]:
     # The key of runs recorded before data digests and the settings added since.
     for path, default in ADDED_SETTINGS.items():
         _pop_path(values, path, default)
-def _without_instantiate_keys(values: Any) -> Any:
-    """`_target_`, `_partial_`, ... name the code that builds a component, not what it computes:
-    moving a class to another module must not make its runs another cell."""
-    if isinstance(values, dict):
-        return {k: _without_instantiate_keys(v) for k, v in values.items()
-                if not (isinstance(k, str) and k.startswith("_") and k.endswith("_"))}
-    if isinstance(values, list):
-        return [_without_instantiate_keys(v) for v in values]
-    return values
-
-
     if values.get("augment") == {}:
         del values["augment"]
     return values
