@@ -225,6 +225,7 @@ def run_epoch(task: Task, loader, train: bool, epoch: int, speed: Speed, desc: s
                 for opt in task.optimizers.values():
                     speed.scaler.step(opt)
                 speed.scaler.update()
+                task.end_step()
             total += loss.detach().double() * len(batch[0])
             count += len(batch[0])
             STOP.check()

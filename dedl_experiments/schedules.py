@@ -22,8 +22,9 @@ from dedl_experiments import components
 
 
 def build_scheduler(optimizer: Optimizer, schedule: DictConfig) -> LRScheduler:
-    """The scheduler the config node names, stepping `optimizer` once per epoch."""
-    return components.build(schedule, optimizer)
+    """The scheduler the config node names; the task steps it once per epoch or, with
+    `interval: batch`, after every training step (Task.schedule_intervals)."""
+    return components.build(schedule, optimizer, omit=("interval",))
 
 
 def cosine(optimizer: Optimizer, t_max: int, eta_min: float) -> CosineAnnealingLR:

@@ -39,6 +39,8 @@ class ConstantSchedule:
     _target_: str = MISSING
     _partial_: bool = True
     name: str = MISSING
+    # epoch: stepped after each epoch; batch: after each training step (the notebooks).
+    interval: str = "epoch"
 
 
 @dataclass
@@ -46,6 +48,8 @@ class CosineSchedule:
     _target_: str = MISSING
     _partial_: bool = True
     name: str = MISSING
+    # epoch: stepped after each epoch; batch: after each training step (the notebooks).
+    interval: str = "epoch"
     t_max: int = MISSING
     eta_min: Number = MISSING
 
@@ -55,6 +59,8 @@ class StepSchedule:
     _target_: str = MISSING
     _partial_: bool = True
     name: str = MISSING
+    # epoch: stepped after each epoch; batch: after each training step (the notebooks).
+    interval: str = "epoch"
     step_size: int = MISSING
     gamma: Number = MISSING
 

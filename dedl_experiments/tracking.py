@@ -96,7 +96,8 @@ def is_cell_experiment(name: str) -> bool:
 # runs did. A legacy key (no digest) leaves them out at that value, as those runs' keys did.
 ADDED_SETTINGS = {"loss.reduction": "mean", "loss.epsilon": None, "tiling.padding_label": "ignore",
                   "augment.rotation_fill": "ignore", "augment.perspective_p": 1.0,
-                  "task.folds_method": "multilabel_stratified", "task.drop_last": False}
+                  "task.folds_method": "multilabel_stratified", "task.drop_last": False,
+                  "lr_schedule.interval": "epoch", "app_lr_schedule.interval": "epoch"}
 
 
 def _pop_path(values: dict, path: str, only_if: Any = ...) -> None:

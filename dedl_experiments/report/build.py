@@ -45,6 +45,8 @@ from dedl_experiments.report.verdicts import Evidence
 RECIPE: dict[str, dict[str, str]] = {
     "segmentation": {
         "lr_schedule.name": "cosine",
+        "lr_schedule.interval": "epoch",
+        "app_lr_schedule.interval": "epoch",
         "loss.name": "weighted_ce",
         "loss.reduction": "mean",
         "architecture.attention": "scse",
@@ -53,6 +55,7 @@ RECIPE: dict[str, dict[str, str]] = {
     },
     "classification": {
         "lr_schedule.name": "cosine",
+        "lr_schedule.interval": "epoch",
         "loss.name": "focal",
         "loss.epsilon": "None",
         "task.swa.enabled": "True",

@@ -64,6 +64,8 @@ class Task(abc.ABC):
     # checkpoint holds the state of every optimiser and scheduler under these names.
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
+    # When each scheduler steps: "epoch" (the default) or "batch" (lr_schedule.interval).
+    schedule_intervals: dict[str, str] = {}
 
     def __init__(self, cfg: DictConfig, prepared: Any, device: torch.device,
                  fold: int | None = None) -> None:
@@ -124,9 +126,18 @@ class Task(abc.ABC):
         backward pass and the optimiser steps."""
 
     def end_epoch(self, epoch: int) -> None:
-        """After each epoch's validation: step every scheduler."""
-        for scheduler in self.schedulers.values():
-            scheduler.step()
+        """After each epoch's validation: step the schedulers stepped per epoch."""
+        self.step_schedulers("epoch")
+
+    def end_step(self) -> None:
+        """After each training step: step the schedulers stepped per batch."""
+        self.step_schedulers("batch")
+
+    def step_schedulers(self, interval: str) -> None:
+        # Per scheduler, `epoch` (default) or `batch` (the released notebooks' choice).
+        for name, scheduler in self.schedulers.items():
+            if self.schedule_intervals.get(name, "epoch") == interval:
+                scheduler.step()
 
     def inference_state(self) -> dict[str, torch.Tensor]:
         """The weights kept when the monitored validation metric improves."""

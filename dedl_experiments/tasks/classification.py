@@ -92,6 +92,7 @@ class ClassificationTask(Task):
         self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.optimizer.lr,
                                                    weight_decay=cfg.optimizer.weight_decay)}
         self.schedulers = {"net": build_scheduler(self.optimizers["net"], cfg.lr_schedule)}
+        self.schedule_intervals = {"net": cfg.lr_schedule.interval}
         swa = task.swa
         self.swa_start = None
         if swa.enabled:
@@ -156,7 +157,13 @@ class ClassificationTask(Task):
             self.swa_model.update_parameters(self.net)
             self.swa_scheduler.step()
         else:
-            self.schedulers["net"].step()
+            self.step_schedulers("epoch")
+
+    def end_step(self) -> None:
+        """Per-batch schedules stop once weights are averaged: SWALR drives the rate then
+        (n_averaged is checkpointed, so a resumed run agrees)."""
+        if self.swa_start is None or int(self.swa_model.n_averaged) == 0:
+            super().end_step()
 
     def extra_state(self) -> dict:
         if self.swa_start is None:

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("args, line", [
     (["budget.epochs=abc"], "ConfigError: budget.epochs=abc is invalid: it must be an integer"),
     (["lr_schedule.t_maks=3"], "ConfigError: lr_schedule.t_maks is not a setting of lr_schedule "
-                               "(its settings: name, t_max, eta_min)"),
+                               "(its settings: name, interval, t_max, eta_min)"),
     (["encoder=resnet19"], "ConfigError: encoder=resnet19 is not an option of encoder; its options: "
                            "coatnet, convnext_base,"),
     (["-m", "seed=1,2", "tiling.size=big"], "ConfigError: tiling.size=big is invalid: it must be an integer"),

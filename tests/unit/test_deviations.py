@@ -27,8 +27,7 @@ COLUMNS = ("Id", "Task", "Paper / released notebooks", "This project", "Why",
            "Override for the paper's behaviour", "Can change a table's numbers?")
 # Rows without an override: behaviour that only files outside this table's switches could
 # change (the training loop), or that is reported both ways instead. Each says so in its row.
-WITHOUT_OVERRIDE = {"validation-schedule", "lr-step-interval", "f1-as-recall",
-                    "notebook-defects"}
+WITHOUT_OVERRIDE = {"validation-schedule", "f1-as-recall", "notebook-defects"}
 # The rows the project must declare (at least).
 REQUIRED = {
     "intensity-scaling", "padding", "rotation-fill", "cuda-speed", "swa", "folds", "threshold",
@@ -298,17 +297,44 @@ def test_perspective_probability_inside_its_block() -> None:
 # The switches added for deviations; all but the speed switch change numerics.
 NUMERIC_SWITCHES = {
     "segmentation": ("tiling.padding_label", "augment.rotation_fill", "loss.reduction",
-                     "architecture.attention"),
+                     "architecture.attention", "lr_schedule.interval", "app_lr_schedule.interval"),
     "classification": ("task.folds_method", "task.drop_last", "augment.perspective_p",
-                       "loss.epsilon"),
+                       "loss.epsilon", "lr_schedule.interval"),
 }
 
 
 @pytest.mark.parametrize("task", list(NUMERIC_SWITCHES))
 def test_switches_that_change_numerics_define_the_cell_and_tf32_does_not(task: str,
                                                                           tmp_path: Path) -> None:
-    values = tracking.cell_values(compose_config([f"task={task}", f"data_dir={tmp_path}"]), None)
+    values = tracking.cell_values(compose_config([f"task={task}", f"data_dir={tmp_path}"]), "0" * 64)
     for path in NUMERIC_SWITCHES[task]:
         head, leaf = path.split(".")
         assert leaf in values.get(head, {}), path
     assert "tf32" not in values.get("speed", {})
+
+
+def test_a_per_batch_schedule_steps_after_every_training_step() -> None:
+    """lr_schedule.interval=batch: the notebooks' scheduler.step() after every batch; the
+    default steps once per epoch."""
+    from torch import nn
+
+    from dedl_experiments.schedules import build_scheduler
+    from dedl_experiments.tasks.base import Task
+
+    def rates(interval: str) -> list[float]:
+        cfg = compose_config(["budget=smoke", f"lr_schedule.interval={interval}"])
+        # Only the base class's scheduling hooks are exercised.
+        task = type("Scheduling", (), {"end_step": Task.end_step,
+                                       "step_schedulers": Task.step_schedulers})()
+        task.optimizers = {"net": torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=1.0)}
+        task.schedulers = {"net": build_scheduler(task.optimizers["net"], cfg.lr_schedule)}
+        task.schedule_intervals = {"net": cfg.lr_schedule.interval}
+        seen = []
+        for _ in range(3):  # three training steps of one epoch
+            task.optimizers["net"].step()
+            task.end_step()
+            seen.append(task.optimizers["net"].param_groups[0]["lr"])
+        return seen
+
+    assert len(set(rates("epoch"))) == 1
+    assert len(set(rates("batch"))) == 3

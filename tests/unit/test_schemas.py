@@ -48,7 +48,7 @@ def test_a_wrong_type_of_an_app_setting_fails_at_compose_time() -> None:
 
 
 @pytest.mark.parametrize("override, message", [
-    ("lr_schedule.t_maks=3", "lr_schedule.t_maks is not a setting of lr_schedule (its settings: name, t_max, eta_min)"),
+    ("lr_schedule.t_maks=3", "lr_schedule.t_maks is not a setting of lr_schedule (its settings: name, interval, t_max, eta_min)"),
     ("budget.epoch=3", "budget.epoch is not a setting of budget (its settings: name, epochs, batch_size, scale, num_workers)"),
     ("tiling.pad=1", "tiling.pad is not a setting of tiling (its settings: size, stride, blank_threshold, drop_blank_train, padding_label)"),
     ("optimizer.lrr=3", "optimizer.lrr is not a setting of optimizer (its settings: lr, weight_decay)"),
@@ -65,7 +65,7 @@ def test_an_unknown_option_lists_the_groups_options() -> None:
 def test_a_key_added_with_plus_to_a_schemas_group_is_a_config_error() -> None:
     cfg = compose_config([*BASE, "+lr_schedule.t_maks=3"])  # Hydra lets `+` add a key
     with pytest.raises(ConfigError, match=re.escape(
-            "lr_schedule.t_maks is not a setting of lr_schedule (its settings: name, t_max, eta_min)")):
+            "lr_schedule.t_maks is not a setting of lr_schedule (its settings: name, interval, t_max, eta_min)")):
         validate(cfg)
 
 
