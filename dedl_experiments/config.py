@@ -71,8 +71,9 @@ _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("speed.compile", lambda x: isinstance(x, bool), "true or false"),
     ("resume", lambda x: isinstance(x, bool), "true or false"),
     ("adopt_legacy_runs", lambda x: isinstance(x, bool), "true or false"),
-    ("lr_schedule.interval", lambda x: x in ("epoch", "batch"), "one of: epoch, batch"),
-    ("app_lr_schedule.interval", lambda x: x in ("epoch", "batch"), "one of: epoch, batch"),
+    # Absent (a user's schedule file without it): once per epoch.
+    ("lr_schedule.interval", lambda x: x in (None, "epoch", "batch"), "one of: epoch, batch"),
+    ("app_lr_schedule.interval", lambda x: x in (None, "epoch", "batch"), "one of: epoch, batch"),
     ("loader.device_data", lambda x: x == "auto" or isinstance(x, bool), "auto, true or false"),
     ("loader.device_data_fraction", lambda x: _positive(x) and x <= 1, "a number in (0, 1]"),
     ("speed.jobs_per_gpu", lambda x: x == "auto" or _positive_int(x), "auto or an integer >= 1"),

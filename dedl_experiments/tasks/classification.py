@@ -92,7 +92,7 @@ class ClassificationTask(Task):
         self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.optimizer.lr,
                                                    weight_decay=cfg.optimizer.weight_decay)}
         self.schedulers = {"net": build_scheduler(self.optimizers["net"], cfg.lr_schedule)}
-        self.schedule_intervals = {"net": cfg.lr_schedule.interval}
+        self.schedule_intervals = {"net": cfg.lr_schedule.get("interval") or "epoch"}
         swa = task.swa
         self.swa_start = None
         if swa.enabled:

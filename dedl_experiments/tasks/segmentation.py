@@ -66,7 +66,8 @@ class SegmentationTask(Task):
         self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.optimizer.lr,
                                                    weight_decay=cfg.optimizer.weight_decay)}
         self.schedulers = {"net": build_scheduler(self.optimizers["net"], cfg.lr_schedule)}
-        self.schedule_intervals = {"net": cfg.lr_schedule.interval, "app": cfg.app_lr_schedule.interval}
+        self.schedule_intervals = {"net": cfg.lr_schedule.get("interval") or "epoch",
+                                   "app": cfg.app_lr_schedule.get("interval") or "epoch"}
         if self.app is not None:
             self.optimizers["app"] = torch.optim.Adam(self.app.parameters(), lr=cfg.app.lr)
             self.schedulers["app"] = build_scheduler(self.optimizers["app"], cfg.app_lr_schedule)
