@@ -83,7 +83,10 @@ def test_predict_writes_full_size_masks_that_reproduce_the_test_iou(sweep, tmp_p
 def test_predict_rejects_a_damaged_checkpoint(tmp_path):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"not a checkpoint")
-    proc = run_cli([f"checkpoint={bad}", f"input={tmp_path}", f"output={tmp_path / 'o'}"],
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.zeros((40, 50), dtype=np.uint8)).save(images / "a.png")
+    proc = run_cli([f"checkpoint={bad}", f"input={images}", f"output={tmp_path / 'o'}"],
                    tmp_path, module="dedl_experiments.predict", check=False)
     assert proc.returncode == 2 and f"checkpoint {bad} is damaged" in proc.stderr
 
