@@ -187,8 +187,9 @@ def _check_device(cfg: DictConfig) -> None:
 
 def _check_data_dir(cfg: DictConfig) -> None:
     """data_dir gets the synthetic data and the tile caches: it must be creatable and writable
-    before any work starts."""
-    problem = writable_folder_problem(Path(cfg.data_dir))
+    before any work starts. Nothing is created yet: a later check (the tracking store) may
+    still stop the job, and a failed job leaves nothing behind."""
+    problem = writable_folder_problem(Path(cfg.data_dir), create=False)
     if problem:
         raise ConfigError(f"data_dir={cfg.data_dir} cannot be used: {problem}; it must be a folder "
                           "this user can create and write (set data_dir=... or DEDL_DATA_DIR)")
@@ -267,7 +268,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"init={cfg.init.name} is not available for encoder={cfg.encoder.name}; "
                           f"valid inits for it: {valid}")
     _check_targets(cfg)
-    # Last: these look at the machine (and create data_dir), once the values themselves are fine.
+    # Last: these look at the machine, once the values themselves are fine.
     _check_device(cfg)
     _check_data_dir(cfg)
 

@@ -11,7 +11,7 @@ from dedl_experiments.config import ConfigError, scaled_tile_size, validate
 
 @pytest.fixture(autouse=True)
 def data_dir_in_tmp(tmp_path, monkeypatch):
-    """validate() creates data_dir; keep it out of the working tree."""
+    """Jobs create data_dir; keep it out of the working tree."""
     monkeypatch.setenv("DEDL_DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data"
 
@@ -157,10 +157,11 @@ def test_malformed_cuda_names_are_refused(device):
         validate(compose_config([f"device={device}"]))
 
 
-def test_data_dir_is_created_and_left_clean(data_dir_in_tmp):
+def test_checking_data_dir_creates_nothing(data_dir_in_tmp):
+    """A later check (the tracking store) may still stop the job: a failed job leaves nothing."""
     target = data_dir_in_tmp / "nested"
     validate(compose_config([f"data_dir={target}"]))
-    assert target.is_dir() and list(target.iterdir()) == []
+    assert not data_dir_in_tmp.exists()
 
 
 def test_data_dir_below_a_file_is_a_config_error(tmp_path):
@@ -179,7 +180,7 @@ def test_read_only_data_dir_is_a_config_error(tmp_path):
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        with pytest.raises(ConfigError, match=r"^data_dir=.*locked/sub cannot be used: permission denied"):
+        with pytest.raises(ConfigError, match=r"^data_dir=.*locked/sub cannot be used: .*locked cannot be written \(permission denied\)"):
             validate(compose_config([f"data_dir={locked}/sub"]))
     finally:
         locked.chmod(0o755)
