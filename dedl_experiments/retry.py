@@ -29,18 +29,30 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 LOCKED_MESSAGES = ("database is locked", "database table is locked")
+# SQLite, PostgreSQL, MySQL: an insert that lost a race for a unique key.
+DUPLICATE_KEY_MESSAGES = ("unique constraint failed", "duplicate key value", "duplicate entry")
 
 
-def is_locked_error(err: BaseException) -> bool:
-    """True for SQLite's busy errors, however MLflow or SQLAlchemy wrapped them."""
+def _says(err: BaseException | None, messages: tuple[str, ...]) -> bool:
+    """Whether `err`, or an error it was raised from, says one of `messages`."""
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
         text = str(err).lower()
-        if any(message in text for message in LOCKED_MESSAGES):
+        if any(message in text for message in messages):
             return True
         err = err.__cause__ or err.__context__
     return False
+
+
+def is_locked_error(err: BaseException) -> bool:
+    """True for SQLite's busy errors, however MLflow or SQLAlchemy wrapped them."""
+    return _says(err, LOCKED_MESSAGES)
+
+
+def is_duplicate_key_error(err: BaseException) -> bool:
+    """True when an insert lost a race for a unique key (another process inserted it first)."""
+    return _says(err, DUPLICATE_KEY_MESSAGES)
 
 
 def retry_on_locked(fn: Callable[..., T], *args, attempts: int = 8, delay: float = 0.05,

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.conf import DISPLAY_KEY
 from dedl_experiments.folders import writable_folder_problem
-from dedl_experiments.retry import retry_on_locked, sqlite_path, sqlite_store_lock
+from dedl_experiments.retry import is_duplicate_key_error, retry_on_locked, sqlite_path, sqlite_store_lock
 
 log = logging.getLogger(__name__)
 
@@ -336,8 +336,16 @@ class Tracker:
         dataset = mlflow.entities.Dataset(name=name, digest=digest[:36], source_type="local",
                                           source=json.dumps({"uri": source}))
         context = mlflow.entities.InputTag("mlflow.data.context", "training")
-        retry_on_locked(self.client.log_inputs, run_id,
-                        datasets=[mlflow.entities.DatasetInput(dataset, [context])])
+        inputs = [mlflow.entities.DatasetInput(dataset, [context])]
+        try:
+            retry_on_locked(self.client.log_inputs, run_id, datasets=inputs)
+        except Exception as err:
+            # Jobs starting together may both find the dataset new to the experiment and
+            # insert it; the later insert fails on its unique key, and a second call links
+            # the run to the dataset the other job recorded.
+            if not is_duplicate_key_error(err):
+                raise
+            retry_on_locked(self.client.log_inputs, run_id, datasets=inputs)
 
     def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), folder)

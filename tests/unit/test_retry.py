@@ -1,11 +1,14 @@
-"""retry_on_locked: SQLite's busy errors are retried, everything else is not."""
+"""retry_on_locked: SQLite's busy errors are retried, everything else is not; a dataset input
+that lost a race for its unique key is logged again."""
 
 import sqlite3
+from types import SimpleNamespace
 
 import pytest
 from mlflow.exceptions import MlflowException
 
-from dedl_experiments.retry import is_locked_error, retry_on_locked
+from dedl_experiments.retry import is_duplicate_key_error, is_locked_error, retry_on_locked
+from dedl_experiments.tracking import Tracker
 
 
 class Flaky:
@@ -114,3 +117,37 @@ def _take_lock(uri, acquired):
 
     with sqlite_store_lock(uri):
         acquired.set()
+
+
+def _mlflow_duplicate() -> MlflowException:
+    # What a job got when another job of its sweep recorded the same dataset a moment earlier.
+    try:
+        try:
+            raise sqlite3.IntegrityError(
+                "UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest")
+        except sqlite3.IntegrityError as err:
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed") from err
+    except MlflowException as err:
+        return err
+
+
+def test_duplicate_key_errors_are_recognised():
+    assert is_duplicate_key_error(_mlflow_duplicate())
+    assert is_duplicate_key_error(MlflowException('duplicate key value violates unique constraint "datasets_pk"'))
+    assert not is_duplicate_key_error(_mlflow_locked())
+    assert not is_duplicate_key_error(MlflowException("RESOURCE_DOES_NOT_EXIST: run abc"))
+
+
+@pytest.mark.parametrize("error, calls", [(_mlflow_duplicate(), 2), (_mlflow_locked(), 2)])
+def test_a_dataset_input_that_lost_a_race_is_logged_again(error, calls):
+    tracker = Tracker.__new__(Tracker)  # no store: only the client's calls matter here
+    tracker.client = SimpleNamespace(log_inputs=Flaky(1, error))
+    tracker.log_dataset("run-1", "synthetic", "ab" * 32, "/data")
+    assert tracker.client.log_inputs.calls == calls
+
+
+def test_other_errors_of_a_dataset_input_propagate():
+    tracker = Tracker.__new__(Tracker)
+    tracker.client = SimpleNamespace(log_inputs=Flaky(1, MlflowException("RESOURCE_DOES_NOT_EXIST: run abc")))
+    with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):
+        tracker.log_dataset("run-1", "synthetic", "ab" * 32, "/data")
