@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dedl_experiments.loop import PAUSE_AT, STOP, pause_for_test
+from dedl_experiments.loop import STOP, pause_for_test, pause_point
 from dedl_experiments.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def atomic_save(obj: Any, path: Path, previous: Path | None = None) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, _PausingWriter(handle) if PAUSE_AT == "checkpoint_save" else handle)
+            torch.save(obj, _PausingWriter(handle) if pause_point() == "checkpoint_save" else handle)
             handle.flush()
             os.fsync(handle.fileno())
         # Stopped between these renames, only previous.pt exists, and load_training uses it.

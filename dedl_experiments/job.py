@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from dedl_experiments import checkpoint, components, folds, lifecycle, tracking
 from dedl_experiments.config import validate
-from dedl_experiments.loop import STOP, FitSettings, NonFiniteLoss, Terminated
+from dedl_experiments.loop import STOP, FitSettings, NonFiniteLoss, Terminated, install_test_pauses
 from dedl_experiments.speed import device_name, place_job
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.training import train_and_test
@@ -57,6 +57,7 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
     # Config, store and data are checked before the store is opened: a bad input costs seconds
     # and leaves nothing behind. The data's content digest is part of the cell's identity.
     validate(cfg)
+    install_test_pauses()
     tracking.check_store(tracking.tracking_uri(cfg))
     task_type = task_class(cfg)
     prepared = task_type.prepare(cfg)

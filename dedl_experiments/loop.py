@@ -127,30 +127,37 @@ STOP = TerminationFlag()
 # time it reaches that point from epoch 2 on, until DEDL_TEST_PAUSE_SIGNALS signals (default 1)
 # have arrived (at most 60 s); meanwhile `<point>.paused` in its working directory holds the
 # number of signals received so far.
-PAUSE_AT = os.environ.get("DEDL_TEST_PAUSE_AT", "")
-PAUSE_SIGNALS = int(os.environ.get("DEDL_TEST_PAUSE_SIGNALS", "1"))
+def pause_point() -> str:
+    """The test-only pause point, read when used (the environment is the job's own)."""
+    return os.environ.get("DEDL_TEST_PAUSE_AT", "")
 
 
 def pause_for_test(point: str) -> None:
     marker = Path(f"{point}.paused")
-    if (point != PAUSE_AT or (STOP.epoch or 0) < 2 or marker.exists()
+    if (point != pause_point() or (STOP.epoch or 0) < 2 or marker.exists()
             or threading.current_thread() is not threading.main_thread()):
         return
+    wanted = int(os.environ.get("DEDL_TEST_PAUSE_SIGNALS", "1"))
     deadline, seen = time.monotonic() + 60, None
-    while STOP.signals < PAUSE_SIGNALS and time.monotonic() < deadline:
+    while STOP.signals < wanted and time.monotonic() < deadline:
         if STOP.signals != seen:
             seen = STOP.signals
             marker.write_text(str(seen))
         time.sleep(0.01)
 
 
-if PAUSE_AT == "mlflow_log":  # test-only: MLflow writes (all are batches) pause inside
+def install_test_pauses() -> None:
+    """With DEDL_TEST_PAUSE_AT=mlflow_log, MLflow writes (all are batches) pause inside."""
     from mlflow import MlflowClient
+
+    if pause_point() != "mlflow_log" or hasattr(MlflowClient.log_batch, "pauses_for_test"):
+        return
 
     def _paused_log_batch(self, *args, _log_batch=MlflowClient.log_batch, **kwargs):
         pause_for_test("mlflow_log")
         return _log_batch(self, *args, **kwargs)
 
+    _paused_log_batch.pauses_for_test = True
     MlflowClient.log_batch = _paused_log_batch
 
 
