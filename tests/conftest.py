@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 import dedl_experiments  # noqa: F401  (registers the config schemas the option files name)
+from forked_cli import prepare_to_fork, run_forked
+
+# pytest-xdist workers share the cores, and forked CLI processes must start from a process
+# whose torch never ran on several threads (forked_cli.py).
+prepare_to_fork()
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "dedl_experiments" / "conf"
@@ -27,15 +31,15 @@ def compose_config(overrides: list[str] | None = None):
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update({"HF_HUB_OFFLINE": "1", "DEDL_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
-                "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2")})
+                "MLFLOW_DISABLE_TELEMETRY": "true",
+                "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1")})
     env.update(extra)
     return env
 
 
 def run_cli(args: list[str], cwd: Path, module: str = "dedl_experiments", check: bool = True,
             timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env or cli_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    proc = run_forked(module, args, cwd, env or cli_env(), timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}\n"
                              f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-6000:]}")

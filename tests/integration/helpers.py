@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import mlflow
 import torch
 
 from conftest import cli_env
+from forked_cli import start_forked
 
 
 def mlflow_runs(cwd: Path, experiment: str = "dedl"):
@@ -20,11 +20,11 @@ def mlflow_runs(cwd: Path, experiment: str = "dedl"):
     return client, ([] if exp is None else client.search_runs([exp.experiment_id]))
 
 
-def start_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """The CLI in the background, stdout and stderr together in `proc.stdout`."""
-    return subprocess.Popen([sys.executable, "-m", "dedl_experiments", *args], cwd=cwd,
-                            env=env or cli_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+def start_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+              new_session: bool = False) -> subprocess.Popen:
+    """The CLI in the background, stdout and stderr together in `proc.stdout`; with
+    `new_session`, the leader of its own process group (for os.killpg)."""
+    return start_forked("dedl_experiments", args, cwd, env or cli_env(), new_session)
 
 
 def wait_for(path_glob: str, cwd: Path, proc: subprocess.Popen, timeout: float = 300) -> Path:

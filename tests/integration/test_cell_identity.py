@@ -4,14 +4,14 @@ several."""
 
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import mlflow
 import pytest
 
-from conftest import TINY, cli_env, compose_config, run_cli
+from conftest import TINY, compose_config, run_cli
+from helpers import start_cli
 from dedl_experiments import lifecycle, tracking
 from dedl_experiments.data import synthetic
 
@@ -51,9 +51,7 @@ def test_other_data_is_another_cell_and_a_moved_copy_the_same(tmp_path):
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dedl_experiments", *args], cwd=cwd,
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return start_cli(args, cwd)
 
 
 def test_two_identical_jobs_started_together_train_the_cell_once(tmp_path, shared_data_dir):

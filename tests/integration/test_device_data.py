@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import torch
 
 from conftest import TINY, cli_env, run_cli
+from helpers import start_cli
 
 pytestmark = pytest.mark.slow
 # One torch thread: on a loaded 2-core machine two threads wait on each other (10x slower).
@@ -36,9 +36,7 @@ def _weights(run) -> dict:
 
 def _start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
     cwd.mkdir()
-    return subprocess.Popen([sys.executable, "-m", "dedl_experiments", *args], cwd=cwd,
-                            env=cli_env(**ENV, **env), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return start_cli(args, cwd, cli_env(**ENV, **env))
 
 
 def test_device_data_run_resumed_after_an_epoch_is_bit_equal(tmp_path, shared_data_dir):

@@ -7,13 +7,11 @@ the full optimiser / scheduler / RNG state in every checkpoint, and the same thr
 
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import TINY, cli_env, run_cli
+from conftest import TINY, run_cli
 from helpers import best_model_state, mlflow_runs, start_cli, wait_for
 
 pytestmark = pytest.mark.slow
@@ -121,9 +119,7 @@ def test_nan_fails_one_cell_and_the_sweep_goes_on(tmp_path, shared_data_dir):
 
 def test_a_killed_sweep_reruns_only_what_is_missing(tmp_path, shared_data_dir):
     args = ["-m", *TINY, f"data_dir={shared_data_dir}", "app=none,relu,gelu"]
-    proc = subprocess.Popen([sys.executable, "-m", "dedl_experiments", *args], cwd=tmp_path,
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = start_cli(args, tmp_path, new_session=True)
     wait_for("outputs/multirun/*/1/checkpoints/last.pt", tmp_path, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

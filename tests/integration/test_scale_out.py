@@ -114,9 +114,13 @@ def test_slurm_sweep_runs_every_job_through_sbatch(tmp_path, shared_data_dir, sl
 
     # The launcher waited for both jobs: they are done and recorded when the command returns.
     assert "Submitit 'slurm' sweep output dir" in proc.stdout + proc.stderr
-    assert slurm.run("squeue", "-h").stdout.strip() == ""
     client, runs = _runs(uri)
     _assert_finished_with_metrics(client, runs, {NAME.format(a, 26): 1 for a in ("none", "gelu")})
+    # SLURM's own bookkeeping ends a moment after the job's process does.
+    deadline = time.monotonic() + 60
+    while slurm.run("squeue", "-h").stdout.strip() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert slurm.run("squeue", "-h").stdout.strip() == ""
     assert f"2 runs in {uri}" in proc.stdout
     # They really ran as SLURM array tasks, with the submitting Python, from this folder.
     logs = sorted(tmp_path.glob("outputs/multirun/*/.submitit/*/*_log.out"))

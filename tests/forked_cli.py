@@ -1,0 +1,241 @@
+"""Run `python -m <module> args` as a real process without paying its imports again.
+
+A CLI process spends 10-15 s importing torch, MLflow, timm and smp before it does anything; the
+test process has imported them already. `run_forked` forks the test process and runs the
+module's `__main__` in the child, as the interpreter would: its own pid, working directory,
+environment, stdin/stdout/stderr, signals and exit code. What the child inherits beyond a fresh
+interpreter (logging handlers, MLflow's store caches, Hydra's global state, atexit hooks) is
+reset first. `DEDL_TEST_SUBPROCESS=1` runs every CLI call as a plain subprocess instead.
+
+libgomp's OpenMP thread pool does not survive fork: a child of a process whose torch ran on
+several threads hangs at its first parallel region. The test process therefore runs torch on
+one thread (`prepare_to_fork`, as PyTorch's DataLoader workers do) and, should it have started
+more threads since, runs the CLI as a plain subprocess (with a warning) instead of forking.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import importlib.util
+import logging
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import torch
+
+# What a fresh interpreter would use when OMP_NUM_THREADS is not set (tests may change ours).
+DEFAULT_THREADS = torch.get_num_threads()
+_threads_when_pinned: int | None = None
+
+
+def _thread_count() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def prepare_to_fork() -> None:
+    """Before any test runs: torch and OpenCV on one thread in the test process (see the module
+    doc), and the CLI's modules imported."""
+    global _threads_when_pinned
+    torch.set_num_threads(1)
+    import cv2
+
+    cv2.setNumThreads(0)  # no OpenCV thread pool either (children inherit the setting)
+    _warm()
+    _threads_when_pinned = _thread_count()
+
+
+def _can_fork() -> bool:
+    if os.environ.get("DEDL_TEST_SUBPROCESS") or not os.path.isdir("/proc/self/task"):
+        return False
+    if _threads_when_pinned is not None and _thread_count() > _threads_when_pinned:
+        warnings.warn(f"the test process runs {_thread_count()} threads (it had "
+                      f"{_threads_when_pinned}): a forked CLI could hang, so it runs as a subprocess")
+        return False
+    return True
+
+
+# Imported once in the test process, before the first fork, so that no child imports them.
+WARM = ["dedl_experiments.__main__", "dedl_experiments.tasks.segmentation",
+        "dedl_experiments.tasks.classification", "dedl_experiments.report.cli",
+        "dedl_experiments.predict", "dedl_experiments.prepare", "hydra_plugins"]
+
+
+def _warm() -> None:
+    for module in WARM:
+        importlib.import_module(module)
+
+
+def _forget_the_parents_state() -> None:
+    root = logging.getLogger()
+    for logger in [root, *logging.Logger.manager.loggerDict.values()]:
+        if isinstance(logger, logging.Logger):  # pytest's capture handlers, Hydra's last setup
+            for handler in [h for h in logger.handlers if type(h).__module__.startswith("_pytest")]:
+                logger.removeHandler(handler)
+    root.handlers.clear()
+    root.setLevel(logging.WARNING)
+    # MLflow caches one store (and its open SQLite connections) per URI: never share them.
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+    _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
+    from hydra.core.global_hydra import GlobalHydra
+    GlobalHydra.instance().clear()
+
+
+def _run_module_in_child(module: str, args: list[str], cwd: Path, env: dict[str, str],
+                         stdout_fd: int, stderr_fd: int) -> None:
+    code = 1
+    try:
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        sys.stdin = open(0, closefd=False)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
+        for sig in (signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        atexit._clear()
+        _forget_the_parents_state()
+        torch.set_num_threads(int(env.get("OMP_NUM_THREADS") or DEFAULT_THREADS))
+        sys.argv = [module, *args]
+        # As in a fresh interpreter, the module runs as __main__ without an imported twin.
+        spec = importlib.util.find_spec(module)
+        sys.modules.pop(module if spec.submodule_search_locations is None else f"{module}.__main__", None)
+        code = 0
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        except SystemExit as stop:
+            if stop.code is None or isinstance(stop.code, int):
+                code = stop.code or 0
+            else:
+                print(stop.code, file=sys.stderr)
+                code = 1
+        except KeyboardInterrupt:
+            traceback.print_exc()
+            code = 128 + signal.SIGINT
+        atexit._run_exitfuncs()
+    except BaseException:
+        traceback.print_exc()
+        code = code or 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def run_forked(module: str, args: list[str], cwd: Path, env: dict[str, str],
+               timeout: float) -> subprocess.CompletedProcess:
+    """Like subprocess.run([python, -m, module, *args], capture_output=True, text=True)."""
+    argv = [sys.executable, "-m", module, *args]
+    if not _can_fork():
+        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    _warm()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _run_module_in_child(module, args, cwd, env, out.fileno(), err.fileno())
+        deadline = time.monotonic() + timeout
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise subprocess.TimeoutExpired(argv, timeout)
+            time.sleep(0.05)
+        outputs = []
+        for stream in (out, err):
+            stream.seek(0)
+            outputs.append(stream.read().decode(errors="replace"))
+    return subprocess.CompletedProcess(argv, os.waitstatus_to_exitcode(status), *outputs)
+
+
+class ForkedProcess:
+    """Like subprocess.Popen([python, -m, module, *args], stdout=PIPE, stderr=STDOUT, text=True)
+    for the calls the tests make: pid, poll, wait, send_signal, kill, communicate, stdout."""
+
+    def __init__(self, module: str, args: list[str], cwd: Path, env: dict[str, str],
+                 new_session: bool = False):
+        self.args = [sys.executable, "-m", module, *args]
+        self.returncode: int | None = None
+        _warm()
+        read_end, write_end = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            if new_session:
+                os.setsid()
+            _run_module_in_child(module, args, cwd, env, write_end, write_end)
+        os.close(write_end)
+        self.pid = pid
+        self.stdout = open(read_end, errors="replace")
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, None]:
+        out = self.stdout.read()
+        self.wait(timeout)
+        return out, None
+
+    def __del__(self) -> None:
+        self.stdout.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.poll() is None:
+            self.kill()
+            self.wait()
+        self.stdout.close()
+
+
+def start_forked(module: str, args: list[str], cwd: Path, env: dict[str, str],
+                 new_session: bool = False):
+    """A CLI process in the background (a plain subprocess under DEDL_TEST_SUBPROCESS=1)."""
+    if not _can_fork():
+        return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=new_session)
+    return ForkedProcess(module, args, cwd, env, new_session)
