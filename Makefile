@@ -61,11 +61,15 @@ demo: install ## Table 2 in small: UNet-ResNet18, no / ReLU / GELU APP x 2 seeds
 	$(RUN) -m +experiment=table2 budget=smoke init=random encoder=resnet18 architecture=unet seed=26,77
 	$(REPORT) table=table2 budget=smoke init=random
 
+# pytest-xdist: one worker per core (at most 4), each test module on one worker (module fixtures
+# such as a shared sweep run once).
+PYTEST = $(BIN)/python -m pytest -n auto --maxprocesses=4 --dist loadscope
+
 test: install ## Run the whole test suite
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-fast: install ## The inner loop: every test not marked slow (no CLI sweeps, servers or installs)
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 bench: install ## Training speed vs the notebooks' loop, FLOPs/MFU, Table 2 projection, sweep cells/h at k=1,2 jobs per GPU (CPU ~9-12 min)
 	$(BIN)/python -m benchmarks.bench

@@ -19,8 +19,9 @@ prepare_to_fork()
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "dedl_experiments" / "conf"
 # A training job small enough for a test: 1/16-size synthetic images (12 tiles of 32 px each),
-# one epoch, random init (no downloads).
-TINY = ["budget=smoke", "init=random", "budget.scale=0.0625", "budget.epochs=1"]
+# one epoch, random init (no downloads), a narrow decoder (a step costs a third of the default's).
+TINY = ["budget=smoke", "init=random", "budget.scale=0.0625", "budget.epochs=1",
+        "architecture.decoder_channels=[64,32,16]"]
 
 
 def compose_config(overrides: list[str] | None = None):

@@ -44,7 +44,7 @@ def test_one_job_records_params_metrics_and_config(tmp_path, shared_data_dir):
     params = run.data.params
     assert params["encoder.name"] == "resnet18" and params["app.name"] == "none"
     assert float(params["optimizer.lr"]) == 3.6e-4 and params["seed"] == "26"
-    assert params["architecture.decoder_channels"] == "[256, 128, 64]"
+    assert params["architecture.decoder_channels"] == "[64, 32, 16]"
     metrics = run.data.metrics
     for key in ("test_iou", "test_pixel_accuracy", "test_dice", "test_miou", "train_time_s",
                 "train_loss", "train_iou", "val_loss", "val_iou", "params_net"):
