@@ -48,12 +48,16 @@ def test_one_sample_type() -> None:
 
 
 def test_a_default_timeout_and_a_fast_target() -> None:
-    """A hung test fails instead of holding the suite; `make test-fast` skips the slow tests."""
+    """A hung test fails instead of holding the suite; `make test-fast` skips the slow tests;
+    both targets spread the tests over the cores."""
     import subprocess
 
     # (tomllib is Python 3.11+; the project supports 3.10)
     timeout = re.search(r"^timeout = (\d+)$", (REPO / "pyproject.toml").read_text(), re.M)
     assert timeout is not None and int(timeout[1]) >= 600
-    recipe = subprocess.run(["make", "-n", "-s", "test-fast"], cwd=REPO, capture_output=True,
-                            text=True, check=True).stdout.splitlines()[-1]
-    assert recipe.endswith('-m pytest -m "not slow"')
+    recipes = {target: subprocess.run(["make", "-n", "-s", target], cwd=REPO, capture_output=True,
+                                      text=True, check=True).stdout.splitlines()[-1]
+               for target in ("test", "test-fast")}
+    assert recipes["test-fast"].endswith('-m "not slow"')
+    assert recipes["test-fast"].startswith(recipes["test"])
+    assert "-m pytest -n auto" in recipes["test"]
