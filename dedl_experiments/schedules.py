@@ -27,6 +27,11 @@ def build_scheduler(optimizer: Optimizer, schedule: DictConfig) -> LRScheduler:
     return components.build(schedule, optimizer, omit=("interval",))
 
 
+def schedule_interval(schedule: DictConfig) -> str:
+    """`epoch` or `batch`: when the task steps this schedule (a file without `interval`: epoch)."""
+    return schedule.get("interval") or "epoch"
+
+
 def cosine(optimizer: Optimizer, t_max: int, eta_min: float) -> CosineAnnealingLR:
     """Cosine annealing over `t_max` epochs down to `eta_min`."""
     return CosineAnnealingLR(optimizer, T_max=t_max, eta_min=eta_min)

@@ -21,7 +21,7 @@ from dedl_experiments.losses import build_loss, configured_class_weights, label_
 from dedl_experiments.metrics import MultilabelMetrics
 from dedl_experiments.models import count_parameters
 from dedl_experiments.models.classification import build_classification_model
-from dedl_experiments.schedules import build_scheduler
+from dedl_experiments.schedules import build_scheduler, schedule_interval
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.visualise import classification_grid
 
@@ -92,7 +92,7 @@ class ClassificationTask(Task):
         self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.optimizer.lr,
                                                    weight_decay=cfg.optimizer.weight_decay)}
         self.schedulers = {"net": build_scheduler(self.optimizers["net"], cfg.lr_schedule)}
-        self.schedule_intervals = {"net": cfg.lr_schedule.get("interval") or "epoch"}
+        self.schedule_intervals = {"net": schedule_interval(cfg.lr_schedule)}
         swa = task.swa
         self.swa_start = None
         if swa.enabled:

@@ -26,7 +26,7 @@ from dedl_experiments.metrics import (PADDED_METRICS, PADDED_SUFFIX, Segmentatio
 from dedl_experiments.models import count_parameters
 from dedl_experiments.models.app import AutoencoderPostProcessing
 from dedl_experiments.models.segmentation import build_segmentation_model
-from dedl_experiments.schedules import build_scheduler
+from dedl_experiments.schedules import build_scheduler, schedule_interval
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.visualise import segmentation_overlays
 from multirun_launchers.devices import jobs_on_device, loader_workers
@@ -66,8 +66,8 @@ class SegmentationTask(Task):
         self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.optimizer.lr,
                                                    weight_decay=cfg.optimizer.weight_decay)}
         self.schedulers = {"net": build_scheduler(self.optimizers["net"], cfg.lr_schedule)}
-        self.schedule_intervals = {"net": cfg.lr_schedule.get("interval") or "epoch",
-                                   "app": cfg.app_lr_schedule.get("interval") or "epoch"}
+        self.schedule_intervals = {"net": schedule_interval(cfg.lr_schedule),
+                                   "app": schedule_interval(cfg.app_lr_schedule)}
         if self.app is not None:
             self.optimizers["app"] = torch.optim.Adam(self.app.parameters(), lr=cfg.app.lr)
             self.schedulers["app"] = build_scheduler(self.optimizers["app"], cfg.app_lr_schedule)
