@@ -133,8 +133,10 @@ def pause_point() -> str:
 
 
 def pause_for_test(point: str) -> None:
+    if point != pause_point():  # called every training step: the cheap test first
+        return
     marker = Path(f"{point}.paused")
-    if (point != pause_point() or (STOP.epoch or 0) < 2 or marker.exists()
+    if ((STOP.epoch or 0) < 2 or marker.exists()
             or threading.current_thread() is not threading.main_thread()):
         return
     wanted = int(os.environ.get("DEDL_TEST_PAUSE_SIGNALS", "1"))
