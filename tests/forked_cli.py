@@ -34,7 +34,11 @@ import torch
 
 # What a fresh interpreter would use when OMP_NUM_THREADS is not set (tests may change ours).
 DEFAULT_THREADS = torch.get_num_threads()
-_threads_when_pinned: int | None = None
+_threads_when_pinned: int | None = None  # set by prepare_to_fork; None: never fork
+# What the CLI imports, imported once by the test process.
+WARM = ["dedl_experiments.__main__", "dedl_experiments.tasks.segmentation",
+        "dedl_experiments.tasks.classification", "dedl_experiments.report.cli",
+        "dedl_experiments.predict", "dedl_experiments.prepare", "hydra_plugins"]
 
 
 def _thread_count() -> int:
@@ -49,29 +53,20 @@ def prepare_to_fork() -> None:
     import cv2
 
     cv2.setNumThreads(0)  # no OpenCV thread pool either (children inherit the setting)
-    _warm()
+    for module in WARM:  # so that no child imports them again
+        importlib.import_module(module)
     _threads_when_pinned = _thread_count()
 
 
 def _can_fork() -> bool:
-    if os.environ.get("DEDL_TEST_SUBPROCESS") or not os.path.isdir("/proc/self/task"):
+    if (os.environ.get("DEDL_TEST_SUBPROCESS") or _threads_when_pinned is None
+            or not os.path.isdir("/proc/self/task")):
         return False
-    if _threads_when_pinned is not None and _thread_count() > _threads_when_pinned:
+    if _thread_count() > _threads_when_pinned:
         warnings.warn(f"the test process runs {_thread_count()} threads (it had "
                       f"{_threads_when_pinned}): a forked CLI could hang, so it runs as a subprocess")
         return False
     return True
-
-
-# Imported once in the test process, before the first fork, so that no child imports them.
-WARM = ["dedl_experiments.__main__", "dedl_experiments.tasks.segmentation",
-        "dedl_experiments.tasks.classification", "dedl_experiments.report.cli",
-        "dedl_experiments.predict", "dedl_experiments.prepare", "hydra_plugins"]
-
-
-def _warm() -> None:
-    for module in WARM:
-        importlib.import_module(module)
 
 
 def _forget_the_parents_state() -> None:
@@ -136,57 +131,22 @@ def _run_module_in_child(module: str, args: list[str], cwd: Path, env: dict[str,
             os._exit(code)
 
 
-def run_forked(module: str, args: list[str], cwd: Path, env: dict[str, str],
-               timeout: float) -> subprocess.CompletedProcess:
-    """Like subprocess.run([python, -m, module, *args], capture_output=True, text=True)."""
-    argv = [sys.executable, "-m", module, *args]
-    if not _can_fork():
-        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    _warm()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            _run_module_in_child(module, args, cwd, env, out.fileno(), err.fileno())
-        deadline = time.monotonic() + timeout
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise subprocess.TimeoutExpired(argv, timeout)
-            time.sleep(0.05)
-        outputs = []
-        for stream in (out, err):
-            stream.seek(0)
-            outputs.append(stream.read().decode(errors="replace"))
-    return subprocess.CompletedProcess(argv, os.waitstatus_to_exitcode(status), *outputs)
-
-
 class ForkedProcess:
-    """Like subprocess.Popen([python, -m, module, *args], stdout=PIPE, stderr=STDOUT, text=True)
-    for the calls the tests make: pid, poll, wait, send_signal, kill, communicate, stdout."""
+    """Like subprocess.Popen([python, -m, module, *args], ...) for the calls the tests make:
+    pid, poll, wait, send_signal, communicate and, with output going to a pipe, stdout."""
 
     def __init__(self, module: str, args: list[str], cwd: Path, env: dict[str, str],
-                 new_session: bool = False):
+                 stdout_fd: int, stderr_fd: int, new_session: bool = False):
         self.args = [sys.executable, "-m", module, *args]
         self.returncode: int | None = None
-        _warm()
-        read_end, write_end = os.pipe()
+        self.stdout = None
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_end)
+        self.pid = os.fork()
+        if self.pid == 0:
             if new_session:
                 os.setsid()
-            _run_module_in_child(module, args, cwd, env, write_end, write_end)
-        os.close(write_end)
-        self.pid = pid
-        self.stdout = open(read_end, errors="replace")
+            _run_module_in_child(module, args, cwd, env, stdout_fd, stderr_fd)
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -207,35 +167,47 @@ class ForkedProcess:
         if self.poll() is None:
             os.kill(self.pid, sig)
 
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
     def communicate(self, timeout: float | None = None) -> tuple[str, None]:
         out = self.stdout.read()
         self.wait(timeout)
         return out, None
 
     def __del__(self) -> None:
-        self.stdout.close()
+        if self.stdout is not None:
+            self.stdout.close()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc) -> None:
-        if self.poll() is None:
-            self.kill()
-            self.wait()
-        self.stdout.close()
+def run_forked(module: str, args: list[str], cwd: Path, env: dict[str, str],
+               timeout: float) -> subprocess.CompletedProcess:
+    """Like subprocess.run([python, -m, module, *args], capture_output=True, text=True)."""
+    argv = [sys.executable, "-m", module, *args]
+    if not _can_fork():
+        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = ForkedProcess(module, args, cwd, env, out.fileno(), err.fileno())
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        outputs = []
+        for stream in (out, err):
+            stream.seek(0)
+            outputs.append(stream.read().decode(errors="replace"))
+    return subprocess.CompletedProcess(argv, proc.returncode, *outputs)
 
 
 def start_forked(module: str, args: list[str], cwd: Path, env: dict[str, str],
                  new_session: bool = False):
-    """A CLI process in the background (a plain subprocess under DEDL_TEST_SUBPROCESS=1)."""
+    """The CLI in the background, stdout and stderr together in `proc.stdout` (a plain
+    subprocess under DEDL_TEST_SUBPROCESS=1)."""
     if not _can_fork():
         return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=new_session)
-    return ForkedProcess(module, args, cwd, env, new_session)
+    read_end, write_end = os.pipe()
+    proc = ForkedProcess(module, args, cwd, env, write_end, write_end, new_session)
+    os.close(write_end)
+    proc.stdout = open(read_end, errors="replace")
+    return proc

@@ -1,0 +1,50 @@
+"""The tests' CLI runner (tests/forked_cli.py): a forked child behaves as `python -m` would, and
+the runner falls back to a plain subprocess when forking could hang."""
+
+import os
+import signal
+import warnings
+
+import pytest
+
+import forked_cli
+from conftest import cli_env
+
+# `python -m json.tool` with empty stdin: one line on stderr, exit code 1, in a few milliseconds.
+MODULE = "json.tool"
+
+
+def _run(tmp_path):
+    return forked_cli.run_forked(MODULE, [], tmp_path, cli_env(), timeout=60)
+
+
+def test_a_forked_child_gives_what_a_subprocess_gives(tmp_path, monkeypatch):
+    forks = []
+    fork = forked_cli.ForkedProcess
+    monkeypatch.setattr(forked_cli, "ForkedProcess", lambda *a, **k: forks.append(a) or fork(*a, **k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning
+        forked = _run(tmp_path)
+    assert len(forks) == 1
+    monkeypatch.setenv("DEDL_TEST_SUBPROCESS", "1")
+    plain = _run(tmp_path)
+    assert len(forks) == 1  # the plain subprocess did not fork
+    assert forked.returncode == plain.returncode == 1
+    assert forked.stdout == plain.stdout == ""
+    assert forked.stderr == plain.stderr and "Expecting value" in forked.stderr
+
+
+def test_more_threads_than_when_prepared_runs_a_subprocess(tmp_path, monkeypatch):
+    monkeypatch.setattr(forked_cli, "_threads_when_pinned", 0)
+    with pytest.warns(UserWarning, match="runs as a subprocess"):
+        assert _run(tmp_path).returncode == 1
+
+
+def test_a_background_child_has_its_own_pid_and_takes_signals(tmp_path):
+    # `json.tool` blocks on a stdin that never ends when given a FIFO nobody writes to.
+    fifo = tmp_path / "in"
+    os.mkfifo(fifo)
+    proc = forked_cli.start_forked(MODULE, [str(fifo)], tmp_path, cli_env())
+    assert proc.pid != os.getpid() and proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM
