@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -119,6 +120,9 @@ def _run_module_in_child(module: str, args: list[str], cwd: Path, env: dict[str,
         except KeyboardInterrupt:
             traceback.print_exc()
             code = 128 + signal.SIGINT
+        # As the interpreter ends: join threads and run threading's exit hooks (joblib's loky
+        # pool stops its workers there; skipped, they would idle on for minutes), then atexit.
+        threading._shutdown()
         atexit._run_exitfuncs()
     except BaseException:
         traceback.print_exc()

@@ -48,3 +48,19 @@ def test_a_background_child_has_its_own_pid_and_takes_signals(tmp_path):
     assert proc.pid != os.getpid() and proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == -signal.SIGTERM
+
+
+def test_a_forked_child_ends_as_the_interpreter_does(tmp_path, monkeypatch):
+    """Threads are joined and threading's exit hooks run (joblib's loky pool stops its workers
+    there), then atexit's: as at the end of `python -m`."""
+    (tmp_path / "ending.py").write_text(
+        "import atexit, pathlib, threading, time\n"
+        "atexit.register(lambda: pathlib.Path('atexit').write_text(\n"
+        "    'after threads' if pathlib.Path('hook').exists() else 'before threads'))\n"
+        "threading._register_atexit(lambda: pathlib.Path('hook').write_text('ran'))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), pathlib.Path('thread').write_text('joined'))).start()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    proc = forked_cli.run_forked("ending", [], tmp_path, cli_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert {p: (tmp_path / p).read_text() for p in ("thread", "hook", "atexit")} == {
+        "thread": "joined", "hook": "ran", "atexit": "after threads"}
