@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -73,3 +74,23 @@ def _data_dir_outside_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     """Config checks create data_dir: by default a test's goes to its own temporary folder,
     not ./data of the checkout (CLI subprocesses inherit it through cli_env)."""
     monkeypatch.setenv("DEDL_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """An empty MLflow store, the one a first job would create. Creating it runs MLflow's schema
+    migrations, 3-4 s a store on CI, so it is made once per test process and copied."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = tmp_path_factory.mktemp("empty-store")
+    store = SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", str(folder / "mlruns"))
+    store.engine.dispose()  # nothing left open on the file that is copied
+    return folder / "mlflow.db"
+
+
+@pytest.fixture(autouse=True)
+def _an_empty_store_in_an_integration_tests_folder(request, tmp_path: Path) -> None:
+    """Each integration test's folder starts with `empty_store` as ./mlflow.db; a test of what
+    happens before or without a store is marked `fresh_store` and starts from an empty folder."""
+    if request.path.parent.name == "integration" and request.node.get_closest_marker("fresh_store") is None:
+        shutil.copyfile(request.getfixturevalue("empty_store"), tmp_path / "mlflow.db")

@@ -62,6 +62,7 @@ def test_an_unwritable_output_folder_is_one_line(tmp_path):
     _one_line_error(sweep, "hydra.sweep.dir=")
 
 
+@pytest.mark.fresh_store
 def test_bad_data_fails_before_the_store_is_opened(tmp_path):
     proc = run_cli([*TINY, "dataset=folder", f"dataset.root={tmp_path / 'nowhere'}"], tmp_path,
                    check=False)

@@ -16,6 +16,7 @@ def _runs(cwd: Path, experiment: str = "dedl"):
     return client, ([] if exp is None else client.search_runs([exp.experiment_id]))
 
 
+@pytest.mark.fresh_store
 @pytest.mark.parametrize("override, expected", [
     ("encoder=resnet19", ["encoder=resnet19 is not an option of encoder; its options:",
                           "resnet18", "resnet101"]),

@@ -8,6 +8,7 @@ from conftest import TINY, cli_env, run_cli
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.fresh_store
 @pytest.mark.parametrize("args, line", [
     (["budget.epochs=abc"], "ConfigError: budget.epochs=abc is invalid: it must be an integer"),
     (["lr_schedule.t_maks=3"], "ConfigError: lr_schedule.t_maks is not a setting of lr_schedule "

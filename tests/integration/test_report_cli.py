@@ -166,6 +166,7 @@ def test_report_over_a_tiny_table2_sweep(tmp_path: Path, shared_data_dir: Path) 
 
 
 @slow
+@pytest.mark.fresh_store
 def test_report_of_an_empty_store_shows_every_cell_missing(tmp_path: Path) -> None:
     proc = run_cli(["table=tiling", f"out={tmp_path / 'out'}"], tmp_path, module=REPORT)
     assert "does not exist: every cell shows as missing" in proc.stderr

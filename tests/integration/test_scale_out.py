@@ -222,6 +222,7 @@ def _assert_the_ui_sees_a_comparison(uri: str, runs) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.fresh_store
 def test_unreachable_tracking_server_fails_fast_before_any_data(tmp_path):
     uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
     start = time.monotonic()
@@ -310,7 +311,9 @@ def test_jobs_opening_a_new_sqlite_store_at_once(tmp_path):
     import multiprocessing as mp
 
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
-    with mp.get_context("spawn").Pool(4) as pool:
+    # Forked, the 4 processes have MLflow imported and reach the store together (without
+    # the store lock this fails, 3 of 3 tries); spawned, each spent 10 s importing it first.
+    with mp.get_context("fork").Pool(4) as pool:
         outcomes = pool.map(_open_store, [uri] * 4)
     assert outcomes == ["ok"] * 4, outcomes
     client, runs = _runs(uri)
