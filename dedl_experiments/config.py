@@ -27,44 +27,48 @@ class ConfigError(ValueError):
     """A config value is invalid; the message names the option and what is allowed."""
 
 
-def _positive(x: Any) -> bool:
+def positive(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
-def _non_negative(x: Any) -> bool:
+def non_negative(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
 
 
-def _positive_int(x: Any) -> bool:
+def positive_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x > 0
 
 
-def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+def optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda x: x is None or check(x)
 
 
-def _percentile_pair(x: Any) -> bool:
+def percentile_pair(x: Any) -> bool:
     if not isinstance(x, (list, tuple, ListConfig)) or len(x) != 2:
         return False
     low, high = x
-    return _non_negative(low) and _non_negative(high) and low < high <= 100
+    return non_negative(low) and non_negative(high) and low < high <= 100
 
+
+# (option path, check, what the option must be): check_rules raises a ConfigError naming the
+# option and what it must be for the first value the check refuses.
+Rule = tuple[str, Callable[[Any], bool], str]
 
 _CUDA_DEVICE = re.compile(r"^cuda(?::(?P<index>\d+))?$")
 
 
-# (option path, check, what the option must be)
-_VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+# Rules of every job; a task adds its own (Task.check_config).
+_VALUE_RULES: list[Rule] = [
     ("seed", lambda x: isinstance(x, int) and not isinstance(x, bool) and x >= 0, "an integer >= 0"),
-    ("train.epochs", _positive_int, "an integer >= 1"),
-    ("train.batch_size", _positive_int, "an integer >= 1"),
-    ("train.patience", _optional(_positive_int), "null (no early stopping) or an integer >= 1"),
+    ("train.epochs", positive_int, "an integer >= 1"),
+    ("train.batch_size", positive_int, "an integer >= 1"),
+    ("train.patience", optional(positive_int), "null (no early stopping) or an integer >= 1"),
     ("train.monitor_mode", lambda x: x in ("min", "max"), "one of: min, max"),
     ("train.checkpoint_every", lambda x: isinstance(x, int) and x >= 0, "an integer >= 0"),
-    ("optimizer.lr", _positive, "a number > 0"),
-    ("optimizer.weight_decay", _non_negative, "a number >= 0"),
+    ("optimizer.lr", positive, "a number > 0"),
+    ("optimizer.weight_decay", non_negative, "a number >= 0"),
     ("loader.num_workers", lambda x: isinstance(x, int) and x >= 0, "an integer >= 0"),
-    ("budget.scale", lambda x: _positive(x) and x <= 1, "a number in (0, 1]"),
+    ("budget.scale", lambda x: positive(x) and x <= 1, "a number in (0, 1]"),
     ("force", lambda x: isinstance(x, bool), "true or false"),
     ("speed.amp", lambda x: x in ("bf16", "fp16", "none"), "one of: bf16, fp16, none"),
     ("speed.channels_last", lambda x: x in (True, False, "auto"), "true, false or auto"),
@@ -75,45 +79,21 @@ _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("lr_schedule.interval", lambda x: x in (None, "epoch", "batch"), "one of: epoch, batch"),
     ("app_lr_schedule.interval", lambda x: x in (None, "epoch", "batch"), "one of: epoch, batch"),
     ("loader.device_data", lambda x: x == "auto" or isinstance(x, bool), "auto, true or false"),
-    ("loader.device_data_fraction", lambda x: _positive(x) and x <= 1, "a number in (0, 1]"),
-    ("speed.jobs_per_gpu", lambda x: x == "auto" or _positive_int(x), "auto or an integer >= 1"),
-    ("speed.cpu_threads", lambda x: x == "auto" or _positive_int(x), "auto or an integer >= 1"),
-    ("speed.slurm_gpu_shards", _optional(_positive_int), "null or an integer >= 1"),
+    ("loader.device_data_fraction", lambda x: positive(x) and x <= 1, "a number in (0, 1]"),
+    ("speed.jobs_per_gpu", lambda x: x == "auto" or positive_int(x), "auto or an integer >= 1"),
+    ("speed.cpu_threads", lambda x: x == "auto" or positive_int(x), "auto or an integer >= 1"),
+    ("speed.slurm_gpu_shards", optional(positive_int), "null or an integer >= 1"),
     ("speed.compile_cache", lambda x: x is None or isinstance(x, str), "null or a folder path"),
-    ("claim.heartbeat_s", _positive, "a number of seconds > 0"),
-    ("claim.lease_s", _positive, "a number of seconds > 0"),
+    ("claim.heartbeat_s", positive, "a number of seconds > 0"),
+    ("claim.lease_s", positive, "a number of seconds > 0"),
     ("claim.on_busy", lambda x: x in ("skip", "wait"), "one of: skip, wait"),
     ("speed.tf32", lambda x: isinstance(x, bool), "true or false"),
     ("augment.rotation_fill", lambda x: x in ("ignore", "background"), "one of: ignore, background"),
-    ("augment.perspective_p", lambda x: _non_negative(x) and x <= 1, "a probability in [0, 1]"),
+    ("augment.perspective_p", lambda x: non_negative(x) and x <= 1, "a probability in [0, 1]"),
     ("device", lambda x: isinstance(x, str) and (x in ("auto", "cpu") or bool(_CUDA_DEVICE.match(x))),
      "auto, cpu, cuda or cuda:N"),
 ]
 
-_SEGMENTATION_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
-    ("tiling.size", lambda x: _positive_int(x) and x % 8 == 0 and x >= 32,
-     "an integer >= 32 divisible by 8 (the encoder halves it 3 times)"),
-    ("tiling.stride", _optional(_positive_int), "null or an integer >= 1"),
-    ("tiling.blank_threshold", _non_negative, "a number >= 0"),
-    ("app.lr", _optional(_positive), "a number > 0"),
-    ("loss.weighting", lambda x: x in ("inverse_frequency", "fixed", "none"),
-     "one of: inverse_frequency, fixed, none"),
-    ("dataset.normalisation", lambda x: x in ("percentile", "minmax", "none"),
-     "one of: percentile, minmax, none"),
-    ("dataset.on_bad_sample", lambda x: x in ("error", "skip"), "one of: error, skip"),
-    ("tiling.padding_label", lambda x: x in ("ignore", "background"), "one of: ignore, background"),
-    ("loss.reduction", lambda x: x in ("mean", "sum"), "one of: mean, sum"),
-    ("dataset.percentiles", _percentile_pair,
-     "2 numbers [low, high] with 0 <= low < high <= 100"),
-]
-
-
-_CLASSIFICATION_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
-    ("task.folds_method", lambda x: x in ("multilabel_stratified", "kfold"),
-     "one of: multilabel_stratified, kfold"),
-    ("task.drop_last", lambda x: isinstance(x, bool), "true or false"),
-    ("loss.epsilon", _optional(_positive), "null or a number > 0"),
-]
 
 
 def _get(cfg: DictConfig, path: str) -> Any:
@@ -157,7 +137,7 @@ _OPTION_ARGUMENTS = ("loss.reduction", "loss.epsilon")
 _ABSENT = object()
 
 
-def _check_rules(cfg: DictConfig, rules) -> None:
+def check_rules(cfg: DictConfig, rules) -> None:
     for path, check, allowed in rules:
         if path in _OPTION_ARGUMENTS and OmegaConf.select(cfg, path, default=_ABSENT) is _ABSENT:
             continue
@@ -239,7 +219,7 @@ def validate(cfg: DictConfig) -> None:
     except Exception as err:  # an interpolation that cannot resolve is a config error too
         raise ConfigError(f"config does not resolve: {err}") from err
     _check_schema_keys(cfg)
-    _check_rules(cfg, _VALUE_RULES)
+    check_rules(cfg, _VALUE_RULES)
     if cfg.dataset.name != "synthetic" and OmegaConf.is_missing(cfg.dataset, "root"):
         raise ConfigError(f"dataset={cfg.dataset.name} needs dataset.root=/path/to/the/data")
     if cfg.dataset.get("colour", "grey") not in ("grey", "rgb"):
@@ -249,25 +229,15 @@ def validate(cfg: DictConfig) -> None:
     if cfg.dataset.get("task", task) != task:
         raise ConfigError(f"dataset={cfg.dataset.name} is a {cfg.dataset.task} dataset, not one for "
                           f"task={task}; pick a {task} dataset")
-    if task == "classification":
-        _check_rules(cfg, _CLASSIFICATION_RULES)
-    if task == "segmentation":
-        _check_rules(cfg, _SEGMENTATION_RULES)
-        if not cfg.encoder.get("segmentation"):
-            raise ConfigError(f"encoder={cfg.encoder.name} has no segmentation encoder; "
-                              "segmentation needs a resnet or efficientnet encoder")
-        if cfg.loss.weighting == "fixed" and (cfg.loss.weights is None or len(cfg.loss.weights) != 2):
-            raise ConfigError("loss.weights must list 2 numbers (background, nucleus) "
-                              "when loss.weighting=fixed")
-        stride = cfg.tiling.stride
-        if stride is not None and stride > cfg.tiling.size:
-            raise ConfigError(f"tiling.stride={stride} is invalid: it must not exceed "
-                              f"tiling.size={cfg.tiling.size} (tiles would skip pixels)")
     if cfg.init.name != "random" and cfg.init.name not in cfg.encoder.inits:
         valid = ", ".join(["random", *cfg.encoder.inits])
         raise ConfigError(f"init={cfg.init.name} is not available for encoder={cfg.encoder.name}; "
                           f"valid inits for it: {valid}")
     _check_targets(cfg)
+    # The task's own rules, once its class is known to import.
+    import hydra.utils
+
+    hydra.utils.get_object(cfg.task._target_).check_config(cfg)
     # Last: these look at the machine, once the values themselves are fine.
     _check_device(cfg)
     _check_data_dir(cfg)

@@ -23,10 +23,11 @@ import torch
 from mlflow.entities import Run
 from omegaconf import DictConfig
 
-from dedl_experiments import checkpoint, components, folds, lifecycle, tracking
+from dedl_experiments import checkpoint, folds, lifecycle, tracking
 from dedl_experiments.config import validate
 from dedl_experiments.loop import STOP, FitSettings, NonFiniteLoss, Terminated, install_test_pauses
 from dedl_experiments.speed import device_name, place_job
+from dedl_experiments.tasks import task_class
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.training import train_and_test
 
@@ -38,11 +39,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def task_class(cfg: DictConfig) -> type[Task]:
-    """The task the config names (`task._target_`)."""
-    return components.target(cfg.task)
 
 
 def fit_settings(cfg: DictConfig) -> FitSettings:
@@ -73,7 +69,8 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
     seed_everything(cfg.seed)
     # Parallel sweep jobs: k per GPU (a free GPU slot each), or a share of the CPU cores.
     device, pinned = place_job(cfg)
-    tags = {f"{T}task": cfg.task.name, f"{T}table": cfg.table or "", f"{T}seed": str(cfg.seed),
+    tags = {f"{T}task": cfg.task.name, f"{T}summary_metric": task_type.summary_metric,
+            f"{T}table": cfg.table or "", f"{T}seed": str(cfg.seed),
             f"{T}device": str(device), f"{T}device_name": device_name(device),
             f"{T}host": socket.gethostname(), f"{T}pid": str(os.getpid()),
             f"{T}dataset_name": cfg.dataset.name, f"{T}dataset_digest": prepared.digest,
@@ -140,9 +137,10 @@ def _train_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, track
         run_id = old.info.run_id
         output_dir = Path(old.data.tags[f"{T}output_dir"])
         tracker.start(name, {}, run_id=run_id)
-        # The resumed run now belongs to this process (and to this sweep, if any).
+        # The resumed run now belongs to this process (and to this sweep, if any); a run
+        # recorded by an older version learns its summary metric.
         tracker.set_tags(run_id, {k: v for k, v in tags.items()
-                                  if k in (f"{T}host", f"{T}pid", f"{T}sweep_dir")})
+                                  if k in (f"{T}host", f"{T}pid", f"{T}sweep_dir", f"{T}summary_metric")})
         log.info("resuming MLflow run %s (%s) from epoch %d", name, run_id, state["fit"]["epoch"] + 1)
     else:
         tags[f"{T}checkpoint_dir"] = str(output_dir / "checkpoints")

@@ -34,16 +34,18 @@ class SweepSummary(Callback):
             [tracker.experiment_id],
             filter_string=f"tags.`{tracking.TAG}sweep_dir` = '{sweep_dir}'",
             order_by=["attributes.start_time ASC"], max_results=10000)
-        # One line per cell: segmentation runs and classification parents, not fold children.
+        # One line per cell: runs without folds and the parents of fold runs, also a parent an
+        # earlier job started (this sweep trained some of its folds), not the fold runs.
         cells = [r for r in runs if f"{tracking.TAG}fold" not in r.data.tags]
+        parents = {r.data.tags.get("mlflow.parentRunId") for r in runs} - {r.info.run_id for r in cells}
+        cells += [tracker.client.get_run(run_id) for run_id in sorted(parents - {None})]
         skipped = len(list(Path(sweep_dir).glob(f"*/{SKIPPED_MARKER}")))
         print(f"\nSweep {sweep_dir}: {len(cells)} runs in {tracker.uri}, {skipped} cells skipped "
               "(already FINISHED)")
         for run in cells:
-            metric = "test_iou" if run.data.tags.get(f"{tracking.TAG}task") != "classification" \
-                else "test_f1_micro"
-            value = run.data.metrics.get(metric)
-            shown = f"{metric} {value:.4f}" if value is not None else f"no {metric}"
+            metric = run.data.tags.get(f"{tracking.TAG}summary_metric")  # Task.summary_metric
+            value = run.data.metrics.get(metric) if metric else None
+            shown = f"{metric} {value:.4f}" if value is not None else f"no {metric or 'summary metric'}"
             failure = run.data.tags.get(f"{tracking.TAG}failure", "")
             print(f"  {run.info.run_name:<60} {run.info.status:<9} {shown} {failure}".rstrip())
         failed = sorted(Path(sweep_dir).glob(f"*/{FAILED_MARKER}"))

@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from dedl_experiments.conf import DISPLAY_KEY
 from dedl_experiments.folders import writable_folder_problem
 from dedl_experiments.retry import is_duplicate_key_error, retry_on_locked, sqlite_path, sqlite_store_lock
+from dedl_experiments.tasks import task_class
 
 log = logging.getLogger(__name__)
 
@@ -148,39 +149,16 @@ def cell_key(cfg: DictConfig, dataset_digest: str | None) -> str:
 
 
 def run_name(cfg: DictConfig) -> str:
-    """Spells out the cell, e.g. seg-unet-resnet18-app_gelu-cosine-imagenet-s26 or
-    cls-swin_base-imagenet-s26-f3 (fold 3)."""
-    if cfg.task.name == "classification":
-        parts = ["cls", cfg.encoder.name, cfg.init.name]
-        if cfg.budget.name != "paper":
-            parts.append(cfg.budget.name)
-        parts.append(f"s{cfg.seed}")
-        if cfg.fold is not None:
-            parts.append(f"f{cfg.fold}")
-        return "-".join(parts)
-    parts = ["seg", cfg.architecture.name, cfg.encoder.name, f"app_{cfg.app.name}"]
-    if cfg.app.name != "none" and cfg.app_lr_schedule.name != "constant":
-        parts.append(f"applr_{cfg.app_lr_schedule.name}")
-    parts += [cfg.lr_schedule.name, cfg.init.name]
-    if cfg.tiling.size != 480:
-        parts.append(f"t{cfg.tiling.size}")
-    if cfg.budget.name != "paper":
-        parts.append(cfg.budget.name)
-    parts.append(f"s{cfg.seed}")
-    return "-".join(parts)
+    """Spells out the cell (Task.run_name), e.g. seg-unet-resnet18-app_gelu-cosine-imagenet-s26
+    or cls-swin_base-imagenet-s26-f3 (fold 3)."""
+    return task_class(cfg).run_name(cfg)
 
 
 def factor_tags(cfg: DictConfig) -> dict[str, str]:
     """The settings a table varies, as short tags: the MLflow runs table shows them as columns
     and can "Group by" them without digging through every param."""
-    if cfg.task.name == "classification":
-        factors = {"encoder": cfg.encoder.name, "init": cfg.init.name}
-    else:
-        factors = {"architecture": cfg.architecture.name, "encoder": cfg.encoder.name,
-                   "app": cfg.app.name, "init": cfg.init.name, "schedule": cfg.lr_schedule.name,
-                   "app_schedule": cfg.app_lr_schedule.name if cfg.app.name != "none" else "-",
-                   "tile": str(cfg.tiling.size)}
-    return factors | {"seed": str(cfg.seed), "budget": cfg.budget.name, "dataset": cfg.dataset.name}
+    return task_class(cfg).factors(cfg) | {"seed": str(cfg.seed), "budget": cfg.budget.name,
+                                           "dataset": cfg.dataset.name}
 
 
 @functools.cache

@@ -14,36 +14,18 @@ exits 1 when something is missing.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
 from dedl_experiments.models import weights
+from dedl_experiments.models.weights import PretrainedWeights
 from dedl_experiments.sweeps import expand
+from dedl_experiments.tasks import task_class
 
 
-@dataclass(frozen=True, order=True)
-class Needed:
-    kind: str  # "smp" (segmentation encoder) or "timm" (classifier)
-    name: str  # smp encoder / timm model
-    weights: str  # smp weights name / timm pretrained tag
-
-    def resolve(self, allow_download: bool = False):
-        if self.kind == "smp":
-            return weights.resolve_smp_weights(self.name, self.weights, allow_download)
-        return weights.resolve_timm_weights(f"{self.name}.{self.weights}", allow_download)
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.name} / {self.weights}"
-
-
-def needed(cfg: DictConfig) -> Needed | None:
-    if cfg.init.name == "random":
-        return None
-    inits = cfg.encoder.inits[cfg.init.name]
-    if cfg.task.name == "segmentation":
-        return Needed("smp", cfg.encoder.segmentation, inits.segmentation)
-    return Needed("timm", cfg.encoder.classification, inits.classification.split(".", 1)[1])
+def needed(cfg: DictConfig) -> PretrainedWeights | None:
+    """What a job of `cfg` loads before training (None: random init)."""
+    return task_class(cfg).pretrained_weights(cfg)
 
 
 def main(argv: list[str]) -> int:

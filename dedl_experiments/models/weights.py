@@ -11,6 +11,7 @@ without internet fail at once with a fix instead of hanging on a download.
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import timm
@@ -152,6 +153,25 @@ def resolve_timm_weights(name: str, allow_download: bool = False) -> tuple[str, 
         hub_filenames=hub_filenames,
         allow_download=allow_download,
     )
+
+
+@dataclass(frozen=True, order=True)
+class PretrainedWeights:
+    """Weights a job starts from (Task.pretrained_weights): an smp encoder's (`kind` "smp",
+    encoder, weights name) or a timm model's (`kind` "timm", model, pretrained tag)."""
+
+    kind: str
+    name: str
+    weights: str
+
+    def resolve(self, allow_download: bool = False) -> tuple[str, Path | None]:
+        """(source, file), as resolve_smp_weights / resolve_timm_weights find it."""
+        if self.kind == "smp":
+            return resolve_smp_weights(self.name, self.weights, allow_download)
+        return resolve_timm_weights(f"{self.name}.{self.weights}", allow_download)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} / {self.weights}"
 
 
 def load_smp_encoder_weights(

@@ -3,6 +3,14 @@ training.py), the training loop (loop.py), checkpointing (checkpoint.py) and the
 (speed.py) call, in one place. A task is a subclass of `Task` named by `conf/task/<name>.yaml`
 (`task._target_`); it overrides the abstract hooks and whichever defaults do not fit.
 
+Before a job runs, from the config alone (the class is `tasks.task_class(cfg)`):
+
+    Task.check_config(cfg)       the task's own value and combination rules (config.validate)
+    Task.run_name(cfg)           the run's readable name, e.g. seg-unet-resnet18-app_gelu-...-s26
+    Task.factors(cfg)            the settings its tables vary, as MLflow tags (tracking.factor_tags)
+    Task.pretrained_weights(cfg) the weights file its init needs (`python -m dedl_experiments.weights`)
+    Task.summary_metric          the test metric a sweep's closing lines show per run
+
 Life of a task in a job:
 
     Task.prepare(cfg)            the prepared data (built once, cached), before the cell's run starts
@@ -39,6 +47,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from dedl_experiments.models import count_parameters
+from dedl_experiments.models.weights import PretrainedWeights
 
 
 class Metrics(Protocol):
@@ -72,6 +81,32 @@ class Task(abc.ABC):
         """A task of `cfg` on `prepared` data (from `prepare`), for cross-validation fold `fold`
         (None where `folds` is None)."""
         self.cfg, self.prepared, self.device, self.fold = cfg, prepared, device, fold
+
+    # The test metric a sweep's closing lines show for each run (sweep_callbacks.py).
+    summary_metric: str
+
+    # --- the config, before a job runs -----------------------------------------------------
+
+    @staticmethod
+    def check_config(cfg: DictConfig) -> None:
+        """Raise config.ConfigError naming the first option this task cannot use (after the
+        checks every job gets); by default every value is fine."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def run_name(cfg: DictConfig) -> str:
+        """The run's name: the cell spelt out (MLflow shows it; a cell's identity is its key)."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def factors(cfg: DictConfig) -> dict[str, str]:
+        """The settings this task's tables vary (architecture, encoder, ...), as short strings;
+        seed, budget and dataset are added for every task."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def pretrained_weights(cfg: DictConfig) -> PretrainedWeights | None:
+        """The pretrained weights this config starts from; None for random init."""
 
     # --- the job, before a task object exists ---------------------------------------------
 

@@ -14,6 +14,7 @@ from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from torch.utils.data import DataLoader
 
+from dedl_experiments.config import Rule, check_rules, optional, positive
 from dedl_experiments.data.datasets import ImageDataset
 from dedl_experiments.data.prepare_classification import PreparedClassification, prepare_classification
 from dedl_experiments.data.transforms import IMAGENET_MEAN, IMAGENET_STD, classification_transform
@@ -21,6 +22,7 @@ from dedl_experiments.losses import build_loss, configured_class_weights, label_
 from dedl_experiments.metrics import MultilabelMetrics
 from dedl_experiments.models import count_parameters
 from dedl_experiments.models.classification import build_classification_model
+from dedl_experiments.models.weights import PretrainedWeights
 from dedl_experiments.schedules import build_scheduler, schedule_interval
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.visualise import classification_grid
@@ -29,6 +31,13 @@ log = logging.getLogger(__name__)
 
 
 FOLDS_METHODS = ("multilabel_stratified", "kfold")
+# Values only classification reads (config.validate checks them through check_config).
+CONFIG_RULES: list[Rule] = [
+    ("task.folds_method", lambda x: x in FOLDS_METHODS,
+     f"one of: {', '.join(FOLDS_METHODS)}"),
+    ("task.drop_last", lambda x: isinstance(x, bool), "true or false"),
+    ("loss.epsilon", optional(positive), "null or a number > 0"),
+]
 
 
 def kfold_validation_indices(n_items: int, k: int, seed: int) -> list[np.ndarray]:
@@ -53,7 +62,35 @@ class ClassificationTask(Task):
     """Trains fold `fold` (validation = that fold, training = the other folds of the training
     part) and scores it on the common test set."""
 
+    summary_metric = "test_f1_micro"
     prepare = staticmethod(prepare_classification)
+
+    @staticmethod
+    def check_config(cfg: DictConfig) -> None:
+        check_rules(cfg, CONFIG_RULES)
+
+    @staticmethod
+    def run_name(cfg: DictConfig) -> str:
+        """cls-<encoder>-<init>[-<budget>]-s<seed>[-f<fold>] (no fold: the cell's parent run)."""
+        parts = ["cls", cfg.encoder.name, cfg.init.name]
+        if cfg.budget.name != "paper":
+            parts.append(cfg.budget.name)
+        parts.append(f"s{cfg.seed}")
+        if cfg.fold is not None:
+            parts.append(f"f{cfg.fold}")
+        return "-".join(parts)
+
+    @staticmethod
+    def factors(cfg: DictConfig) -> dict[str, str]:
+        return {"encoder": cfg.encoder.name, "init": cfg.init.name}
+
+    @staticmethod
+    def pretrained_weights(cfg: DictConfig) -> PretrainedWeights | None:
+        if cfg.init.name == "random":
+            return None
+        # `<timm model>.<pretrained tag>`: the model is the encoder's own.
+        tag = cfg.encoder.inits[cfg.init.name].classification.split(".", 1)[1]
+        return PretrainedWeights("timm", cfg.encoder.classification, tag)
 
     @classmethod
     def folds(cls, cfg: DictConfig) -> list[int]:

@@ -12,6 +12,8 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
 
+from dedl_experiments.config import (ConfigError, Rule, check_rules, non_negative, optional,
+                                     percentile_pair, positive, positive_int)
 from dedl_experiments.data import tiling
 from dedl_experiments.data.datasets import TileDataset
 from dedl_experiments.data.device_augment import (DeviceTileDataset, DeviceTileLoader, DeviceTiles,
@@ -26,6 +28,7 @@ from dedl_experiments.metrics import (PADDED_METRICS, PADDED_SUFFIX, Segmentatio
 from dedl_experiments.models import count_parameters
 from dedl_experiments.models.app import AutoencoderPostProcessing
 from dedl_experiments.models.segmentation import build_segmentation_model
+from dedl_experiments.models.weights import PretrainedWeights
 from dedl_experiments.schedules import build_scheduler, schedule_interval
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.visualise import segmentation_overlays
@@ -33,10 +36,73 @@ from multirun_launchers.devices import jobs_on_device, loader_workers
 
 log = logging.getLogger(__name__)
 INFERENCE_FORMAT = "dedl-segmentation-v1"
+# Values only segmentation reads (config.validate checks them through check_config).
+CONFIG_RULES: list[Rule] = [
+    ("tiling.size", lambda x: positive_int(x) and x % 8 == 0 and x >= 32,
+     "an integer >= 32 divisible by 8 (the encoder halves it 3 times)"),
+    ("tiling.stride", optional(positive_int), "null or an integer >= 1"),
+    ("tiling.blank_threshold", non_negative, "a number >= 0"),
+    ("app.lr", optional(positive), "a number > 0"),
+    ("loss.weighting", lambda x: x in ("inverse_frequency", "fixed", "none"),
+     "one of: inverse_frequency, fixed, none"),
+    ("dataset.normalisation", lambda x: x in ("percentile", "minmax", "none"),
+     "one of: percentile, minmax, none"),
+    ("dataset.on_bad_sample", lambda x: x in ("error", "skip"), "one of: error, skip"),
+    ("tiling.padding_label", lambda x: x in ("ignore", "background"), "one of: ignore, background"),
+    ("loss.reduction", lambda x: x in ("mean", "sum"), "one of: mean, sum"),
+    ("dataset.percentiles", percentile_pair,
+     "2 numbers [low, high] with 0 <= low < high <= 100"),
+]
 
 
 class SegmentationTask(Task):
     """Builds the network, APP, loss, optimisers and loaders for one segmentation job."""
+
+    summary_metric = "test_iou"
+
+    @staticmethod
+    def check_config(cfg: DictConfig) -> None:
+        check_rules(cfg, CONFIG_RULES)
+        if not cfg.encoder.get("segmentation"):
+            raise ConfigError(f"encoder={cfg.encoder.name} has no segmentation encoder; "
+                              "segmentation needs a resnet or efficientnet encoder")
+        if cfg.loss.weighting == "fixed" and (cfg.loss.weights is None or len(cfg.loss.weights) != 2):
+            raise ConfigError("loss.weights must list 2 numbers (background, nucleus) "
+                              "when loss.weighting=fixed")
+        stride = cfg.tiling.stride
+        if stride is not None and stride > cfg.tiling.size:
+            raise ConfigError(f"tiling.stride={stride} is invalid: it must not exceed "
+                              f"tiling.size={cfg.tiling.size} (tiles would skip pixels)")
+
+    @staticmethod
+    def run_name(cfg: DictConfig) -> str:
+        """seg-<architecture>-<encoder>-app_<app>[-applr_<schedule>]-<schedule>-<init>
+        [-t<tile>][-<budget>]-s<seed>: the defaults (constant APP schedule, 480 px tiles, the
+        paper budget) are left out."""
+        parts = ["seg", cfg.architecture.name, cfg.encoder.name, f"app_{cfg.app.name}"]
+        if cfg.app.name != "none" and cfg.app_lr_schedule.name != "constant":
+            parts.append(f"applr_{cfg.app_lr_schedule.name}")
+        parts += [cfg.lr_schedule.name, cfg.init.name]
+        if cfg.tiling.size != 480:
+            parts.append(f"t{cfg.tiling.size}")
+        if cfg.budget.name != "paper":
+            parts.append(cfg.budget.name)
+        parts.append(f"s{cfg.seed}")
+        return "-".join(parts)
+
+    @staticmethod
+    def factors(cfg: DictConfig) -> dict[str, str]:
+        return {"architecture": cfg.architecture.name, "encoder": cfg.encoder.name,
+                "app": cfg.app.name, "init": cfg.init.name, "schedule": cfg.lr_schedule.name,
+                "app_schedule": cfg.app_lr_schedule.name if cfg.app.name != "none" else "-",
+                "tile": str(cfg.tiling.size)}
+
+    @staticmethod
+    def pretrained_weights(cfg: DictConfig) -> PretrainedWeights | None:
+        if cfg.init.name == "random":
+            return None
+        return PretrainedWeights("smp", cfg.encoder.segmentation,
+                                 cfg.encoder.inits[cfg.init.name].segmentation)
 
     prepare = staticmethod(prepare_segmentation)
 

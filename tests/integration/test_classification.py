@@ -1,5 +1,6 @@
 """Classification end to end: one parent run per cell, one child run per fold, fold=K jobs."""
 
+import re
 from pathlib import Path
 
 import mlflow
@@ -53,8 +54,11 @@ def test_fold_jobs_fill_one_parent(tmp_path, shared_data_dir):
     parents = [r for r in _runs(tmp_path) if r.data.tags.get("dedl.parent") == "1"]
     assert len(parents) == 1 and parents[0].info.status == "RUNNING"
     assert parents[0].data.tags["dedl.folds_finished"] == "1/3"
-    run_cli(["-m", *common, "fold=0,2"], tmp_path)
+    sweep = run_cli(["-m", *common, "fold=0,2"], tmp_path)
     runs = _runs(tmp_path)
+    # The sweep's closing line shows the cell (its parent run, started by the first job) with
+    # the task's summary metric.
+    assert re.search(r"^  cls-\S+-s77 +FINISHED +test_f1_micro [01]\.\d{4}$", sweep.stdout, re.M), sweep.stdout
     parents = [r for r in runs if r.data.tags.get("dedl.parent") == "1"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len([r for r in runs if "dedl.fold" in r.data.tags]) == 3

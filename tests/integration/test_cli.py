@@ -1,5 +1,6 @@
 """The real CLI in a subprocess, on tiny synthetic data, recording into a real SQLite store."""
 
+import re
 from pathlib import Path
 
 import mlflow
@@ -70,7 +71,9 @@ def test_multirun_runs_every_job_of_the_sweep(tmp_path, shared_data_dir):
     assert all(r.info.status == "FINISHED" for r in runs)
     assert "2 runs in sqlite:///mlflow.db" in proc.stdout
     for name in ("app_none", "app_gelu"):
-        assert f"seg-unet-resnet18-{name}-cosine-random-smoke-s26" in proc.stdout
+        # The closing line of each run shows its task's summary metric (Task.summary_metric).
+        assert re.search(rf"^  seg-unet-resnet18-{name}-cosine-random-smoke-s26 +FINISHED +test_iou 0\.\d{{4}}$",
+                         proc.stdout, re.M), proc.stdout
 
 
 def test_missing_pretrained_weights_stop_the_job_before_training(tmp_path, shared_data_dir):

@@ -14,12 +14,14 @@ from torch import nn
 
 from conftest import CONF, TINY, compose_config
 from dedl_experiments import components, tracking
+from dedl_experiments import weights as weights_cli
 from dedl_experiments.config import ConfigError, validate
 from dedl_experiments.data import readers
 from dedl_experiments.data.prepare import prepare_segmentation
-from dedl_experiments.job import task_class
+from dedl_experiments.tasks import task_class
 from dedl_experiments.losses import build_loss
 from dedl_experiments.models.segmentation import architecture_class, build_segmentation_model
+from dedl_experiments.models.weights import PretrainedWeights
 from dedl_experiments.tasks.segmentation import SegmentationTask
 
 CPU = torch.device("cpu")
@@ -46,6 +48,22 @@ def without_first_test_sample(cfg) -> readers.RawSegmentation:
 class DescribedSegmentation(SegmentationTask):
     def describe(self) -> dict[str, float]:
         return super().describe() | {"described": 1.0}
+
+
+class TileOnlySegmentation(SegmentationTask):
+    """A task with its own name, factors, rule, weights and summary metric."""
+
+    summary_metric = "test_dice"
+
+    @staticmethod
+    def check_config(cfg) -> None:
+        SegmentationTask.check_config(cfg)
+        if cfg.tiling.stride is not None:
+            raise ConfigError(f"tiling.stride={cfg.tiling.stride}: tile-only segmentation takes no stride")
+
+    run_name = staticmethod(lambda cfg: f"tiles-{cfg.encoder.name}-s{cfg.seed}")
+    factors = staticmethod(lambda cfg: {"encoder": cfg.encoder.name, "tile": str(cfg.tiling.size)})
+    pretrained_weights = staticmethod(lambda cfg: PretrainedWeights("smp", "mine", "tiles"))
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -131,6 +149,23 @@ def test_a_new_task_is_a_class_named_by_its_yaml(tmp_path, shared_data_dir) -> N
     assert task_of(cfg).describe()["described"] == 1.0
     # the class is how a task is built, not what the cell computes
     assert tracking.cell_key(cfg, "0" * 64) == tracking.cell_key(tiny(shared_data_dir), "0" * 64)
+
+
+def test_what_a_job_records_and_checks_of_a_task_comes_from_its_class(tmp_path, shared_data_dir) -> None:
+    segmentation = (CONF / "task" / "segmentation.yaml").read_text()
+    searchpath = user_conf(tmp_path, {"task/tiles.yaml": re.sub(
+        r"(?m)^  _target_: .*$", f"  _target_: {__name__}.TileOnlySegmentation", segmentation)})
+    cfg = tiny(shared_data_dir, searchpath, "task=tiles", "seed=5")
+    validate(cfg)
+    assert tracking.run_name(cfg) == "tiles-resnet18-s5"
+    assert tracking.factor_tags(cfg) == {"encoder": "resnet18", "tile": "480", "seed": "5",
+                                         "budget": "smoke", "dataset": "synthetic"}
+    assert weights_cli.needed(cfg) == PretrainedWeights("smp", "mine", "tiles")
+    with pytest.raises(ConfigError, match="tiling.stride=8: tile-only segmentation takes no stride"):
+        validate(tiny(shared_data_dir, searchpath, "task=tiles", "tiling.stride=8"))
+    # The shared rules still apply, and the segmentation task's own through its class.
+    with pytest.raises(ConfigError, match="tiling.size=30 is invalid"):
+        validate(tiny(shared_data_dir, searchpath, "task=tiles", "tiling.size=30"))
 
 
 def test_the_architecture_class_is_the_yamls_smp_class(shared_data_dir) -> None:

@@ -1,6 +1,6 @@
 """The package's shape by plain measure: modules small enough to read, no sys.path edits, Hydra's
-private API behind one adapter (sweeps.py), one cross-process lock (locks.py) and one sample type
-(data/samples.py)."""
+private API behind one adapter (sweeps.py), no choice by a task's name, one cross-process lock
+(locks.py) and one sample type (data/samples.py)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ def test_hydra_internals_only_in_the_sweep_adapter() -> None:
     users = {name for name, text in sources(*PACKAGES, "tests", "benchmarks").items()
              if re.search(r"^\s*(from|import) hydra\._internal", text, re.M)}
     assert users == {"dedl_experiments/sweeps.py"}
+
+
+def test_no_code_outside_a_task_chooses_by_the_tasks_name_or_probes_it() -> None:
+    """What differs by task is a hook of its class (tasks/base.py), named by `task._target_`."""
+    choosers = {name for name, text in sources(*PACKAGES).items()
+                if re.search(r"task\.name\s*[!=]=|[!=]=\s*\S*task\.name\b|hasattr\(\s*task", text)}
+    assert choosers == set()
 
 
 def test_one_exclusive_file_lock() -> None:

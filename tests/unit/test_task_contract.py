@@ -52,7 +52,11 @@ class MeanError:
 class Regression(Task):
     """The smallest task: only the abstract hooks; every other hook is the base class's."""
 
+    summary_metric = "test_error"
     prepare = staticmethod(lambda cfg: None)
+    run_name = staticmethod(lambda cfg: "regression")
+    factors = staticmethod(lambda cfg: {})
+    pretrained_weights = staticmethod(lambda cfg: None)
 
     def __init__(self, cfg=None, prepared=None, device=torch.device("cpu"), fold=None) -> None:
         super().__init__(cfg, prepared, device, fold)
@@ -184,7 +188,7 @@ def test_channels_last_applies_to_the_network_the_task_names() -> None:
     (["task=classification", "fold=2"], [2]),
 ])
 def test_the_task_says_whether_a_cell_has_folds(overrides, folds) -> None:
-    from dedl_experiments.job import task_class
+    from dedl_experiments.tasks import task_class
 
     cfg = compose_config(overrides)
     assert task_class(cfg).folds(cfg) == folds
