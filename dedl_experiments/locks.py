@@ -1,6 +1,6 @@
 """One exclusive lock between processes, for everything that jobs started together must do one at
 a time: open a new SQLite store (retry.py), build a prepared-data cache (data/cache.py), generate
-the synthetic data (data/synthetic.py)."""
+the synthetic data (data/synthetic.py), update the GPU memory ledger (speed.py)."""
 
 from __future__ import annotations
 

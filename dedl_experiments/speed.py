@@ -7,7 +7,6 @@ On CPU every switch that would change numerics stays off (runs are fp32 and repr
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from dedl_experiments.locks import exclusive_lock
 from multirun_launchers.devices import cpu_threads_setting, pin_current_job
 
 if TYPE_CHECKING:
@@ -163,8 +163,7 @@ def record_peak_memory(cfg: DictConfig, device: torch.device, what: str = "",
     path = Path(cfg.data_dir) / LEDGER
     path.parent.mkdir(parents=True, exist_ok=True)
     key = _ledger_key(torch.cuda.get_device_name(device), cfg)
-    with open(path.with_suffix(".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_lock(path.with_suffix(".lock")):
         try:
             ledger = json.loads(path.read_text()) if path.exists() else {}
         except ValueError:

@@ -3,6 +3,7 @@ counts and the configs and environment that Hydra's joblib and submitit launcher
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,24 @@ def test_recorded_peak_memory_feeds_auto(tmp_path):
         '"NVIDIA H200|tile=480|batch=8|amp=bf16": {"peak_reserved_mb": 5000.0, "models": []}}')
     assert speed.recorded_peak_mb(cfg) == 9000.0
     assert speed.recorded_peak_mb(cfg, "NVIDIA H100") is None
+
+
+def test_jobs_record_their_peak_memory_in_one_ledger_under_its_lock(tmp_path, monkeypatch):
+    from dedl_experiments import locks, speed
+
+    cfg = compose_config([f"data_dir={tmp_path}", "budget.batch_size=16"])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
+    held = []
+    lock = locks.exclusive_lock
+    monkeypatch.setattr(speed, "exclusive_lock", lambda path: held.append(path) or lock(path))
+    cuda = torch.device("cuda", 0)
+    assert speed.record_peak_memory(cfg, torch.device("cpu"), peak_mb=1.0) is None  # CUDA only
+    speed.record_peak_memory(cfg, cuda, "unet-resnet18-app_gelu", peak_mb=9000.0)
+    speed.record_peak_memory(cfg, cuda, "unet-resnet34-app_none", peak_mb=7000.0)
+    assert speed.recorded_peak_mb(cfg) == 9000.0  # the largest model of the sweep
+    assert held == [tmp_path / "peak_memory.lock"] * 2
+    (entry,) = json.loads((tmp_path / speed.LEDGER).read_text()).values()
+    assert entry["models"] == ["unet-resnet18-app_gelu", "unet-resnet34-app_none"]
 
 
 def test_slurm_preset_asks_for_gpu_shares():

@@ -44,8 +44,7 @@ def test_one_exclusive_file_lock() -> None:
     """Blocking flocks go through locks.exclusive_lock; the GPU slots of multirun_launchers take a
     non-blocking one of their own (a slot is skipped when held, not waited for)."""
     lockers = {name for name, text in sources(*PACKAGES).items() if "fcntl.flock" in text}
-    # speed.py's peak-memory ledger is still to move onto locks.exclusive_lock.
-    assert lockers <= {"dedl_experiments/locks.py", "multirun_launchers/devices.py", "dedl_experiments/speed.py"}
+    assert lockers <= {"dedl_experiments/locks.py", "multirun_launchers/devices.py"}
 
 
 def test_one_sample_type() -> None:
