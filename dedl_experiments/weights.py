@@ -25,7 +25,7 @@ from dedl_experiments.tasks import task_class
 
 def needed(cfg: DictConfig) -> PretrainedWeights | None:
     """What a job of `cfg` loads before training (None: random init)."""
-    return task_class(cfg).pretrained_weights(cfg)
+    return None if cfg.init.name == "random" else task_class(cfg).pretrained_weights(cfg)
 
 
 def main(argv: list[str]) -> int:

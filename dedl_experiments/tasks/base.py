@@ -8,7 +8,7 @@ Before a job runs, from the config alone (the class is `tasks.task_class(cfg)`):
     Task.check_config(cfg)       the task's own value and combination rules (config.validate)
     Task.run_name(cfg)           the run's readable name, e.g. seg-unet-resnet18-app_gelu-...-s26
     Task.factors(cfg)            the settings its tables vary, as MLflow tags (tracking.factor_tags)
-    Task.pretrained_weights(cfg) the weights file its init needs (`python -m dedl_experiments.weights`)
+    Task.pretrained_weights(cfg) the weights its pretrained init loads (`python -m dedl_experiments.weights`)
     Task.summary_metric          the test metric a sweep's closing lines show per run
 
 Life of a task in a job:
@@ -105,8 +105,8 @@ class Task(abc.ABC):
 
     @staticmethod
     @abc.abstractmethod
-    def pretrained_weights(cfg: DictConfig) -> PretrainedWeights | None:
-        """The pretrained weights this config starts from; None for random init."""
+    def pretrained_weights(cfg: DictConfig) -> PretrainedWeights:
+        """The pretrained weights this config's init (`init.name`, never random) starts from."""
 
     # --- the job, before a task object exists ---------------------------------------------
 

@@ -85,9 +85,7 @@ class ClassificationTask(Task):
         return {"encoder": cfg.encoder.name, "init": cfg.init.name}
 
     @staticmethod
-    def pretrained_weights(cfg: DictConfig) -> PretrainedWeights | None:
-        if cfg.init.name == "random":
-            return None
+    def pretrained_weights(cfg: DictConfig) -> PretrainedWeights:
         # `<timm model>.<pretrained tag>`: the model is the encoder's own.
         tag = cfg.encoder.inits[cfg.init.name].classification.split(".", 1)[1]
         return PretrainedWeights("timm", cfg.encoder.classification, tag)

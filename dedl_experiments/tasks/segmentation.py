@@ -98,9 +98,7 @@ class SegmentationTask(Task):
                 "tile": str(cfg.tiling.size)}
 
     @staticmethod
-    def pretrained_weights(cfg: DictConfig) -> PretrainedWeights | None:
-        if cfg.init.name == "random":
-            return None
+    def pretrained_weights(cfg: DictConfig) -> PretrainedWeights:
         return PretrainedWeights("smp", cfg.encoder.segmentation,
                                  cfg.encoder.inits[cfg.init.name].segmentation)
 

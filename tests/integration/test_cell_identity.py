@@ -3,7 +3,6 @@ same cell, other data is another), and one process trains a cell at a time, on o
 several."""
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -50,14 +49,10 @@ def test_other_data_is_another_cell_and_a_moved_copy_the_same(tmp_path):
     assert {d.digest for d in inputs} == {d[:36] for d in digests}
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return start_cli(args, cwd)
-
-
 def test_two_identical_jobs_started_together_train_the_cell_once(tmp_path, shared_data_dir):
     # Several short epochs: the winner still trains when the other reaches the claim.
     args = [*TINY, f"data_dir={shared_data_dir}", "budget.epochs=4", "budget.batch_size=4"]
-    procs = [_start(args, tmp_path) for _ in range(2)]
+    procs = [start_cli(args, tmp_path) for _ in range(2)]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     busy = [o for o in outputs if "is being trained by another job" in o]

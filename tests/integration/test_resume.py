@@ -36,15 +36,17 @@ def test_kill_9_in_epoch_3_resumes_bit_equal(tmp_path, shared_data_dir):
     proc.wait()
     last = torch.load(next(work.glob("outputs/run/*/checkpoints/last.pt")), weights_only=True)
     assert last["fit"]["epoch"] == 2, "the kill must land inside epoch 3"
-    _, (killed,) = mlflow_runs(work)
+    client, (killed,) = mlflow_runs(work)
     assert killed.info.status == "RUNNING"
+    # As a run recorded before runs named their summary metric: the resumed run learns it.
+    client.delete_tag(killed.info.run_id, "dedl.summary_metric")
 
     again = run_cli(args, work)
     assert "resuming MLflow run" in again.stdout + again.stderr
     client, runs = mlflow_runs(work)
     assert [r.info.run_id for r in runs] == [killed.info.run_id]
     (resumed,) = runs
-    assert resumed.info.status == "FINISHED"
+    assert resumed.info.status == "FINISHED" and resumed.data.tags["dedl.summary_metric"] == "test_iou"
     assert [m.step for m in client.get_metric_history(resumed.info.run_id, "val_loss")] == [0, 1, 2, 3]
     for key in ("test_iou", "test_pixel_accuracy", "test_dice"):
         assert resumed.data.metrics[key] == expected.data.metrics[key], key

@@ -160,7 +160,9 @@ def test_what_a_job_records_and_checks_of_a_task_comes_from_its_class(tmp_path, 
     assert tracking.run_name(cfg) == "tiles-resnet18-s5"
     assert tracking.factor_tags(cfg) == {"encoder": "resnet18", "tile": "480", "seed": "5",
                                          "budget": "smoke", "dataset": "synthetic"}
-    assert weights_cli.needed(cfg) == PretrainedWeights("smp", "mine", "tiles")
+    assert weights_cli.needed(cfg) is None  # random init (TINY)
+    pretrained = tiny(shared_data_dir, searchpath, "task=tiles", "init=imagenet")
+    assert weights_cli.needed(pretrained) == PretrainedWeights("smp", "mine", "tiles")
     with pytest.raises(ConfigError, match="tiling.stride=8: tile-only segmentation takes no stride"):
         validate(tiny(shared_data_dir, searchpath, "task=tiles", "tiling.stride=8"))
     # The shared rules still apply, and the segmentation task's own through its class.
