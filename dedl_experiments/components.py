@@ -37,10 +37,17 @@ def without_instantiate_keys(values: Any) -> Any:
     return values
 
 
+# An experiment file's report block: how the report shows the table (its printed numbers, the
+# paper's claims), not a setting of the run.
+NOT_LOGGED = ("report",)
+
+
 def loggable_values(cfg: DictConfig) -> dict:
     """The resolved config as a job logs it as params: instantiate keys left out, so that the
-    params of a run stay those of runs recorded before components were named in config."""
-    return without_instantiate_keys(OmegaConf.to_container(cfg, resolve=True))
+    params of a run stay those of runs recorded before components were named in config, and
+    the report block (NOT_LOGGED) left out."""
+    values = without_instantiate_keys(OmegaConf.to_container(cfg, resolve=True))
+    return {key: value for key, value in values.items() if key not in NOT_LOGGED}
 
 
 def arguments(node: DictConfig, omit: tuple[str, ...] = ()) -> dict[str, Any]:

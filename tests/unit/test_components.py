@@ -194,6 +194,15 @@ def test_instantiate_keys_are_neither_params_nor_part_of_a_cell() -> None:
             "task.name"} <= params.keys()
 
 
+def test_a_tables_report_block_is_not_logged() -> None:
+    """Its printed numbers and claims say how the report shows the table, not what a run did."""
+    cfg = compose_config(["+experiment=table2", "++report.title=Mine", "budget=smoke", "init=random"])
+    assert cfg.report.title == "Mine"
+    params = tracking.flatten(components.loggable_values(cfg))
+    assert not [key for key in params if key.startswith("report")]
+    assert params["table"] == "table2"
+
+
 @pytest.mark.parametrize("override, message", [
     ("lr_schedule._target_=dedl_experiments.schedules.cosinus",
      "lr_schedule._target_=dedl_experiments.schedules.cosinus cannot be imported"),
