@@ -5,8 +5,8 @@ notes that explain what was left out.
 Runs are read from every experiment named `dedl` or `dedl-*` of the store (a cell recorded by
 Table 2's sweep is also a cell of Tables 1, 3, 6 and 7) and selected by their params:
 
-- the table's own settings (report/paper.py, or for an experiment without a hand-written spec
-  report/generic.py: fixed settings, rows, columns);
+- the table's own settings, from its experiment file (experiment.py: fixed settings, rows,
+  columns);
 - `budget.name` (default paper): smoke and paper runs are never mixed;
 - the dataset, by content: one group of runs per dataset digest (datasets.py); `dataset=auto`
   (default) takes real data over the built-in synthetic data, digested runs over runs recorded

@@ -21,7 +21,6 @@ from dedl_experiments import tracking
 from dedl_experiments.report import fmt, tables
 from dedl_experiments.report.aggregate import RunRecord
 from dedl_experiments.report.build import TableReport, build
-from dedl_experiments.report.claims import CLAIMS
 from dedl_experiments.report.cost import device_kind, run_seconds
 from dedl_experiments.report.mlflow_runs import load_runs
 from dedl_experiments.tracking import REPORTS_EXPERIMENT
@@ -170,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     reports = [build(spec, runs, options) for spec in specs]
     evidence = {report.spec.name: report.evidence() for report in reports}
-    verdicts = [evaluate(claim, evidence[claim.table]) for claim in CLAIMS if claim.table in evidence]
+    verdicts = [evaluate(claim, evidence[claim.table]) for report in reports for claim in report.spec.claims]
     folders, texts = [], []
     for report in reports:
         text = markdown(report, options, [v for v in verdicts if v.claim.table == report.spec.name])

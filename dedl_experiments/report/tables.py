@@ -1,22 +1,35 @@
-"""Every table the report knows: the paper's, written by hand with their printed numbers
-(report/paper.py), then each experiment file that has no hand-written spec, derived from the
-file (report/generic.py): the package's conf/experiment/ and any user folder on the search path
-(`config_dir=` or `hydra.searchpath=` of the report)."""
+"""Every table the report knows: each experiment file (report/experiment.py), the package's
+conf/experiment/ and any user folder on the search path (`config_dir=` or `hydra.searchpath=` of
+the report), and the claims resting on them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from dedl_experiments import conf
-from dedl_experiments.report.generic import experiment_spec
-from dedl_experiments.report.paper import TABLES
+from dedl_experiments.report.claims import Claim
+from dedl_experiments.report.experiment import experiment_spec
 from dedl_experiments.report.spec import TableSpec
 
 
+def _natural(name: str) -> list:
+    """table2 before table10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def names(search_path: Iterable[str] = ()) -> list[str]:
-    """The paper's tables in their order, then the other experiment files' names, sorted."""
-    return [*TABLES, *(name for name in conf.options("experiment", search_path) if name not in TABLES)]
+    """The package's tables in the order of their names (table1, table2, ..., table10), then
+    those only in the user's folders."""
+    package = conf.options("experiment")
+    users = [name for name in conf.options("experiment", search_path) if name not in package]
+    return sorted(package, key=_natural) + sorted(users, key=_natural)
 
 
 def spec(name: str, search_path: Iterable[str] = ()) -> TableSpec:
-    return TABLES[name] if name in TABLES else experiment_spec(name, search_path)
+    return experiment_spec(name, search_path)
+
+
+def claims(search_path: Iterable[str] = ()) -> list[Claim]:
+    """Every table's claims, in the tables' order."""
+    return [claim for name in names(search_path) for claim in spec(name, search_path).claims]

@@ -243,8 +243,8 @@ def _average(claim: AverageClaim, ev: Evidence) -> Verdict:
 
 def _contrast(claim: ContrastClaim, ev: Evidence) -> Verdict:
     first, second = _printed(ev, claim.items), _printed(ev, claim.others)
-    one, measure = _pool_of(ev, claim.items, claim.fallback[0])
-    two = _pooled(ev, claim.fallback[1] if measure else claim.others)
+    one, measure = _pool_of(ev, claim.items, claim.fallback)
+    two = _pooled(ev, claim.fallback_others if measure else claim.others)
     gap1 = {k: y - x for k, x, y in zip(one.keys, one.a, one.b)}
     gap2 = {k: y - x for k, x, y in zip(two.keys, two.a, two.b)}
     if first is None or second is None:

@@ -17,15 +17,17 @@ from omegaconf import OmegaConf
 
 from conftest import TINY, compose_config, run_cli
 from dedl_experiments import tracking
+from dedl_experiments.report import tables
 from dedl_experiments.report.aggregate import RunRecord
 from dedl_experiments.report.build import RECIPE, build
 from dedl_experiments.report.cli import main
-from dedl_experiments.report.claims import CLAIMS
 from dedl_experiments.report.options import Options, UsageError, parse_args
 from dedl_experiments.report.mlflow_runs import load_runs
-from dedl_experiments.report.paper import TABLES
 
 slow = pytest.mark.slow
+# The package's tables, each read from its experiment file, and the claims resting on them.
+TABLES = {name: tables.spec(name) for name in tables.names()}
+CLAIMS = tables.claims()
 
 REPORT = "dedl_experiments.report"
 CELL = ("ResNet-18", "UNet / Without AE")

@@ -1,14 +1,21 @@
 """Hand-made run records for the report's tests: runs placed in a table's cells as jobs record
-them (params, metrics, tags), and a table's evidence (cells and comparisons) built from them."""
+them (params, metrics, tags), and a table's evidence (cells and comparisons) built from them;
+the package's tables and claims."""
 
 from __future__ import annotations
 
 import itertools
 
+from dedl_experiments.report import tables
 from dedl_experiments.report.aggregate import RunRecord, aggregate
 from dedl_experiments.report.compare import compare_table
 from dedl_experiments.report.spec import TableSpec
 from dedl_experiments.report.verdicts import Evidence
+
+# The package's tables, each read from its experiment file, and the claims resting on them.
+TABLES: dict[str, TableSpec] = {name: tables.spec(name) for name in tables.names()}
+CLAIMS = tables.claims()
+SEEDS = (26, 77, 334, 517, 994)  # the paper's seeds, which its tables sweep
 
 _ids = itertools.count()
 

@@ -1,8 +1,7 @@
 """The tables' sweeps (conf/experiment/<table>.yaml, each file a table): they compose, expand
-exactly as Hydra's basic sweeper does (sweeps.py), and their jobs fill every cell of the table's
-report spec, the hand-written one (report/paper.py) and the one derived from the file
-(report/generic.py), one job per cell and seed. Also the Makefile's table targets, read from the
-experiment files, and `make demo`."""
+exactly as Hydra's basic sweeper does (sweeps.py), and their jobs fill every cell of the table the
+report reads from the same file (report/experiment.py), one job per cell and seed. Also the
+Makefile's table targets, read from the experiment files, and `make demo`."""
 
 from __future__ import annotations
 
@@ -17,13 +16,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from report_records import SEEDS, TABLES
+
 from conftest import CONF, REPO
-from dedl_experiments import sweeps
+from dedl_experiments import components, sweeps
 from dedl_experiments.config import validate
 from dedl_experiments.report.build import RECIPE
 from dedl_experiments.report.aggregate import matches
-from dedl_experiments.report.generic import experiment_spec
-from dedl_experiments.report.paper import SEEDS, TABLES
 from dedl_experiments.tracking import NOT_CELL_KEYS, NOT_CELL_PATHS, flatten
 
 # Every experiment file is a table.
@@ -66,15 +65,19 @@ def job_params(table: str, job: list[str]) -> dict[str, str]:
     return dict(_job_params(table, tuple(job)))
 
 
-@functools.cache  # both specs of a table (hand-written, derived) check the same jobs
+@functools.cache  # tables that share a sweep (8 and 9, 10 and 11) compose the same jobs
 def _job_params(table: str, job: tuple[str, ...]) -> dict[str, str]:
     cfg = compose(config_name="config", overrides=[f"+experiment={table}", *job])
     validate(cfg)
-    return flatten(OmegaConf.to_container(cfg, resolve=True))
+    return flatten(components.loggable_values(cfg))  # the params the job logs
 
 
-def test_every_paper_table_is_an_experiment_file() -> None:
-    assert set(TABLES) <= set(EXPERIMENTS)
+def test_every_experiment_file_is_a_table_with_its_report_block() -> None:
+    assert set(TABLES) == set(EXPERIMENTS)
+    assert list(TABLES) == [*(f"table{i}" for i in range(1, 14)), "tiling"]  # in the order of their names
+    for table in EXPERIMENTS:
+        cfg = compose(config_name="config", overrides=[f"+experiment={table}"])
+        assert cfg.report.title and cfg.report.published and cfg.report.note, table
 
 
 @pytest.mark.parametrize("table", EXPERIMENTS)
@@ -126,14 +129,13 @@ def test_views_share_their_tables_sweep() -> None:
         assert {tuple(job) for job in expand(sweep_params(half))} < table2
 
 
-@pytest.mark.parametrize(("table", "derived"), [
-    *((table, True) for table in EXPERIMENTS), *((table, False) for table in TABLES)])
-def test_jobs_fill_every_cell_of_the_spec(table: str, derived: bool) -> None:
-    """Every job lands in exactly one cell, and every cell gets one job per seed, in the table
-    derived from the experiment file as in the hand-written one. Each value of each swept key is
+@pytest.mark.parametrize("table", EXPERIMENTS)
+def test_jobs_fill_every_cell_of_the_spec(table: str) -> None:
+    """Every job lands in exactly one cell, and every cell gets one job per seed of the table
+    its experiment file defines. Each value of each swept key is
     composed (and validated) once, in a covering set of jobs; a job's params are the base
     config's with each chosen group's (or key's) params from those composes."""
-    spec = experiment_spec(table) if derived else TABLES[table]
+    spec = TABLES[table]
     params = sweep_params(table)
     values = {key: sweep_values(key, value) for key, value in params.items()}
     by_choice: dict[tuple[str, str], dict[str, str]] = {}
@@ -155,9 +157,9 @@ def test_jobs_fill_every_cell_of_the_spec(table: str, derived: bool) -> None:
         cells = [(row.label, column.label) for row in spec.rows if row.match is not None
                  for column in spec.columns if matches(row.match, flat) and matches(column.match, flat)]
         # Table 5 also runs Swin-B (the model the paper's text names), whose cells are Table 4's.
-        extra = table == "table5" and flat["encoder.name"] == "swin_base" and not derived
+        extra = table == "table5" and flat["encoder.name"] == "swin_base"
         # Section 5.1 shows accuracy and IoU of the same runs: two columns per tiling.
-        shared = table == "tiling" and not derived
+        shared = table == "tiling"
         assert len(cells) == (0 if extra else 1) or (len(cells) == 2 and shared), (combo, cells)
         hits.update(cells)
     wanted = {(row.label, column.label) for row in spec.rows if row.match is not None for column in spec.columns}

@@ -1,10 +1,13 @@
-"""The transcribed paper tables against numbers copied by hand from the paper text."""
+"""The paper's tables, transcribed into their experiment files' report blocks, against numbers
+copied by hand from the paper text; and the files write each number as the paper prints it."""
 
 import re
 
 import pytest
+from report_records import SEEDS, TABLES
 
-from dedl_experiments.report.paper import SEEDS, TABLES, Published
+from dedl_experiments import conf
+from dedl_experiments.report.spec import Published
 
 # (table, row label, column label, the value exactly as the paper prints it)
 PRINTED = [
@@ -90,7 +93,7 @@ METRICS = {"test_iou", "train_time_s", "test_f1_micro", "test_recall_as_released
 
 
 def parse_printed(text: str) -> Published:
-    """Independent of paper.py: "1h 38m", "1h 29m 04s", "0.8372± 0.0007", "0.63"."""
+    """Independent of the report's reading: "1h 38m", "1h 29m 04s", "0.8372± 0.0007", "0.63"."""
     duration = re.fullmatch(r"(\d+)h(?: (\d+)m)?(?: (\d+)s)?", text)
     if duration:
         hours, minutes, seconds = (int(part or 0) for part in duration.groups())
@@ -219,4 +222,31 @@ def test_fixed_settings_of_ablation_tables() -> None:
 
 
 def test_seeds() -> None:
-    assert SEEDS == (26, 77, 334, 517, 994)
+    assert {name: spec.seeds for name, spec in TABLES.items()} == {name: SEEDS for name in TABLES}
+
+
+PRINTED_FORM = re.compile(r"\d+h \d+m(?: \d\ds)?|0\.\d+(?:±0\.\d+)?")
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_files_write_numbers_as_printed(table: str) -> None:
+    """Each printed number sits in its row's list as the paper prints it ("0.4347±0.0006",
+    "1h 24m 44s", 0.4347), one per column, null where the paper prints none."""
+    published = conf.read(conf.option_file("experiment", table))["report"]["published"]
+    columns = len(TABLES[table].columns)
+    for row, values in published.items():
+        assert len(values) == columns, (table, row)
+        for value in values:
+            assert value is None or PRINTED_FORM.fullmatch(str(value)), (table, row, value)
+
+
+def test_sample_is_written_as_printed() -> None:
+    """The sample above, found as printed in its file (spaces around ± aside). A row's key is
+    its choice (`resnet34`), its label, or its match's values joined by spaces."""
+    for table, row_label, column, text in PRINTED:
+        spec = TABLES[table]
+        row = next(r for r in spec.rows if r.label == row_label)
+        published = conf.read(conf.option_file("experiment", table))["report"]["published"]
+        [values] = [v for k, v in published.items() if k == row_label or (row.match and k == " ".join(row.match.values()))]
+        value = values[[c.label for c in spec.columns].index(column)]
+        assert str(value) == text.replace("± ", "±"), (table, row_label, column)

@@ -4,9 +4,10 @@ import csv
 import statistics
 
 import pytest
+from report_records import SEEDS, TABLES
 
 from dedl_experiments.report.aggregate import Cell, RunRecord, aggregate
-from dedl_experiments.report.paper import SEEDS, TABLES, TableSpec
+from dedl_experiments.report.spec import TableSpec
 from dedl_experiments.report.render import format_duration, run_link, to_csv, to_markdown, to_png
 
 TABLE6 = TABLES["table6"]  # UNet IoU: rows ResNet-18..101, columns no/ReLU/GELU APP

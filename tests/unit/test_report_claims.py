@@ -6,12 +6,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from report_records import evidence, run_in, seeds
+from report_records import CLAIMS, TABLES, evidence, run_in, seeds
 
 from dedl_experiments.report.aggregate import aggregate
-from dedl_experiments.report.claims import CLAIMS, AverageClaim, ContrastClaim, EachClaim
+from dedl_experiments.report.claims import AverageClaim, ContrastClaim, EachClaim
 from dedl_experiments.report.compare import compare_table
-from dedl_experiments.report.paper import TABLES
 from dedl_experiments.report.render_analysis import claims_summary
 from dedl_experiments.report.verdicts import Evidence, evaluate
 

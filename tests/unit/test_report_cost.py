@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from report_records import run_in
+from report_records import TABLES, run_in
 
 from dedl_experiments.report.aggregate import aggregate
 from dedl_experiments.report.cost import device_kind, run_seconds, table_cost
-from dedl_experiments.report.paper import TABLES
 from dedl_experiments.report.render_analysis import cost_markdown
 
 GPU = {"dedl.device": "cuda:0", "dedl.device_name": "NVIDIA H200"}

@@ -3,14 +3,13 @@ recorded before digests kept apart; the dataset= option and the automatic choice
 
 from __future__ import annotations
 
-from report_records import run_in
+from report_records import TABLES, run_in
 
 from dedl_experiments.report import build as build_module
 from dedl_experiments.report.build import build
 from dedl_experiments.report.cli import markdown
 from dedl_experiments.report.datasets import DatasetGroup, choose, group_of
 from dedl_experiments.report.options import parse_args
-from dedl_experiments.report.paper import TABLES
 
 TABLE6 = TABLES["table6"]
 FOLDER_A = "a" * 8 + "0" * 56

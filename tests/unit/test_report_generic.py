@@ -1,6 +1,7 @@
 """Extending by adding files: a choice's display name is its YAML's `label:`, and an experiment
-file without a hand-written spec still gets a table, derived from the file (report/generic.py),
-in the package or in a user's config folder given to the report as `config_dir=`."""
+file whose report block leaves out rows, columns or comparisons gets them derived from its sweep
+(report/experiment.py), in the package or in a user's config folder given to the report as
+`config_dir=`."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from report_records import run_in
+from report_records import TABLES, run_in
 
 from conftest import CONF
 from dedl_experiments import conf
 from dedl_experiments.report import tables
 from dedl_experiments.report.build import RECIPE, build
-from dedl_experiments.report.generic import ExperimentError, experiment_spec
+from dedl_experiments.report.experiment import experiment_spec
 from dedl_experiments.report.options import UsageError, parse_args
-from dedl_experiments.report.paper import TABLE2, TABLES
+from dedl_experiments.report.schema import ExperimentError
 from dedl_experiments.report.spec import ColumnSpec, Published, RowSpec, TableSpec
 
 
@@ -59,7 +60,7 @@ def test_labels_come_from_the_yaml_files(tmp_path: Path) -> None:
     assert conf.label("encoder", "swin_base") == "Swin-B (patch 4, window 12)"
     assert conf.label("architecture", "unetplusplus") == "UNet++"
     # The paper's rows are labelled from there: no label table in the report.
-    assert [row.label for row in TABLE2.rows] == [conf.label("encoder", f"resnet{d}") for d in (18, 34, 50, 101)]
+    assert [row.label for row in TABLES["table2"].rows] == [conf.label("encoder", f"resnet{d}") for d in (18, 34, 50, 101)]
     folder = user_conf(tmp_path, MINE)
     assert conf.label("encoder", "mynet", [str(folder)]) == "My Net"
     assert "mynet" in conf.options("encoder", [f"file://{folder}"]) and "mynet" not in conf.options("encoder")
@@ -103,6 +104,64 @@ def test_the_report_block_is_optional_and_checked(tmp_path: Path) -> None:
     bad = user_conf(tmp_path / "bad", MINE.replace("[0.43, [0.47, 0.01]]", "[0.43]"))
     with pytest.raises(ExperimentError, match=r"report.published.resnet18 must list 2 value\(s\)"):
         experiment_spec("mine", [str(bad)])
+
+
+def with_report(block: str) -> str:
+    """MINE's sweep with this report block (indented as under `report:`)."""
+    head = textwrap.dedent(MINE)[:textwrap.dedent(MINE).index("report:")]
+    return head + "report:\n" + textwrap.indent(textwrap.dedent(block), "  ")
+
+
+TITLED = "title: Mine\n"
+
+
+@pytest.mark.parametrize(("block", "message"), [
+    ("titel: Mine\n", "unknown key report.titel; valid keys: title, metric, fixed, rows, columns, also, "
+                       "published, comparisons, timed, note, claims"),
+    ("columns: [{label: none, match: {app.name: none}, metrik: x}]\n",
+     "unknown key report.columns[0].metrik; valid keys: label, match, metric, also"),
+    ("claims: [{kind: each, id: x, source: y, text: z, items: [{comparison: [a]}]}]\n",
+     "unknown key report.claims[0].items[0].comparison; valid keys: comparisons, rows, expect"),
+    ("claims: [{kind: best, id: x, source: y, text: z, among: {}, winner: {}}]\n",
+     "unknown key report.claims[0].winner; valid keys: kind, id, source, text, note, among, winners"),
+    ("claims: [{kind: every, id: x}]\n", "report.claims[0].kind must be one of each, average, contrast, best"),
+    ("comparisons: [{name: none vs gelu, columns: [none, GELU]}]\n",
+     "report.comparisons[0]: give columns: [A, B] of none; gelu, or rows: [A, B] of mynet, resnet18 and a column"),
+    ("published: {resnet18: [0.43, 0.47+-0.01]}\n", "'0.47+-0.01' is not a number as printed"),
+    ("published: [0.43, 0.47]\n", "report.published must be a mapping"),
+])
+def test_a_wrong_report_block_fails_in_one_line_naming_file_and_key(tmp_path: Path, block: str, message: str) -> None:
+    folder = user_conf(tmp_path, with_report(TITLED + block))
+    with pytest.raises(ExperimentError) as error:
+        experiment_spec("mine", [str(folder)])
+    text = str(error.value)
+    assert "\n" not in text and text.startswith(f"{folder / 'experiment' / 'mine.yaml'}: ") and message in text, text
+
+
+def test_a_report_block_lists_rows_columns_comparisons_and_claims(tmp_path: Path) -> None:
+    """The paper tables' form in a user's file: its own labels, numbers as printed, a measure
+    beside each column, a comparison and claims on it."""
+    folder = user_conf(tmp_path, with_report("""\
+        rows: encoder
+        columns:
+          app: {none: Without, gelu: With GELU}
+        also: [{label: "{column}, time", metric: train_time_s}]
+        published:
+          resnet18: [0.43±0.01, 1h 2m 03s]
+        comparisons: [{name: "APP: none vs GELU", columns: [Without, With GELU]}]
+        claims:
+          - {kind: each, id: gelu-helps, source: mine, text: GELU helps, items: [{comparisons: ["APP: none vs GELU"]}]}
+          - {kind: spread, id: tight, source: mine, text: tight, cells: {rows: [mynet], columns: [Without]}, below: 0.1}
+        """))
+    spec = experiment_spec("mine", [str(folder)])
+    assert [view.label for view in spec.views()] == ["Without", "Without, time", "With GELU", "With GELU, time"]
+    assert spec.published == {("ResNet-18", "Without"): Published(0.43, 0.01), ("ResNet-18", "With GELU"): Published(3723.0)}
+    [comparison] = spec.comparisons
+    assert (comparison.name, comparison.a_name, comparison.b_name) == ("APP: none vs GELU", "none", "GELU")
+    each, spread = spec.claims
+    assert [(item.comparison, item.row) for item in each.items] == [("APP: none vs GELU", "My Net"),
+                                                                    ("APP: none vs GELU", "ResNet-18")]
+    assert spread.cells == (("My Net", "Without"),) and spread.table == "mine"
 
 
 def test_runs_of_a_user_table_fill_its_cells(tmp_path: Path) -> None:
@@ -149,4 +208,4 @@ def test_packaged_experiments_are_listed_from_their_files(tmp_path: Path, monkey
     shutil.copytree(CONF, package)
     (package / "experiment" / "extra.yaml").write_text((package / "experiment" / "table2.yaml").read_text())
     monkeypatch.setattr(conf, "CONF_DIR", package)
-    assert tables.names() == [*TABLES, "extra"]
+    assert tables.names() == ["extra", *TABLES]  # in the order of their names

@@ -6,9 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from report_records import evidence, run_in, seeds
+from report_records import TABLES, evidence, run_in, seeds
 
-from dedl_experiments.report.paper import TABLES
 from dedl_experiments.report.render_analysis import comparisons_csv, comparisons_markdown
 from dedl_experiments.report.stats import holm, paired, versus
 

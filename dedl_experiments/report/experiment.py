@@ -1,0 +1,220 @@
+"""A table is its experiment file, conf/experiment/<table>.yaml (the package's or one in a user
+folder on the search path): its sweep gives the cells, its `report:` block (schema.py) how to show
+them, the numbers the paper printed, the comparisons to test and the claims resting on it. What
+the block leaves out is derived from the sweep:
+
+- rows: the choices of the first swept key other than `seed` (say `encoder`), labelled by each
+  choice's YAML `label:`;
+- columns: every combination of the other swept keys' values (say architecture x app, labelled
+  "UNet / gelu"); one column when nothing else is swept;
+- fixed: the task, every other config group's choice (init, loss, tiling, ...), early stopping
+  and the experiment file's own settings, as the experiment composes them;
+- comparisons: each column against the first, per row (runs paired by seed);
+- metric: the task's main metric (task.monitor, on the test set); seeds: the sweep's.
+
+The block is part of the composed job config but neither of a cell's identity
+(tracking.NOT_CELL_KEYS) nor of a run's params.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from dedl_experiments import conf, sweeps
+from dedl_experiments.report import claims
+from dedl_experiments.report.schema import ExperimentError, ReportBlock, check
+from dedl_experiments.report.spec import ColumnSpec, Comparison, Measure, Pair, Published, RowSpec, TableSpec
+from dedl_experiments.tracking import flatten
+
+# Groups that do not define a table's cells: the report picks the dataset by content and the
+# budget by option; tracking is where runs go.
+_NOT_FIXED = ("dataset", "budget", "tracking", "experiment", "task")
+_NOT_OWN = ("defaults", "hydra", "table", "report")
+_DURATION = re.compile(r"(\d+)h(?: (\d+)m)?(?: (\d+)s)?")
+
+
+def _choices(key: str, values: list[Any], extra: tuple[str, ...]) -> list[tuple[str, dict[str, str]]]:
+    """Each swept value's label and the params that select its runs: a config group's choice by
+    its `name`, else by the plain values in which its file differs from the other choices'; any
+    other key by its value as logged."""
+    paths = [conf.option_file(key, str(value), extra) for value in values]
+    if None in paths:
+        return [(str(value), {key: str(value)}) for value in values]
+    data = [conf.read(path) for path in paths]
+    if all("name" in d for d in data):
+        matches = [{f"{key}.name": str(d["name"])} for d in data]
+    else:
+        plain = [{k: v for k, v in flatten(d, f"{key}.").items()
+                  if "${" not in v and k != f"{key}.{conf.DISPLAY_KEY}"} for d in data]
+        differ = {k for k in set().union(*plain) if len({p.get(k) for p in plain}) > 1}
+        matches = [{k: v for k, v in p.items() if k in differ or len(plain) == 1} for p in plain]
+    return [(conf.label(key, str(value), extra), match) for value, match in zip(values, matches)]
+
+
+def _fixed(cfg: DictConfig, name: str, swept: Iterable[str], extra: tuple[str, ...]) -> dict[str, str]:
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])  # what a job logs
+    logged = flatten(OmegaConf.to_container(job, resolve=True))
+    fixed = {"task.name": logged["task.name"], "train.patience": logged["train.patience"]}
+    for group in cfg.hydra.runtime.choices:
+        if "/" not in group and group not in (*_NOT_FIXED, *swept) and f"{group}.name" in logged:
+            fixed[f"{group}.name"] = logged[f"{group}.name"]
+    own = flatten({k: v for k, v in conf.read(conf.option_file("experiment", name, extra)).items()
+                   if k not in _NOT_OWN})
+    for key in own:
+        if key in logged and not key.startswith(tuple(f"{group}." for group in swept)):
+            fixed[key] = logged[key]
+    return fixed
+
+
+def printed(value: Any, where: str) -> Published | None:
+    """A number as printed: 0.4347, "0.4347±0.0006", [0.4347, 0.0006], "1h 24m 44s" (stored in
+    seconds, no spread) or null (not printed)."""
+    try:
+        if value is None:
+            return None
+        if isinstance(value, list):
+            return Published(float(value[0]), float(value[1]) if len(value) > 1 and value[1] is not None else None)
+        duration = _DURATION.fullmatch(str(value).strip())
+        if duration:
+            hours, minutes, seconds = (int(part or 0) for part in duration.groups())
+            return Published(float(hours * 3600 + minutes * 60 + seconds))
+        mean, _, std = str(value).partition("±")
+        return Published(float(mean), float(std) if std.strip() else None)
+    except (ValueError, IndexError, TypeError):
+        raise ExperimentError(f"{where}: {value!r} is not a number as printed (0.43, 0.43±0.01, [0.43, 0.01], "
+                              "1h 24m 44s or null)") from None
+
+
+class _Table:
+    """One experiment file's table, read from its composed config."""
+
+    def __init__(self, name: str, extra: tuple[str, ...]):
+        self.name, self.extra = name, extra
+        path = conf.option_file("experiment", name, extra)
+        if path is None:
+            raise ExperimentError(f"no experiment file experiment/{name}.yaml in "
+                                  f"{', '.join(map(str, conf.folders(extra)))}")
+        self.where = str(path)
+        self.cfg = sweeps.compose_config([f"+experiment={name}", *sweeps.searchpath_override(extra)], hydra=True)
+        params = {key: sweeps.values(key, str(value)) for key, value in (self.cfg.hydra.sweeper.params or {}).items()}
+        self.seeds = tuple(int(seed) for seed in params.pop("seed", [self.cfg.seed]))
+        self.swept = params
+        raw = OmegaConf.to_container(self.cfg.report, resolve=True) if "report" in self.cfg else {}
+        self.block = check(raw or {}, ReportBlock, self.where)
+        self.metric = self.block.metric or str(self.cfg.task.monitor).replace("val_", "test_", 1)
+
+    def rows(self) -> tuple[str | None, dict[str, RowSpec]]:
+        """The swept key the rows are (None: listed rows) and the rows by key."""
+        rows = self.block.rows
+        if isinstance(rows, list):
+            listed = {}
+            for row in rows:
+                match = None if row.match is None else {str(k): str(v) for k, v in row.match.items()}
+                label = row.label or " ".join(conf.label(k.removesuffix(".name"), v, self.extra) if k.endswith(".name")
+                                              else v for k, v in (match or {}).items())
+                listed[row.label or " ".join((match or {}).values())] = RowSpec(label, match)
+            return None, listed
+        key = rows if rows is not None else next(iter(self.swept), None)
+        if key is not None and key not in self.swept:
+            raise ExperimentError(f"{self.where}: report.rows: {key} is not swept; swept: {', '.join(self.swept)}")
+        values = self.swept.get(key, [])
+        by_key = {str(value): RowSpec(label, match) for value, (label, match) in zip(values, _choices(key, values, self.extra))}
+        return key, by_key or {self.name: RowSpec(self.name, {})}  # only seeds swept: one row of every run
+
+    def columns(self, row_key: str | None) -> tuple[ColumnSpec, ...]:
+        given = self.block.columns
+        if isinstance(given, list):
+            columns = [ColumnSpec(c.label, {str(k): str(v) for k, v in c.match.items()}, c.metric,
+                                  tuple(Measure(m.label, m.metric, m.scale, m.paper) for m in c.also)) for c in given]
+        else:
+            axes = given if given is not None else {key: None for key in self.swept if key != row_key}
+            labelled = []
+            for key, chosen in axes.items():
+                values = self.swept.get(key, []) if chosen is None else list(chosen)
+                choices = _choices(key, values, self.extra)
+                if isinstance(chosen, dict):
+                    choices = [(str(chosen[value]), match) for value, (_, match) in zip(values, choices)]
+                labelled.append(choices)
+            columns = [ColumnSpec(" / ".join(label for label, _ in combo) or self.metric,
+                                  {k: v for _, match in combo for k, v in match.items()})
+                       for combo in itertools.product(*labelled)]
+        also = tuple(Measure(m.label.replace("{column}", c.label), m.metric, m.scale, m.paper) for c in columns
+                     for m in self.block.also)
+        per_column = len(self.block.also)
+        return tuple(ColumnSpec(c.label, c.match, c.metric, c.also + also[i * per_column:(i + 1) * per_column])
+                     for i, c in enumerate(columns))
+
+    def published(self, rows: dict[str, RowSpec], columns: tuple[ColumnSpec, ...]) -> dict[tuple[str, str], Published]:
+        published: dict[tuple[str, str], Published] = {}
+        for key, values in self.block.published.items():
+            if str(key) not in rows:
+                raise ExperimentError(f"{self.where}: report.published.{key} is not one of its rows ({', '.join(rows)})")
+            if not isinstance(values, list) or len(values) != len(columns):
+                raise ExperimentError(f"{self.where}: report.published.{key} must list {len(columns)} value(s), "
+                                      f"one per column ({'; '.join(c.label for c in columns)})")
+            for column, value in zip(columns, values):
+                number = printed(value, f"{self.where}: report.published.{key}")
+                if number is not None:
+                    published[(rows[str(key)].label, column.label)] = number
+        return published
+
+    def comparisons(self, rows: dict[str, RowSpec], spec: TableSpec) -> tuple[Comparison, ...]:
+        with_runs = [row for row in rows.values() if row.match is not None]
+        if self.block.comparisons is None:
+            first, *others = spec.columns
+            return tuple(Comparison(f"{first.label} vs {other.label}", first.label, other.label,
+                                    tuple(Pair(row.label, (row.label, first.label), (row.label, other.label))
+                                          for row in with_runs)) for other in others)
+        views = [view.label for view in spec.views()]
+        found = []
+        for i, block in enumerate(self.block.comparisons):
+            where = f"{self.where}: report.comparisons[{i}]"
+            a_name, _, b_name = block.name.rpartition(": ")[2].partition(" vs ")
+            if block.columns is not None and len(block.columns) == 2 and set(block.columns) <= set(views):
+                a, b = block.columns
+                pairs = tuple(Pair(row.label, (row.label, a), (row.label, b)) for row in with_runs)
+            elif block.rows is not None and len(block.rows) == 2 and set(map(str, block.rows)) <= set(rows) \
+                    and block.column in views:
+                a, b = (rows[str(key)].label for key in block.rows)
+                pairs = (Pair(block.column, (a, block.column), (b, block.column)),)
+            else:
+                raise ExperimentError(f"{where}: give columns: [A, B] of {'; '.join(views)}, or rows: [A, B] of "
+                                      f"{', '.join(rows)} and a column")
+            if not b_name:
+                raise ExperimentError(f"{where}: name {block.name!r} must read 'A vs B'")
+            found.append(Comparison(block.name, a_name, b_name, pairs))
+        return tuple(found)
+
+    def spec(self) -> TableSpec:
+        row_key, rows = self.rows()
+        columns = self.columns(row_key)
+        fixed = ({str(k): str(v) for k, v in self.block.fixed.items()} if self.block.fixed is not None
+                 else _fixed(self.cfg, self.name, self.swept, self.extra))
+        column_keys = [key for key in self.swept if key != row_key] if self.block.columns is None else []
+        what = f"rows: {row_key or 'all runs'}" + (f"; columns: {' x '.join(column_keys)}" if column_keys else "")
+        spec = TableSpec(
+            name=self.name, title=self.block.title or f"{self.name}: {self.metric} by {row_key or 'seed'}",
+            task=str(self.cfg.task.name), metric=self.metric, rows=tuple(rows.values()), columns=columns,
+            published=self.published(rows, columns), fixed=fixed, seeds=self.seeds, timed=self.block.timed,
+            note=self.block.note or f"Derived from {self.where} ({what}).")
+        spec = dataclasses.replace(spec, comparisons=self.comparisons(rows, spec))
+        keys = {key: row.label for key, row in rows.items()}
+        return dataclasses.replace(spec, claims=claims.read(self.block.claims, spec, keys, self.where))
+
+
+@functools.lru_cache(maxsize=None)
+def _spec(name: str, extra: tuple[str, ...]) -> TableSpec:
+    return _Table(name, extra).spec()
+
+
+def experiment_spec(name: str, extra: Iterable[str] = ()) -> TableSpec:
+    """The table of conf/experiment/<name>.yaml, found in the package or in `extra` (Hydra
+    search path entries or folders)."""
+    return _spec(name, tuple(extra))
