@@ -191,6 +191,19 @@ def _check_schema_keys(cfg: DictConfig) -> None:
                                   f"{settings})")
 
 
+def _check_report_block(cfg: DictConfig) -> None:
+    """An experiment file's report block, by the report's schema (its keys): a misspelt key fails
+    the sweep before any job trains, not the table's report after the sweep."""
+    if not OmegaConf.is_dict(cfg.get("report")):
+        return
+    from dedl_experiments.report.schema import ExperimentError, ReportBlock, check
+
+    try:
+        check(OmegaConf.to_container(cfg.report, resolve=True), ReportBlock, f"experiment {cfg.get('table', '')}")
+    except ExperimentError as err:
+        raise ConfigError(str(err)) from None
+
+
 def _targets(values: object, path: str = "") -> Iterator[tuple[str, str]]:
     if isinstance(values, dict):
         for key, value in values.items():
@@ -219,6 +232,7 @@ def validate(cfg: DictConfig) -> None:
     except Exception as err:  # an interpolation that cannot resolve is a config error too
         raise ConfigError(f"config does not resolve: {err}") from err
     _check_schema_keys(cfg)
+    _check_report_block(cfg)
     check_rules(cfg, _VALUE_RULES)
     if cfg.dataset.name != "synthetic" and OmegaConf.is_missing(cfg.dataset, "root"):
         raise ConfigError(f"dataset={cfg.dataset.name} needs dataset.root=/path/to/the/data")

@@ -213,3 +213,10 @@ def test_later_settings_and_task_dataset_mismatch_are_named(overrides, message) 
 def test_pool_and_device_data_settings_are_checked_before_any_work(overrides, message) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate(compose_config(["budget=smoke", "init=random", *overrides]))
+
+
+def test_a_misspelt_key_of_a_tables_report_block_fails_before_any_job() -> None:
+    validate(compose_config(["+experiment=table2", "budget=smoke", "init=random"]))
+    cfg = compose_config(["+experiment=table2", "++report.titel=Mine", "budget=smoke", "init=random"])
+    with pytest.raises(ConfigError, match=r"^experiment table2: unknown key report.titel; valid keys: title, metric, "):
+        validate(cfg)
