@@ -8,7 +8,8 @@ Layout::
 
 Images of one dataset may differ in size. Integer images are scaled by their type's maximum
 (uint8 / 255, uint16 / 65535) so that 8- and 16-bit files land in the same [0, 1] range;
-float images keep their values. Per-image normalisation (`inform.normalise`) comes later.
+float images keep their values (a file holding NaN or infinite values is refused). Per-image
+normalisation (`inform.normalise`) comes later.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import tifffile
 from PIL import Image
 
 from dedl_experiments.data import splits as splits_mod
-from dedl_experiments.data.checks import check_image_size
+from dedl_experiments.data.checks import check_finite, check_image_size
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.data.samples import Sample
 
@@ -225,14 +226,8 @@ def _to_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
             return array.astype(np.float32) / np.float32(65535)
         raise DataError(f"{path}: integer values {array.min()}..{array.max()} are outside 8/16-bit range")
     if np.issubdtype(array.dtype, np.floating):
-        image = array.astype(np.float32)
-        finite = np.isfinite(image)
-        if not finite.any():
-            raise DataError(f"{path}: image has no finite values (all NaN/inf)")
-        if not finite.all():
-            log.debug("%s: %d non-finite values set to 0", path, (~finite).sum())
-            image = np.where(finite, image, np.float32(0))
-        return image
+        check_finite(array, path)
+        return array.astype(np.float32)
     raise DataError(f"{path}: unsupported pixel type {array.dtype}")
 
 
@@ -261,6 +256,7 @@ def read_folder_mask(path: str | Path, expected_shape: tuple[int, ...]) -> np.nd
     """
     path = Path(path)
     raw = _read_array(path)
+    check_finite(raw, path)
     mask = _without_alpha(_channels_last(raw, path, "mask"), path)
     if mask.ndim == 3 and (mask == mask[..., :1]).all():
         mask = mask[..., 0]

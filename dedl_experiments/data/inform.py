@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from dedl_experiments.data.checks import check_image_size
+from dedl_experiments.data.checks import check_finite, check_image_size
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.data.samples import Sample
 
@@ -129,13 +129,7 @@ def _decode_component(page: tifffile.TiffPage, path: Path, channel: int) -> np.n
         plane = page.asarray().astype(np.float32, copy=False)
     except _TIFF_ERRORS as error:
         raise DataError(f"{path}: cannot decode page of {COMPONENTS[channel]} ({_describe(error)})") from error
-    finite = np.isfinite(plane)
-    if not finite.any():
-        raise DataError(f"{path}: channel {COMPONENTS[channel]} has no finite values (all NaN/inf)")
-    if not finite.all():
-        # Isolated NaN/inf come from the spectral unmixing; 0 is the neutral intensity.
-        log.debug("%s: %d non-finite values in %s set to 0", path, (~finite).sum(), COMPONENTS[channel])
-        plane = np.where(finite, plane, np.float32(0))
+    check_finite(plane, path, f"pixels of channel {COMPONENTS[channel]}")
     return plane
 
 
@@ -176,6 +170,7 @@ def read_mask(path: str | Path, expected_shape: tuple[int, int] | None = None) -
             mask = first_page.asarray()
         except _TIFF_ERRORS as error:
             raise DataError(f"{path}: corrupt or truncated TIFF ({_describe(error)})") from error
+    check_finite(mask, path)
     file_shape = mask.shape
     # Drop axes of length 1 but never a spatial one: np.squeeze turns a 1x1 mask into a scalar.
     while mask.ndim > 2 and 1 in mask.shape:
