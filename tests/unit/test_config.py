@@ -213,3 +213,27 @@ def test_later_settings_and_task_dataset_mismatch_are_named(overrides, message) 
 def test_pool_and_device_data_settings_are_checked_before_any_work(overrides, message) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate(compose_config(["budget=smoke", "init=random", *overrides]))
+
+
+@pytest.mark.parametrize("override, hint", [
+    ("dataset.root=/data/Müller", """non-ASCII characters in an override must be quoted: 'dataset.root="/data/Müller"'"""),
+    ("dataset.root=/data/(old)", """special characters in an override must be quoted: 'dataset.root="/data/(old)"'"""),
+    ("dataset.name=a,ü", """non-ASCII characters in an override must be quoted: 'dataset.name="a","ü"'"""),
+    ("seed=[1,2", None),  # an unclosed list: quoting is not the fix
+    ("grüße=1", None),  # the key: quoting the value would not help
+])
+def test_an_override_that_does_not_parse_says_how_to_quote_it(override, hint):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from dedl_experiments.config import compose_error_message
+
+    with pytest.raises(Exception) as raised:
+        OverridesParser.create().parse_overrides([override])
+    message = compose_error_message(raised.value)
+    assert message.startswith(f"{override} is not a valid override (") and "\n" not in message
+    if hint is None:
+        assert "quoted" not in message
+    else:
+        assert message.endswith(hint)
+        quoted = hint.split(": ", 1)[1].strip("'")
+        OverridesParser.create().parse_overrides([quoted])  # the suggestion parses
