@@ -131,9 +131,9 @@ def _source_option(cfg: DictConfig, path: str) -> str:
     return path
 
 
-# Arguments of only some options of a component's group (a loss's reduction, epsilon): checked
-# where the chosen option has them.
-_OPTION_ARGUMENTS = ("loss.reduction", "loss.epsilon")
+# Arguments of only some options of a component's group (a loss's reduction, epsilon) and
+# settings a user's dataset YAML may leave out (non_finite): checked where they are given.
+_OPTION_ARGUMENTS = ("loss.reduction", "loss.epsilon", "dataset.non_finite")
 _ABSENT = object()
 
 

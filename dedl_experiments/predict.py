@@ -232,10 +232,11 @@ def check_output_folder(output: Path) -> None:
 def read_image(path: Path, model: SavedModel) -> np.ndarray:
     """Normalised (C, H, W) image, as training saw it; a DataError names the file."""
     pre = model.preprocess
+    non_finite = pre.get("non_finite", "error")  # as its training data (older models: error)
     if path.name.endswith(inform.IMAGE_SUFFIX):
-        image = inform.read_channel(path, pre["channel"])[None]
+        image = inform.read_channel(path, pre["channel"], non_finite)[None]
     else:
-        image = folder.read_folder_image(path, pre["colour"])
+        image = folder.read_folder_image(path, pre["colour"], non_finite)
         image = image if image.ndim == 3 else image[None]
     if image.shape[0] != model.in_channels:
         raise DataError(f"{path}: {image.shape[0]} channel(s), the model takes {model.in_channels}")

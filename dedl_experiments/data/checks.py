@@ -32,18 +32,32 @@ def check_image_size(height: int, width: int, file_shape: tuple[int, ...], path:
                         f"least {MIN_SIDE}x{MIN_SIDE} pixels")
 
 
-def check_finite(array: np.ndarray, path: str | Path, what: str = "pixels") -> None:
-    """Refuse NaN or infinite values, counting them. Replacing them by any number (0, the
-    mean) would invent intensities the scanner never measured and shift the percentiles
-    every image is scaled by; the file has to be fixed instead."""
+# What a reader does with NaN or infinite image values (`dataset.non_finite`).
+NON_FINITE = ("error", "zero")
+
+
+def check_finite(array: np.ndarray, path: str | Path, what: str = "pixels",
+                 non_finite: str | None = None) -> np.ndarray:
+    """`array`, refusing NaN or infinite values with their count. Replacing them by a number
+    (0, the mean) invents intensities the scanner never measured and shifts the percentiles
+    every image is scaled by, so it happens only on the user's word: `non_finite="zero"` (an
+    image's `dataset.non_finite`; inForm's spectral unmixing can leave isolated NaNs) sets
+    them to 0 with a warning. None: not an option (masks)."""
     array = np.asarray(array)
     if array.dtype.kind not in "fc":
-        return  # integer and bool arrays hold only finite values
-    bad = array.size - int(np.count_nonzero(np.isfinite(array)))
-    if bad:
-        raise DataError(f"{path}: {bad} of {array.size} {what} are NaN or infinite; re-export "
-                        "the file with every value finite, or leave the sample out "
-                        "(dataset.on_bad_sample=skip)")
+        return array  # integer and bool arrays hold only finite values
+    finite = np.isfinite(array)
+    bad = array.size - int(np.count_nonzero(finite))
+    if not bad:
+        return array
+    if non_finite == "zero":
+        log.warning("%s: %d of %d %s are NaN or infinite; read as 0 (dataset.non_finite=zero)",
+                    path, bad, array.size, what)
+        return np.where(finite, array, array.dtype.type(0))
+    option = ", or read them as 0 (dataset.non_finite=zero)" if non_finite is not None else ""
+    raise DataError(f"{path}: {bad} of {array.size} {what} are NaN or infinite; re-export "
+                    "the file with every value finite, leave the sample out "
+                    f"(dataset.on_bad_sample=skip){option}")
 
 
 def _is_constant(image: np.ndarray) -> bool:

@@ -215,7 +215,7 @@ def _without_alpha(array: np.ndarray, path: Path) -> np.ndarray:
     return colour[..., 0] if colour.shape[-1] == 1 else colour
 
 
-def _to_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
+def _to_unit_float(array: np.ndarray, path: Path, non_finite: str) -> np.ndarray:
     if array.dtype == bool:
         return array.astype(np.float32)
     if np.issubdtype(array.dtype, np.integer):
@@ -226,12 +226,12 @@ def _to_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
             return array.astype(np.float32) / np.float32(65535)
         raise DataError(f"{path}: integer values {array.min()}..{array.max()} are outside 8/16-bit range")
     if np.issubdtype(array.dtype, np.floating):
-        check_finite(array, path)
-        return array.astype(np.float32)
+        return check_finite(array, path, non_finite=non_finite).astype(np.float32)
     raise DataError(f"{path}: unsupported pixel type {array.dtype}")
 
 
-def read_folder_image(path: str | Path, colour: Literal["grey", "rgb"] = "grey") -> np.ndarray:
+def read_folder_image(path: str | Path, colour: Literal["grey", "rgb"] = "grey",
+                      non_finite: str = "error") -> np.ndarray:
     """An image as float32: (H, W) for colour="grey", (3, H, W) for colour="rgb".
 
     RGB files become grey by luminance (0.299 R + 0.587 G + 0.114 B); grey files are
@@ -240,7 +240,8 @@ def read_folder_image(path: str | Path, colour: Literal["grey", "rgb"] = "grey")
     if colour not in ("grey", "rgb"):
         raise DataError(f"colour must be 'grey' or 'rgb', got {colour!r}")
     path = Path(path)
-    image = _to_unit_float(_without_alpha(_channels_last(_read_array(path), path), path), path)
+    image = _without_alpha(_channels_last(_read_array(path), path), path)
+    image = _to_unit_float(image, path, non_finite)
     if colour == "grey":
         return image if image.ndim == 2 else np.tensordot(image, LUMINANCE, axes=([-1], [0]))
     if image.ndim == 2:

@@ -139,3 +139,18 @@ def test_a_classification_image_in_both_lists_is_warned_about(tmp_path: Path,
     pair = f"images/{first_train}.jpg (train) = images/{first_test}.jpg (test)"
     assert prepared.stats["duplicates_across_splits"] == [pair]
     assert pair in caplog.text
+
+
+def test_dataset_non_finite_reaches_the_reader_is_checked_and_is_no_part_of_the_cell(tmp_path: Path) -> None:
+    from dedl_experiments.config import ConfigError, validate
+    from dedl_experiments.data.readers import non_finite
+    from dedl_experiments.tracking import cell_key
+
+    cfg = compose_config(["dataset=folder", f"dataset.root={tmp_path}"])
+    assert non_finite(cfg) == "error"
+    zero = compose_config(["dataset=folder", f"dataset.root={tmp_path}", "dataset.non_finite=zero"])
+    assert non_finite(zero) == "zero"
+    # With `error` NaN data trains nothing, so `zero` never gives a second result of one cell.
+    assert cell_key(cfg, "digest") == cell_key(zero, "digest")
+    with pytest.raises(ConfigError, match=r"dataset.non_finite=nan is invalid: it must be one of: error, zero"):
+        validate(compose_config(["dataset=folder", f"dataset.root={tmp_path}", "dataset.non_finite=nan"]))

@@ -136,6 +136,21 @@ def test_non_finite_pixels_are_refused_and_counted(tmp_path: Path) -> None:
             read_folder_image(path, colour)
 
 
+
+def test_non_finite_zero_reads_them_as_0_with_a_warning(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    partly = np.ones((40, 40), dtype=np.float32)
+    partly[:, :10] = np.nan
+    partly[0, 20] = np.inf
+    path = _tif(tmp_path / "partly.tif", partly)
+    with pytest.raises(DataError, match=r"or read them as 0 \(dataset.non_finite=zero\)"):
+        read_folder_image(path)
+    with caplog.at_level("WARNING"):
+        image = read_folder_image(path, non_finite="zero")
+    assert np.isfinite(image).all() and (image[:, :10] == 0).all() and image[0, 20] == 0
+    assert (image[1:, 10:] == 1).all()
+    assert "partly.tif: 401 of 1600 pixels are NaN or infinite; read as 0" in caplog.text
+
 def test_non_finite_mask_is_refused_and_counted(tmp_path: Path) -> None:
     mask = np.zeros((8, 8), dtype=np.float32)
     mask[2:4, 2:4] = 1
