@@ -48,7 +48,9 @@ DEFAULT_URI = "sqlite:///mlflow.db"
 NOT_CELL_KEYS = ("tracking", "force", "resume", "device", "data_dir", "loader", "speed", "table",
                  "hydra", "claim", "adopt_legacy_runs", "report")
 # The data's identity is its content digest, not where it lies.
-NOT_CELL_PATHS = ("dataset.root", "train.checkpoint_every")
+# `dataset.non_finite`: with `error` a job on data holding NaN trains nothing, so `zero` never
+# gives a second result for the same data and config.
+NOT_CELL_PATHS = ("dataset.root", "train.checkpoint_every", "dataset.non_finite")
 # A choice's display name (`label:` in its group's YAML, e.g. encoder.label, conf.DISPLAY_KEY):
 # renaming it in the report's tables must not make its runs another cell.
 TAG = "dedl."
@@ -190,16 +192,28 @@ def flatten(values: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
+# The user's own MLFLOW_HTTP_REQUEST_* values, as they were before a job set them: one process
+# may run several jobs (a sequential sweep), and a job with give_up_after_s=null gets these back.
+_users_retry_settings: dict[str, str | None] | None = None
+
+
 def bound_server_retries(cfg: DictConfig) -> None:
     """`tracking.give_up_after_s` as MLflow's retry settings for this job's requests to a
-    tracking server (null: MLflow's own MLFLOW_HTTP_REQUEST_* settings)."""
+    tracking server (null: MLflow's own MLFLOW_HTTP_REQUEST_* settings, the user's if set)."""
+    global _users_retry_settings
     give_up = cfg.tracking.get("give_up_after_s")
-    if give_up is None:
-        return
-    if isinstance(give_up, bool) or not isinstance(give_up, (int, float)) or give_up <= 0:
+    if give_up is not None and (isinstance(give_up, bool) or not isinstance(give_up, (int, float))
+                                or give_up <= 0):
         raise TrackingError(f"tracking.give_up_after_s={give_up} is invalid: it must be a number of "
                             "seconds > 0, or null for MLflow's own retry settings")
-    os.environ.update(server_retries(give_up))
+    if _users_retry_settings is None:
+        _users_retry_settings = {name: os.environ.get(name) for name in server_retries(1)}
+    values = server_retries(give_up) if give_up is not None else _users_retry_settings
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 class Tracker:

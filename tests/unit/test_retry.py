@@ -280,13 +280,20 @@ def test_a_bad_give_up_time_is_one_line_naming_the_setting(value):
 def test_the_give_up_time_sets_mlflows_retries_and_null_leaves_them(monkeypatch):
     from omegaconf import OmegaConf
 
+    from dedl_experiments import tracking
     from dedl_experiments.retry import server_retries
-    from dedl_experiments.tracking import bound_server_retries
 
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")  # the user's own
-    bound_server_retries(OmegaConf.create({"tracking": {"give_up_after_s": None}}))
-    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
+    monkeypatch.setattr(tracking, "_users_retry_settings", None)  # a new process
     for name in server_retries(120):
-        monkeypatch.setenv(name, "x")  # monkeypatch restores them after the test
-    bound_server_retries(OmegaConf.create({"tracking": {"give_up_after_s": 120}}))
+        monkeypatch.delenv(name, raising=False)  # monkeypatch restores them after the test
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")  # the user's own
+    tracking.bound_server_retries(OmegaConf.create({"tracking": {"give_up_after_s": None}}))
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
+    tracking.bound_server_retries(OmegaConf.create({"tracking": {"give_up_after_s": 120}}))
     assert {name: os.environ[name] for name in server_retries(120)} == server_retries(120)
+    # The next job of the same process (a sequential sweep) with null gets the user's values
+    # back, not the last job's.
+    tracking.bound_server_retries(OmegaConf.create({"tracking": {"give_up_after_s": None}}))
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
+    assert not any(name in os.environ for name in server_retries(120)
+                   if name != "MLFLOW_HTTP_REQUEST_MAX_RETRIES")
