@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast clean ui server bench bench-data
+.PHONY: help install demo test test-fast test-cpus clean ui server bench bench-data
 
 # Paper tables: `make tableN` runs the sweep of conf/experiment/tableN.yaml, then the table's
 # report (reports/tableN/: Markdown, CSV, PNG; also printed). Cells finished before are skipped,
@@ -65,8 +65,19 @@ demo: install ## Table 2 in small: UNet-ResNet18, no / ReLU / GELU APP x 2 seeds
 # such as a shared sweep run once).
 PYTEST = $(BIN)/python -m pytest -n auto --maxprocesses=4 --dist loadscope
 
-test: install ## Run the whole test suite
+# The tests that compare two float pipelines (within stated tolerances), once more with the CPU's
+# generic code paths, as another CPU would choose them: torch's default kernels
+# (ATEN_CPU_CAPABILITY=default) and OpenCV's unoptimised code (tests/cpu_code_paths.py).
+GENERIC_CPU_TESTS := tests/unit/test_device_augment.py tests/unit/test_inference.py \
+	tests/unit/test_deviations.py::test_rotation_marks_the_corners_it_brings_in_apart_from_padding \
+	tests/unit/test_swa.py::test_swa_weights_are_the_mean_of_the_snapshots \
+	tests/unit/test_bench.py::test_bf16_autocast_matches_fp32_for_one_training_step
+
+test: install test-cpus ## Run the whole test suite (and the float comparisons on generic CPU code)
 	$(PYTEST)
+
+test-cpus: install ## The float-comparison tests on generic CPU code (torch, OpenCV), as another CPU runs them
+	ATEN_CPU_CAPABILITY=default DEDL_TEST_GENERIC_CPU_CODE=1 $(BIN)/python -m pytest -n 0 -q $(GENERIC_CPU_TESTS)
 
 test-fast: install ## The inner loop: every test not marked slow (no CLI sweeps, servers or installs)
 	$(PYTEST) -m "not slow"

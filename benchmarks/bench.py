@@ -35,6 +35,7 @@ section as soon as it is measured, and `<out>/bench.partial.json` what was measu
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -250,27 +251,12 @@ def time_loops(setup: Setup, steps: int, repeats: int, warmup: int,
     n_timed, n_warm = steps * batch, warmup_tiles or max(1, warmup) * batch
     fws = {name: framework(setup, name.removeprefix("ours_")) for name in which
            if name.startswith("ours_")}
-    weights = next(iter(fws.values())).task.class_weights if fws else None
-    weights = RELEASED_CLASS_WEIGHTS if weights is None else weights.tolist()
     epochs: Counter = Counter()
 
     def epoch_of(name: str, n_tiles: int) -> Callable[[], dict]:
-        if name == "reference":
-            loader = reference_loader(cycled(setup.pairs, n_tiles), setup.tiles.mean,
-                                      setup.tiles.std, batch, setup.workers)
-            return lambda: trainer.train_epoch(loader)
-        fw = fws[name]
-        loader = capped_loader(fw, setup, "train", True, n_tiles)
+        return loop_epoch(setup, name, n_tiles, fws.get(name), trainer, epochs)
 
-        def one() -> dict:
-            epochs[name] += 1
-            return run_epoch(fw.task, loader, True, epochs[name], fw.speed, name)
-        return one
-
-    trainer = None
-    if "reference" in which:
-        torch.manual_seed(0)
-        trainer = ReferenceTrainer(device, weights)
+    trainer = reference_trainer(setup, fws) if "reference" in which else None
     seconds: dict[str, list[float]] = {name: [] for name in which}
     peaks: dict[str, float] = {name: 0.0 for name in which}
     metrics: dict[str, dict] = {}
@@ -286,6 +272,52 @@ def time_loops(setup: Setup, steps: int, repeats: int, warmup: int,
     results = {name: loop_result(seconds[name], n_timed, steps, peaks[name], metrics[name])
                for name in which}
     return results, fws
+
+
+def reference_trainer(setup: Setup, fws: dict[str, Framework]) -> ReferenceTrainer:
+    """The REFERENCE loop's trainer, with ours' class weights (the released ones without)."""
+    weights = next(iter(fws.values())).task.class_weights if fws else None
+    weights = RELEASED_CLASS_WEIGHTS if weights is None else weights.tolist()
+    torch.manual_seed(0)
+    return ReferenceTrainer(setup.device, weights)
+
+
+def loop_epoch(setup: Setup, name: str, n_tiles: int, fw: Framework | None,
+               trainer: ReferenceTrainer | None, epochs: Counter) -> Callable[[], dict]:
+    """One training epoch of `n_tiles` tiles of loop `name`, as a call (its loader built)."""
+    if name == "reference":
+        loader = reference_loader(cycled(setup.pairs, n_tiles), setup.tiles.mean,
+                                  setup.tiles.std, setup.batch, setup.workers)
+        return lambda: trainer.train_epoch(loader)
+    loader = capped_loader(fw, setup, "train", True, n_tiles)
+
+    def one() -> dict:
+        epochs[name] += 1
+        return run_epoch(fw.task, loader, True, epochs[name], fw.speed, name)
+    return one
+
+
+def loop_peaks_alone(setup: Setup, n_tiles: int, which: tuple[str, ...] = LOOPS) -> dict[str, dict]:
+    """CUDA: each loop's peak memory with no other loop alive (the timed loops run side by
+    side, so a peak read there counts the others' models, optimisers and cached blocks). Per
+    loop: the previous one freed, the allocator's cache emptied and its peak statistics reset;
+    then the loop is built and trains `n_tiles` tiles (warm-up included: torch.compile and
+    cuDNN's first calls, as in a job). Allocated and reserved peaks in MiB."""
+    device = setup.device
+    peaks: dict[str, dict] = {}
+    for name in which:
+        gc.collect()  # the previous loop's last references are gone: its memory is free
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        fws = {name: framework(setup, name.removeprefix("ours_"))} if name != "reference" else {}
+        trainer = reference_trainer(setup, fws) if name == "reference" else None
+        timed(loop_epoch(setup, name, n_tiles, fws.get(name), trainer, Counter()), device)
+        peaks[name] = {"allocated_mb": torch.cuda.max_memory_allocated(device) / 2**20,
+                       "reserved_mb": torch.cuda.max_memory_reserved(device) / 2**20}
+        del fws, trainer
+    gc.collect()
+    torch.cuda.empty_cache()
+    return peaks
 
 
 def time_validation(setup: Setup, fw: Framework, n_tiles: int, repeats: int,
@@ -431,10 +463,9 @@ def projection(train_none: float, train_gelu: float, val: float, how: str) -> di
 
 def record_bench_memory(setup: Setup, device: torch.device, loops: dict) -> float | None:
     """Record ours (app=gelu)'s peak for `speed.jobs_per_gpu=auto` in the ledger of the default
-    data folder (`$DEDL_DATA_DIR` or ./data), where jobs record theirs. The process also ran
-    the reference loop, whose cached blocks stay reserved, so the loop's allocated peak plus a
-    fifth for the allocator's slack stands in for a job's reserved peak."""
-    peak = loops.get("ours_gelu", {}).get("peak_memory_mb")
+    data folder (`$DEDL_DATA_DIR` or ./data), where jobs record theirs: its peak reserved
+    memory measured alone (`loop_peaks_alone`), the figure a job records."""
+    peak = loops.get("ours_gelu", {}).get("peak_reserved_mb")
     if device.type != "cuda" or not peak:
         return None
     from omegaconf import open_dict
@@ -442,7 +473,7 @@ def record_bench_memory(setup: Setup, device: torch.device, loops: dict) -> floa
     cfg = setup.config("gelu")
     with open_dict(cfg):
         cfg.data_dir = data_bench.compose_config([]).data_dir
-    return record_peak_memory(cfg, device, "bench unet-resnet18-app_gelu", peak_mb=1.2 * peak)
+    return record_peak_memory(cfg, device, "bench unet-resnet18-app_gelu", peak_mb=peak)
 
 
 # --- the whole benchmark ---------------------------------------------------------------------
@@ -457,7 +488,10 @@ def run(tile: int = 256, batch: int = 8, steps: int | None = None, repeats: int 
         progress: Callable[[dict], None] | None = None,
         section: Callable[[str, dict], None] | None = None,
         sweep_ks: list[int] | None = None, sweep_options: dict | None = None) -> dict:
-    """The benchmark; `extras=False` times the loops and counts FLOPs only (for tests).
+    """The benchmark; `extras=False` leaves out inference, the data pipeline and validation,
+    `mlflow=False` the MLflow timing, `project=False` the 480 px projection (for tests).
+    Each section reads what the earlier ones measured, never state they left behind: a
+    section's stores and processes are its own (sweep_bench gives its jobs their store).
     `progress(report)` is called after each part with what has been measured so far, and
     `section(name, results)` with that part's own results. `sweep_ks`: the sweep section's
     jobs per GPU (benchmarks/sweep_bench.py; `sweep_options` are its `run` arguments).
@@ -509,8 +543,15 @@ def run(tile: int = 256, batch: int = 8, steps: int | None = None, repeats: int 
         report["config"].update(workers=setup.workers, unique_tiles=setup.tiles.count)
         done("synthetic data + prepare", "config")
 
+        alone = None
+        if cuda:
+            log("peak memory of each loop alone ...")
+            alone = loop_peaks_alone(setup, max(1, warmup) * batch)
         log(f"timing the loops: {warm_text}, then {repeats} x {steps} step(s) of {batch} tiles ...")
         loops, fws = time_loops(setup, steps, repeats, warmup, warmup_tiles=warm_tiles)
+        for name, peak in (alone or {}).items():  # on CPU: the process's RSS, as read there
+            loops[name]["peak_memory_mb"] = peak["allocated_mb"]
+            loops[name]["peak_reserved_mb"] = peak["reserved_mb"]
         report["loops"] = loops
         report["ratio_ours_over_reference"] = (loops["ours_none"]["tiles_per_s"]["median"]
                                                / loops["reference"]["tiles_per_s"]["median"])
@@ -570,7 +611,7 @@ def run(tile: int = 256, batch: int = 8, steps: int | None = None, repeats: int 
                 del fws480
             report["projection"] = proj
             done("480 px projection", "projection")
-        if mlflow and extras:
+        if mlflow:
             log("timing MLflow logging ...")
             row = epoch_row(loops["ours_gelu"]["last_metrics"], loops["ours_none"]["last_metrics"])
             ml = time_mlflow(work, row)
@@ -625,7 +666,7 @@ def _duration(seconds: float) -> str:
 def markdown(report: dict) -> str:
     c = report["config"]
     cuda = c["device"].startswith("cuda")
-    memory = "peak CUDA memory allocated" if cuda else "peak RSS of the process so far"
+    memory = "peak CUDA memory allocated, each loop alone" if cuda else "peak RSS of the process so far"
     lines = [
         "# Training-speed benchmark: framework loop vs the released notebooks' loop",
         "",

@@ -6,7 +6,8 @@ The step benchmark (benchmarks/bench.py) times a training step; a table is a swe
 each paying a fixed cost (start-up, model build, test inference, artifacts) beside its epochs.
 This runs the real CLI: `python -m dedl_experiments -m hydra/launcher=gpus
 speed.jobs_per_gpu=k app=none,gelu seed=1,2` (4 cells) in a fresh folder per k, on synthetic
-data prepared once beforehand, and reads what the jobs recorded in MLflow:
+data prepared once beforehand, with `tracking.uri=` that folder's own store (whatever
+MLFLOW_TRACKING_URI says), and reads what the jobs recorded there:
 
 - cells per hour = 4 cells / the sweep command's wall time;
 - per cell: the epoch time after the first epoch (the first pays warm-up) and the fixed cost,
@@ -23,7 +24,10 @@ Settings: the paper's (480 px tiles, batch 16, full-size synthetic images, UNet-
 without and with the GELU APP) with `--epochs` epochs and `--images` images per patient; on
 CPU `--small`: 1/16-size images and 32 px tiles. Each k's result is appended to
 `<out>/results.jsonl` as soon as it is measured and `<out>/sweep.{json,md}` are rewritten, so
-a time limit leaves what was measured.
+a time limit leaves what was measured. A sweep runs in a session of its own: at the time limit
+its whole process group is killed (the launcher's pool workers too, which would train on).
+A sweep that exits without a finished run in its store is an error that names the store and
+what it holds, not a figure of 0 cells per hour.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ import argparse
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,10 +70,38 @@ def job_env(**extra: str) -> dict[str, str]:
     return env
 
 
+class NoCellsError(RuntimeError):
+    """A sweep exited without a finished run in the store it was given."""
+
+
+def run_in_own_session(command: list[str], cwd: Path, env: dict[str, str],
+                       timeout: float) -> subprocess.CompletedProcess:
+    """`subprocess.run` for a command that starts processes of its own (Hydra's launcher pool):
+    it leads a new session, and when it runs past `timeout` (or this process is interrupted)
+    its whole process group is killed, not the leader alone; whatever of the group outlives a
+    normal exit (idle pool workers) goes too."""
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except BaseException:  # TimeoutExpired, KeyboardInterrupt: the group goes first
+            _kill_group(proc.pid)
+            proc.communicate()
+            raise
+        _kill_group(proc.pid)
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:  # nothing of the group is left
+        pass
+
+
 def _cli(args: list[str], cwd: Path, timeout: float, module: str = "dedl_experiments"):
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=job_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    proc = run_in_own_session([sys.executable, "-m", module, *args], cwd, job_env(), timeout)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{module} {' '.join(args)} exited {proc.returncode}:\n"
@@ -82,16 +116,26 @@ def prepare(overrides: list[str], data_dir: Path, cwd: Path, timeout: float) -> 
     return seconds
 
 
-def sweep_args(k: int, overrides: list[str], data_dir: Path) -> list[str]:
+def store_uri(folder: Path) -> str:
+    """The MLflow store of the sweep run in `folder`."""
+    return f"sqlite:///{folder.resolve() / 'mlflow.db'}"
+
+
+def sweep_args(k: int, overrides: list[str], data_dir: Path, store: str | None = None) -> list[str]:
+    """The sweep's command line; `store`: its jobs' tracking.uri (through the config, so that
+    no MLFLOW_TRACKING_URI of this process's environment decides where they record)."""
     return ["-m", "hydra/launcher=gpus", f"speed.jobs_per_gpu={k}", *overrides,
-            f"data_dir={data_dir}", *CELLS]
+            f"data_dir={data_dir}", *([f"tracking.uri={store}"] if store else []), *CELLS]
 
 
 def read_runs(folder: Path) -> list[dict]:
-    """Per finished job of the sweep in `folder`: its epoch times and training seconds."""
+    """Per job of the sweep in `folder` (its store: `store_uri`): its status, epoch times and
+    training seconds."""
     import mlflow
 
-    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    if not (folder / "mlflow.db").is_file():  # no job recorded here (opening would create it)
+        return []
+    client = mlflow.MlflowClient(store_uri(folder))
     experiment = client.get_experiment_by_name("dedl")
     runs = client.search_runs([experiment.experiment_id]) if experiment else []
     out = []
@@ -116,10 +160,17 @@ def _tile_px(params: dict) -> int | None:
         return None
 
 
-def summarise(k: int, wall_s: float, runs: list[dict], n_gpus: int) -> dict:
-    """Cells per hour, later-epoch time and fixed cost per cell of one sweep."""
+def summarise(k: int, wall_s: float, runs: list[dict], n_gpus: int, store: str = "its store") -> dict:
+    """Cells per hour, later-epoch time and fixed cost per cell of one sweep; NoCellsError
+    when none of its runs finished (a sweep that recorded elsewhere, or whose jobs failed)."""
     concurrent = min(N_CELLS, k * max(1, n_gpus))
     finished = [r for r in runs if r["status"] == "FINISHED"]
+    if not finished:
+        statuses = ", ".join(f"{n} {status}" for status, n in
+                             sorted(Counter(r["status"] for r in runs).items())) or "none"
+        raise NoCellsError(f"the sweep at k={k} exited after {wall_s:.1f} s but {store} holds no "
+                           f"finished run of experiment 'dedl' ({len(runs)} run(s): {statuses}); "
+                           "its jobs recorded elsewhere or failed")
     later = [e for r in finished for e in r["epoch_s"][1:]] or [e for r in finished for e in r["epoch_s"]]
     train_s = sum(r["train_time_s"] or 0.0 for r in finished)
     tiles = finished[0]["tiles"] if finished else {"train": None, "val": None}
@@ -170,14 +221,16 @@ def run(ks: list[int], small: bool, epochs: int, images: int, compile_: bool, wo
         folder.mkdir(parents=True, exist_ok=True)
         log(f"sweep benchmark: 4 cells at k={k} job(s) per GPU ...")
         deadline = timeout - (time.perf_counter() - start)
+        store = store_uri(folder)
         try:
-            _, wall = _cli(sweep_args(k, overrides, data_dir), folder, max(60.0, deadline))
-        except (RuntimeError, subprocess.TimeoutExpired) as err:
+            _, wall = _cli(sweep_args(k, overrides, data_dir, store), folder, max(60.0, deadline))
+            result = summarise(k, wall, read_runs(folder), n_gpus, store)
+        except (RuntimeError, subprocess.TimeoutExpired) as err:  # NoCellsError included
+            log(f"  k={k}: failed: {str(err).splitlines()[0][:500]}")
             report["sweeps"].append({"k": k, "error": str(err)[-2000:]})
             if on_result:
                 on_result(report)
             break
-        result = summarise(k, wall, read_runs(folder), n_gpus)
         result["projection"] = project(result, n_gpus, val_weight)
         report["sweeps"].append(result)
         log(f"  k={k}: {result['cells_per_hour']:.1f} cells/h ({wall:.1f} s for {result['cells']} cells)")
@@ -208,7 +261,8 @@ def markdown(report: dict) -> str:
     ]
     for s in report["sweeps"]:
         if "error" in s:
-            lines.append(f"| {s['k']} | failed or cut short | | | | | | |")
+            why = s["error"].splitlines()[0][:300].replace("|", "/") if s["error"] else ""
+            lines.append(f"| {s['k']} | failed or cut short: {why} | | | | | | |")
             continue
         p = s.get("projection")
         proj = f"{p['table2_h']:.1f} h ({p['waves']} waves of {p['at_once']})" if p else "n/a"

@@ -23,13 +23,15 @@ from dedl_experiments.checkpoint import CheckpointError
 from dedl_experiments.conf import CONFIG_PATH
 from dedl_experiments.config import ConfigError, compose_error_message
 from dedl_experiments.data.errors import DataError
+from dedl_experiments.folders import DiskFull
 from dedl_experiments.loop import Terminated
 from dedl_experiments.models.weights import WeightsUnavailable
-from dedl_experiments.sweep_callbacks import FAILED_MARKER, SKIPPED_MARKER
+from dedl_experiments.sweep_callbacks import BUSY_MARKER, FAILED_MARKER, SKIPPED_MARKER
 from dedl_experiments.tracking import TrackingError
 
 # Problems with the user's input or environment: one clear line, no traceback.
-USER_ERRORS = (ConfigError, DataError, WeightsUnavailable, TrackingError, CheckpointError)
+# A full disk and a tracking server that went away are one line too: the run stays resumable.
+USER_ERRORS = (ConfigError, DataError, WeightsUnavailable, TrackingError, CheckpointError, DiskFull)
 log = logging.getLogger("dedl_experiments")
 _jobs_started = 0
 
@@ -58,9 +60,12 @@ def run_jobs(cfg: DictConfig) -> dict | None:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / FAILED_MARKER).write_text(f"{type(err).__name__}: {err}\n")
         return None
-    if result["status"] == "skipped":
+    if result["status"] == "skipped":  # the summary tells finished cells from busy ones
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / SKIPPED_MARKER).write_text(f"{result['run_name']} {result['run_id']}\n")
+        if result.get("busy"):
+            (output_dir / BUSY_MARKER).write_text(f"{result['run_name']}: {result['busy']}\n")
+        else:
+            (output_dir / SKIPPED_MARKER).write_text(f"{result['run_name']} {result['run_id']}\n")
     return result
 
 

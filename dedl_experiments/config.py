@@ -131,9 +131,9 @@ def _source_option(cfg: DictConfig, path: str) -> str:
     return path
 
 
-# Arguments of only some options of a component's group (a loss's reduction, epsilon): checked
-# where the chosen option has them.
-_OPTION_ARGUMENTS = ("loss.reduction", "loss.epsilon")
+# Arguments of only some options of a component's group (a loss's reduction, epsilon) and
+# settings a user's dataset YAML may leave out (non_finite): checked where they are given.
+_OPTION_ARGUMENTS = ("loss.reduction", "loss.epsilon", "dataset.non_finite")
 _ABSENT = object()
 
 
@@ -291,13 +291,47 @@ def _settings(cause: Exception) -> str:
     return ", ".join(k for k in keys if not (k.startswith("_") and k.endswith("_")))
 
 
+def _quoted_forms(value: str) -> list[str]:
+    """`value` in Hydra's quotes: each sweep element quoted (`"x","y"`), then the whole."""
+    def quote(text: str) -> str:
+        return f"'{text}'" if '"' in text else f'"{text}"'
+    return ([",".join(quote(v) for v in value.split(","))] if "," in value else []) + [quote(value)]
+
+
+def _unparsed_override_message(err: Exception) -> str:
+    """An override Hydra's grammar does not read: the reason, and the quoted form that reads
+    when quoting is the fix (non-ASCII letters, parentheses, ... in a value)."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    override = str(getattr(err, "override", "") or "")
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reason = next((line for line in lines if line != override and not line.startswith(
+        ("^", "See https", "Error parsing override"))), lines[0] if lines else type(err).__name__)
+    message = f"{override} is not a valid override ({reason.split(':', 1)[0] if reason.startswith('Lexer') else reason})"
+    key, is_pair, value = override.partition("=")
+    if not is_pair or not value or value.startswith(("[", "{")):  # a list or dict: not a quoting matter
+        return message
+    for quoted in _quoted_forms(value):
+        try:
+            OverridesParser.create().parse_override(f"{key}={quoted}")
+        except Exception:
+            continue
+        what = "non-ASCII characters" if not value.isascii() else "special characters"
+        return f"{message}; {what} in an override must be quoted: {shlex.quote(f'{key}={quoted}')}"
+    return message
+
+
 def compose_error_message(err: Exception) -> str:
     """One line for Hydra's error about overrides or option files that do not compose: an
     unknown option (with the group's options), a misspelt key (with the group's settings), a
     value of the wrong type for a schema (with the type it must have)."""
-    from hydra.errors import MissingConfigException
+    from hydra.errors import MissingConfigException, OverrideParseException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+    if isinstance(err, OverrideParseException):
+        return _unparsed_override_message(err)
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     if isinstance(err, MissingConfigException) and err.options and err.missing_cfg_file:
         group, _, name = err.missing_cfg_file.rpartition("/")

@@ -6,7 +6,7 @@ gives the same masks in both.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -15,15 +15,20 @@ from torch import nn
 from dedl_experiments.data import tiling
 
 
+# progress(tiles done, tiles in all): called before the first batch and after each batch.
+Progress = Callable[[int, int], None]
+
+
 @torch.no_grad()
 def predict_tiles(net: nn.Module, tiles: np.ndarray, mean: Sequence[float], std: Sequence[float],
-                  batch_size: int, device: torch.device) -> np.ndarray:
+                  batch_size: int, device: torch.device, progress: Progress | None = None) -> np.ndarray:
     """Nucleus probabilities (N, S, S) for normalised-intensity tiles (N, C, S, S).
 
     On CUDA no batch waits for the one before: inputs go through pinned memory and
     asynchronous copies, and each batch's probabilities are copied asynchronously into one
     pinned result, read once at the end (a `.cpu()` per batch would drain the device's queue
-    between batches). The numbers are those of a plain per-batch loop."""
+    between batches). The numbers are those of a plain per-batch loop. `progress` is told of each
+    batch once it is queued (on CUDA the device may still be computing it)."""
     net.eval()
     shift = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     scale = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
@@ -36,6 +41,8 @@ def predict_tiles(net: nn.Module, tiles: np.ndarray, mean: Sequence[float], std:
         logits = net((batch - shift) / scale)
         probs = torch.softmax(logits.float(), dim=1)[:, 1]
         result[start:start + len(batch)].copy_(probs, non_blocking=cuda)
+        if progress is not None:
+            progress(start + len(batch), len(tiles))
     if cuda:
         torch.cuda.synchronize(device)
     return result.numpy()
@@ -43,8 +50,10 @@ def predict_tiles(net: nn.Module, tiles: np.ndarray, mean: Sequence[float], std:
 
 def predict_image(net: nn.Module, image: np.ndarray, tile_size: int, stride: int | None,
                   mean: Sequence[float], std: Sequence[float], batch_size: int,
-                  device: torch.device) -> np.ndarray:
+                  device: torch.device, progress: Progress | None = None) -> np.ndarray:
     """Nucleus probability map (H, W) of one normalised (C, H, W) image."""
     tiles, positions = tiling.tile(image, tile_size, stride)
-    probs = predict_tiles(net, tiles, mean, std, batch_size, device)
+    if progress is not None:
+        progress(0, len(tiles))
+    probs = predict_tiles(net, tiles, mean, std, batch_size, device, progress)
     return tiling.stitch(probs, positions, *image.shape[-2:])

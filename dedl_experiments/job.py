@@ -4,14 +4,18 @@ The task (conf/task/<name>.yaml's `_target_`, a subclass of tasks/base.py's Task
 data and says whether a cell is one MLflow run or, with cross-validation folds, a parent run
 with one child run per fold (folds.py; `fold=K` trains that fold only).
 
-Interruptions: every epoch the full training state goes to `<output dir>/checkpoints/`. A
-rerun of the same cell finds its unfinished run (RUNNING with no live process, or KILLED),
-loads the newest readable checkpoint and continues that run from the next epoch.
+Interruptions: every epoch the full training state goes to `<output dir>/checkpoints/`,
+naming the cell and run it belongs to. A rerun of the same cell finds its unfinished run
+(RUNNING with no live process, or KILLED), loads the newest readable checkpoint of that run and
+continues it from the next epoch. A new run never writes into a folder another run used
+(folders.own_output_dir). A full disk, or a tracking server that stops answering, ends the job
+like a stop: the run stays resumable.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import socket
@@ -25,6 +29,7 @@ from omegaconf import DictConfig
 
 from dedl_experiments import checkpoint, folds, lifecycle, tracking
 from dedl_experiments.config import validate
+from dedl_experiments.folders import own_output_dir
 from dedl_experiments.loop import STOP, FitSettings, NonFiniteLoss, Terminated, install_test_pauses
 from dedl_experiments.speed import device_name, place_job
 from dedl_experiments.tasks import task_class
@@ -53,6 +58,7 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
     # Config, store and data are checked before the store is opened: a bad input costs seconds
     # and leaves nothing behind. The data's content digest is part of the cell's identity.
     validate(cfg)
+    tracking.bound_server_retries(cfg)
     install_test_pauses()
     tracking.check_store(tracking.tracking_uri(cfg))
     task_type = task_class(cfg)
@@ -81,11 +87,17 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
         tags[f"{T}torch_threads"] = str(pinned["torch_threads"])
 
     # SIGINT and SIGTERM stop the job at the next batch or stage boundary (loop.STOP).
-    with STOP.handling_signals():
-        if task_type.folds(cfg) is not None:
-            return _run_folds(cfg, task_type, prepared, device, tracker, output_dir, tags)
-        return _run_cell(cfg, key, name, lambda: task_type(cfg, prepared, device), tracker,
-                         output_dir, tags, prepared)
+    try:
+        with STOP.handling_signals():
+            if task_type.folds(cfg) is not None:
+                return _run_folds(cfg, task_type, prepared, device, tracker, output_dir, tags)
+            return _run_cell(cfg, key, name, lambda: task_type(cfg, prepared, device), tracker,
+                             output_dir, tags, prepared)
+    except Exception as err:  # a full disk or a server gone, outside training too: one line
+        fault = tracker.store_error(err)
+        if fault is None or fault is err:
+            raise
+        raise fault from err
 
 
 def _skipped(name: str, key: str, done: Run) -> dict:
@@ -94,8 +106,10 @@ def _skipped(name: str, key: str, done: Run) -> dict:
     return {"run_name": name, "status": "skipped", "run_id": done.info.run_id, **done.data.metrics}
 
 
-def _resumable(cfg: DictConfig, tracker: tracking.Tracker, key: str) -> tuple[Run | None, dict | None]:
-    """The newest interrupted run of this cell and its training checkpoint, if any."""
+def _resumable(cfg: DictConfig, tracker: tracking.Tracker, key: str,
+               name: str) -> tuple[Run | None, dict | None]:
+    """The newest interrupted run of this cell and its training checkpoint, if any: one that
+    this run wrote (another cell's, in a shared folder, is refused with a warning)."""
     interrupted = lifecycle.interrupted_runs(tracker, key)
     if not cfg.resume:
         for old in interrupted:
@@ -103,13 +117,29 @@ def _resumable(cfg: DictConfig, tracker: tracking.Tracker, key: str) -> tuple[Ru
             tracker.end(old.info.run_id, "KILLED")
         return None, None
     for old in interrupted:
-        folder = old.data.tags.get(f"{T}checkpoint_dir")
-        state = checkpoint.load_training(Path(folder)) if folder else None
+        folder, run_id = old.data.tags.get(f"{T}checkpoint_dir"), old.info.run_id
+        cell = {"key": key, "run_id": run_id, "run_name": name}
+        state = None if not folder else checkpoint.load_training(
+            Path(folder), cell, lambda state: _history_problem(tracker, run_id, state))
         if state is not None:
             return old, state
-        log.warning("run %s of this cell was interrupted but has no readable checkpoint in %s",
-                    old.info.run_id, folder)
+        log.warning("run %s of this cell was interrupted but has no readable checkpoint of its "
+                    "own in %s", old.info.run_id, folder)
     return None, None
+
+
+def _history_problem(tracker: tracking.Tracker, run_id: str, state: dict) -> str | None:
+    """Whether a checkpoint that names no run (written by an older version) is the run's own:
+    its epochs' validation losses must be those the run recorded. Why not, or None."""
+    recorded = {m.step: m.value for m in tracker.metric_history(run_id, "val_loss")}
+    history = [row.get("val_loss") for row in state["fit"]["history"]]
+    common = [step for step in recorded if step < len(history)]
+    if not common:
+        return f"MLflow run {run_id} recorded no epoch to compare it with"
+    if not all(history[step] is not None and math.isclose(history[step], recorded[step], rel_tol=1e-9)
+               for step in common):
+        return f"its validation losses differ from those MLflow run {run_id} recorded"
+    return None
 
 
 def _run_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, tracker: tracking.Tracker,
@@ -120,7 +150,8 @@ def _run_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, tracker
     except lifecycle.CellBusy as busy:
         log.warning("skip %s: cell %s is being trained by another job, %s "
                     "(claim.on_busy=wait waits for it)", name, key, busy)
-        return {"run_name": name, "status": "skipped", "run_id": busy.holder.info.run_id}
+        return {"run_name": name, "status": "skipped", "run_id": busy.holder.info.run_id,
+                "busy": f"cell {key} is being trained by another job, {busy}"}
     with claim:
         done = lifecycle.finished_run(tracker, key)
         if done is not None and not cfg.force:  # it finished while this job waited
@@ -130,8 +161,10 @@ def _run_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, tracker
 
 def _train_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, tracker: tracking.Tracker,
                 output_dir: Path, tags: dict, prepared, parent_id: str | None) -> dict:
-    old, state = _resumable(cfg, tracker, key)
+    old, state = _resumable(cfg, tracker, key, name)
     task = make_task()
+    if old is None:
+        output_dir = own_output_dir(output_dir, key, name)
     tags = tags | {f"{T}cell_key": key, f"{T}output_dir": str(output_dir)}
     if old is not None:
         run_id = old.info.run_id
@@ -149,19 +182,25 @@ def _train_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, track
         run_id = tracker.start(name, tags).info.run_id
         tracker.log_dataset(run_id, cfg.dataset.name, prepared.digest, str(prepared.root))
         log.info("MLflow run %s (%s) in %s, cell %s", name, run_id, tracker.uri, key)
+    cell = {"key": key, "run_id": run_id, "run_name": name}
     try:
-        result = train_and_test(cfg, task, fit_settings(cfg), tracker, run_id, output_dir, state)
+        result = train_and_test(cfg, task, fit_settings(cfg), tracker, run_id, output_dir, state, cell)
     except NonFiniteLoss as err:
         _end(tracker, run_id, "FAILED", {f"{T}failure": str(err), f"{T}failed_epoch": str(err.epoch)})
         raise
     except BaseException as err:
+        fault = tracker.store_error(err) if isinstance(err, Exception) else None
+        if fault is not None:  # a full disk or a server gone: the last checkpoint is intact
+            _mark_killed(tracker, run_id, fault)
+            if fault is err:
+                raise
+            raise fault from err
         if STOP.signal is None and not isinstance(err, (Terminated, KeyboardInterrupt)):
             _end(tracker, run_id, "FAILED", {f"{T}failure": f"{type(err).__name__}: {err}"})
             raise
         # A signal stopped the job, however it surfaced (torch.save turns a Ctrl-C during a
         # save into a RuntimeError): KILLED, so that a rerun resumes the run.
-        stop = STOP.terminated() if STOP.signal is not None else err
-        _end(tracker, run_id, "KILLED", {f"{T}interrupted": f"{type(stop).__name__}: {stop}"})
+        _mark_killed(tracker, run_id, STOP.terminated() if STOP.signal is not None else err)
         raise
     tracker.end(run_id, "FINISHED")
     print(f"{name}: {task.summary(result)}  ({result['train_time_s']:.0f}s training)", flush=True)
@@ -171,6 +210,18 @@ def _train_cell(cfg: DictConfig, key: str, name: str, make_task: Callable, track
 def _end(tracker: tracking.Tracker, run_id: str, status: str, tags: dict) -> None:
     tracker.set_tags(run_id, tags)
     tracker.end(run_id, status)
+
+
+def _mark_killed(tracker: tracking.Tracker, run_id: str, reason: BaseException) -> None:
+    """KILLED, with the reason, so that a rerun resumes the run. Within seconds even when the
+    store is gone (SLURM kills a job 30-60 s after its SIGTERM); a store that cannot take it
+    leaves the run RUNNING with no live owner, which a rerun resumes as well."""
+    with tracker.failing_fast():
+        try:
+            _end(tracker, run_id, "KILLED", {f"{T}interrupted": f"{type(reason).__name__}: {reason}"})
+        except Exception as err:
+            log.info("run %s stays RUNNING (not marked KILLED: %s); a rerun resumes it",
+                     run_id, (str(err).splitlines() or [type(err).__name__])[0][:200])
 
 
 # --- cells with folds: one child run per fold under one parent run per cell (folds.py) ------

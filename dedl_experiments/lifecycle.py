@@ -13,6 +13,7 @@ the cell at once on its own host and after `claim.lease_s` elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -106,19 +107,23 @@ class Claim:
             except Exception as err:  # a store hiccup must not kill training; the next beat retries
                 log.warning("claim heartbeat failed: %s", err)
 
-    def release(self) -> None:
+    def release(self, stopping: bool = False) -> None:
+        """End the claim; `stopping` (the job ends on an error or a signal): in seconds, even if
+        the store is gone, since an unreleased claim frees itself (its process is gone)."""
         self._stop.set()
         self._thread.join(timeout=5)
         try:
-            self.tracker.end(self.run_id, "FINISHED")
+            with self.tracker.failing_fast() if stopping else contextlib.nullcontext():
+                self.tracker.end(self.run_id, "FINISHED")
         except Exception as err:  # an unreleased claim expires with its lease
-            log.warning("could not release the claim %s: %s", self.run_id, err)
+            (log.info if stopping else log.warning)(
+                "could not release the claim %s: %s", self.run_id, (str(err).splitlines() or [""])[0][:200])
 
     def __enter__(self) -> Claim:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def __exit__(self, kind, *exc) -> None:
+        self.release(stopping=kind is not None)
 
 
 def _claims_of(tracker: tracking.Tracker, experiment_id: str, key: str) -> list[Run]:

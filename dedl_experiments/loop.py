@@ -9,6 +9,7 @@ Metrics accumulate on the device and reach the host once per epoch.
 from __future__ import annotations
 
 import copy
+import errno
 import logging
 import math
 import os
@@ -47,7 +48,9 @@ class TerminationFlag:
     """During a job SIGINT and SIGTERM only set this flag, remembering where the job was; the
     loop stops at the next check (after every batch and after each epoch's checkpoint save and
     logging), so that no checkpoint or MLflow write is cut half-way. A second signal stops at
-    once, and so does the first in a stage with nothing left to save (`at_once`)."""
+    once, and so does the first in a stage with nothing left to save (`at_once`) or during a
+    request to an MLflow server (`cut_at_once`: it may wait minutes for a server that went
+    away; the rerun logs what it did not)."""
 
     def __init__(self) -> None:
         self.reset()
@@ -91,6 +94,21 @@ class TerminationFlag:
         finally:
             self.stage = outer
 
+    @contextmanager
+    def cut_at_once(self) -> Iterator[None]:
+        """A call that a signal may cut short (an MLflow request that may wait minutes on a
+        server that went away): the first signal stops the job at once, in the same stage.
+        Only the main thread, where signals arrive, changes the flag."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        outer = self.at_once
+        self.at_once = True
+        try:
+            yield
+        finally:
+            self.at_once = outer
+
     def terminated(self) -> Terminated:
         name = signal.Signals(self.signal).name
         return Terminated(f"{name} in {self.where}", 128 + self.signal)
@@ -126,7 +144,8 @@ STOP = TerminationFlag()
 # DEDL_TEST_PAUSE_AT=train_step|validation|checkpoint_save|mlflow_log the job waits the first
 # time it reaches that point from epoch 2 on, until DEDL_TEST_PAUSE_SIGNALS signals (default 1)
 # have arrived (at most 60 s); meanwhile `<point>.paused` in its working directory holds the
-# number of signals received so far.
+# number of signals received so far. DEDL_TEST_DISK_FULL_AT=checkpoint_save fakes a full disk
+# (tests/integration/test_run_faults.py).
 def pause_point() -> str:
     """The test-only pause point, read when used (the environment is the job's own)."""
     return os.environ.get("DEDL_TEST_PAUSE_AT", "")
@@ -146,6 +165,18 @@ def pause_for_test(point: str) -> None:
             seen = STOP.signals
             marker.write_text(str(seen))
         time.sleep(0.01)
+
+
+def fault_for_test_at(point: str) -> bool:
+    """Whether a test-only pause or fault is set for `point`."""
+    return point in (pause_point(), os.environ.get("DEDL_TEST_DISK_FULL_AT", ""))
+
+
+def disk_full_for_test(point: str) -> None:
+    """Test-only: with DEDL_TEST_DISK_FULL_AT=checkpoint_save, checkpoint writes from epoch 2 on
+    fail as on a full disk (ENOSPC)."""
+    if os.environ.get("DEDL_TEST_DISK_FULL_AT", "") == point and (STOP.epoch or 0) >= 2:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def install_test_pauses() -> None:
@@ -286,7 +317,8 @@ def fit(task: Task, settings: FitSettings, state: FitState, speed: Speed, on_epo
             log.info("early stopping: validation loss has not improved for %d epochs", patience)
             state.stopped_early = True
         # The checkpoint save (a stage of its own, see checkpoint.save_training) and MLflow
-        # writes finish before a signal stops the job, here.
+        # writes finish before a signal stops the job, here (a request to an MLflow server is
+        # cut at once: the rerun logs the epochs it did not).
         STOP.enter("metric logging", epoch + 1, epochs)
         on_epoch_end(epoch, row, state)
         STOP.check()

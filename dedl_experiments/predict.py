@@ -26,6 +26,11 @@ are refused rather than one overwriting the other.
 Bad input ends the run with exit code 2 and one line on stderr naming the option or file,
 what is wrong and what is allowed. Options, paths, mask names and the checkpoint are all
 checked before the first image is read; `DEDL_DEBUG=1` shows the traceback instead.
+
+Progress: on a terminal, bars over the images and, for an image of several tile batches, over
+its batches; in a log (SLURM, CI, `> log`) one line per image as it starts. Ctrl-C or SIGTERM
+ends the run with one line saying where it stopped, exit code 130 or 143; the masks written
+before are complete (a mask is written to a temporary name and then renamed).
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ import logging
 import math
 import os
 import re
+import signal
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +54,8 @@ from dedl_experiments.data import folder, inform
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.folders import writable_folder_problem
 from dedl_experiments.inference import predict_image
+from dedl_experiments.loop import Terminated
+from dedl_experiments.predict_progress import Progress, counted
 from dedl_experiments.saved_model import SavedModel, check_checkpoint_file, first_line, load_model
 from dedl_experiments.speed import pick_device
 
@@ -77,6 +86,7 @@ class Options:
 class Outcome:
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
+    where: str = "setup"  # what predict is doing, e.g. "image 2/5 (a.tif), tile batch 3/40"
 
 
 # --- options -----------------------------------------------------------------------------
@@ -222,10 +232,11 @@ def check_output_folder(output: Path) -> None:
 def read_image(path: Path, model: SavedModel) -> np.ndarray:
     """Normalised (C, H, W) image, as training saw it; a DataError names the file."""
     pre = model.preprocess
+    non_finite = pre.get("non_finite", "error")  # as its training data (older models: error)
     if path.name.endswith(inform.IMAGE_SUFFIX):
-        image = inform.read_channel(path, pre["channel"])[None]
+        image = inform.read_channel(path, pre["channel"], non_finite)[None]
     else:
-        image = folder.read_folder_image(path, pre["colour"])
+        image = folder.read_folder_image(path, pre["colour"], non_finite)
         image = image if image.ndim == 3 else image[None]
     if image.shape[0] != model.in_channels:
         raise DataError(f"{path}: {image.shape[0]} channel(s), the model takes {model.in_channels}")
@@ -241,52 +252,68 @@ def make_output_folder(output: Path) -> None:
 
 
 def write_mask(path: Path, mask: np.ndarray) -> None:
+    """Written under a hidden temporary name (inputs never include hidden files), then renamed:
+    a stop or a full disk never leaves a half-written mask."""
+    partial = path.with_name(f".{path.name}.partial")
     try:
-        tifffile.imwrite(path, mask)
+        tifffile.imwrite(partial, mask)
+        os.replace(partial, path)
     except OSError as err:
         raise DataError(f"output {path}: cannot write the mask ({first_line(err)})") from err
+    finally:
+        partial.unlink(missing_ok=True)
 
 
-def segment(model: SavedModel, image: np.ndarray, options: Options) -> np.ndarray:
+def segment(model: SavedModel, image: np.ndarray, options: Options,
+            progress: Progress | None = None) -> np.ndarray:
     """0/255 uint8 mask of one normalised (C, H, W) image, at its size."""
     pre = model.preprocess
     prob = predict_image(model.net, image, pre["tile_size"], pre["stride"], pre["mean"],
-                         pre["std"], options.batch_size, options.device)
+                         pre["std"], options.batch_size, options.device,
+                         progress.tiles if progress is not None else None)
     return np.where(prob > options.threshold, 255, 0).astype(np.uint8)
 
 
-def predict(options: Options) -> Outcome:
-    """Check everything that can be checked up front, then segment image by image."""
+def predict(options: Options, outcome: Outcome | None = None) -> Outcome:
+    """Check everything that can be checked up front, then segment image by image; `outcome`
+    (a new one by default) records the masks written and where predict is."""
+    outcome = Outcome() if outcome is None else outcome
     check_checkpoint_file(options.checkpoint)
     files = input_files(options.input, options.output)
     check_unique_mask_names(files)
     check_output_folder(options.output)
+    outcome.where = f"loading the model {options.checkpoint}"
     model = load_model(options.checkpoint, options.device)
     make_output_folder(options.output)
-    outcome = Outcome()
-    for path in files:
-        try:
-            image = read_image(path, model)
-        except DataError as err:
-            if options.on_bad_image == "error":
-                raise DataError(f"{err}; on_bad_image=skip leaves such images out") from err
-            log.warning("skipped %s", err)  # the message names the file and what is wrong
-            outcome.skipped.append(path)
-            continue
-        mask = segment(model, image, options)
-        target = options.output / mask_name(path)
-        write_mask(target, mask)
-        outcome.written.append(target)
-        log.info("%s -> %s (%d x %d, %.1f %% nucleus)", path, target, *mask.shape,
-                 100 * (mask > 0).mean())
+    progress = Progress(outcome, len(files), options.batch_size)
+    try:
+        for number, path in enumerate(files, 1):
+            outcome.where = f"image {number}/{len(files)} ({path})"
+            try:
+                image = read_image(path, model)
+            except DataError as err:
+                if options.on_bad_image == "error":
+                    raise DataError(f"{err}; on_bad_image=skip leaves such images out") from err
+                log.warning("skipped %s", err)  # the message names the file and what is wrong
+                outcome.skipped.append(path)
+                progress.done()
+                continue
+            progress.start(number, path, image.shape)
+            mask = segment(model, image, options, progress)
+            target = options.output / mask_name(path)
+            write_mask(target, mask)
+            outcome.written.append(target)
+            progress.done()
+    finally:
+        progress.close()
     if not outcome.written:
         raise DataError(f"input {options.input}: no mask written, all "
                         f"{counted(len(outcome.skipped), 'image')} were skipped as unreadable")
     return outcome
 
 
-def counted(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(signal.Signals(signum).name, 128 + signum)
 
 
 def main(argv: list[str]) -> int:
@@ -294,14 +321,29 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
+    debug = os.environ.get("DEDL_DEBUG", "") not in ("", "0")
+    outcome = Outcome()
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         options = parse_options(argv)
-        outcome = predict(options)
+        predict(options, outcome)
     except (CheckpointError, DataError) as err:
-        if os.environ.get("DEDL_DEBUG", "") not in ("", "0"):
+        if debug:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Terminated) as err:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # more Ctrl-C must not add a traceback
+            signal.signal(sig, signal.SIG_IGN)
+        if debug:
+            traceback.print_exc()
+        stop = err if isinstance(err, Terminated) else Terminated("SIGINT", 128 + signal.SIGINT)
+        count = len(outcome.written)
+        written = (f"{counted(count, 'mask')} written before {'is' if count == 1 else 'are'} complete"
+                   if count else "no mask was written")
+        print(f"stopped by {stop} in {outcome.where}; {written}; rerun the same command to "
+              "segment the images", file=sys.stderr)
+        return stop.exit_code
     summary = f"wrote {counted(len(outcome.written), 'mask')} to {options.output}"
     if outcome.skipped:
         summary += (f"; skipped {counted(len(outcome.skipped), 'image')}: "

@@ -11,12 +11,20 @@ logging at full speed here; but SQLite gives up at once, without waiting, when a
 that began by reading must write while another process writes (it would deadlock otherwise),
 and a lock held past the timeout fails too. MLflow then raises "database is locked";
 `retry_on_locked` calls again, which is safe since the failed transaction was rolled back.
+
+An MLflow tracking server is retried by MLflow itself (its MLFLOW_HTTP_REQUEST_* variables).
+Its defaults wait up to ~4 minutes per request for a server that refuses connections, and 20
+for one that does not answer; `server_retries(give_up_after_s)` bounds that, so that a job whose
+server went away ends in minutes, resumable, instead of hanging until the time limit.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -94,3 +102,66 @@ def sqlite_store_lock(uri: str) -> Iterator[None]:
         return
     with exclusive_lock(path.with_name(path.name + ".lock")):
         yield
+
+
+# --- an MLflow tracking server that stops answering -----------------------------------
+
+# A request that waits longer fails (and is retried); generous for a busy server.
+MAX_REQUEST_TIMEOUT_S = 30
+
+
+def server_retries(give_up_after_s: float) -> dict[str, str]:
+    """MLflow's retry settings (MLFLOW_HTTP_REQUEST_*) with which a request to a server that
+    refuses connections or does not answer fails after about `give_up_after_s` seconds: pauses
+    of 2, 4, 8, ... s (urllib3's backoff with factor 1, the first retry at once) over about half
+    of it, each try's timeout (5-30 s) over the rest."""
+    budget = max(float(give_up_after_s), 4.0)
+    retries = int(math.log2(budget / 2 + 2))  # pauses 0 + 2 + 4 + ... = 2**retries - 2 s
+    pauses = 2**retries - 2
+    timeout = max(5, min(MAX_REQUEST_TIMEOUT_S, round((budget - pauses) / (retries + 1))))
+    return {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries),
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+            "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout)}
+
+
+# Once the job is stopping: one short try, then the run is left for the rerun to resume.
+FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` in os.environ while the block runs (MLflow reads its settings per request)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# requests' and urllib3's words for a server that is gone or silent, as MLflow passes them on.
+UNREACHABLE_MESSAGES = ("max retries exceeded", "connection refused", "connectionerror",
+                        "read timed out", "failed with timeout", "remotedisconnected",
+                        "connection aborted", "connection reset")
+
+
+def is_unreachable_error(err: BaseException) -> bool:
+    """True when an MLflow request failed because its server did not answer (after MLflow's
+    retries), not because the server refused the request."""
+    return _says(err, UNREACHABLE_MESSAGES)
+
+
+def unreachable_reason(err: BaseException) -> str:
+    """The socket's own words (e.g. "Connection refused", "Read timed out") in MLflow's long
+    message, else its first line."""
+    text = str(err)
+    found = re.search(r"\[Errno -?\d+\] ([^'\"()]+)|(Read timed out|Connection aborted|RemoteDisconnected)",
+                      text)
+    if found:
+        return (found.group(1) or found.group(2)).strip().rstrip(".")
+    return (text.splitlines() or [type(err).__name__])[0][:120]

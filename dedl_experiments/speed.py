@@ -7,6 +7,7 @@ On CPU every switch that would change numerics stays off (runs are fp32 and repr
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -128,12 +129,28 @@ def place_job(cfg: DictConfig) -> tuple[torch.device, dict]:
         torch.set_num_threads(threads)
         if pinned:
             pinned = pinned | {"torch_threads": threads}
+    if device.type == "cuda" and device.index is not None:
+        # The job's GPU becomes the current device, so that what uses the current device
+        # (the CUDA context, caches, streams) is created there and not on GPU 0.
+        torch.cuda.set_device(device)
     return device, pinned
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a run's peak memory afresh (CUDA only): a process may run several runs (a
+    sequential sweep, a pool worker's next job, the folds of a cell), and torch's peak
+    counters and its cache of freed blocks would otherwise carry the earlier runs' peak into
+    this run's `peak_memory_mb` and into the ledger that `speed.jobs_per_gpu=auto` reads."""
+    if device.type != "cuda":
+        return
+    gc.collect()  # the earlier run's tensors held only by reference cycles
+    torch.cuda.empty_cache()  # cached free blocks count as reserved memory
+    torch.cuda.reset_peak_memory_stats(device)
+
+
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak allocated CUDA memory since the last reset, or this process's peak RSS on CPU
-    (RSS never resets, so on CPU it is the peak of everything run so far)."""
+    """Peak allocated CUDA memory since the last reset (`reset_peak_memory`), or this
+    process's peak RSS on CPU (RSS never resets: on CPU the peak of everything run so far)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

@@ -6,7 +6,7 @@ The one adapter to Hydra's internals: no other module (nor test) imports `hydra.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from hydra import compose, initialize_config_module
@@ -63,6 +63,25 @@ def job_overrides(overrides: list[str]) -> list[list[str]]:
     base = compose_config([o.input_line for o in fixed], hydra=True)
     params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
     return split(params + overrides)
+
+
+def checked_configs(config: DictConfig) -> Iterator[tuple[str | None, DictConfig]]:
+    """Within a running multirun (`config`: what a callback's on_multirun_start gets), the
+    configs whose checks tell that every value of the sweep is valid, at one composition per
+    value rather than per job: the config of the fixed overrides (the experiment's
+    hydra.sweeper.params, then the command line, as the basic sweeper combines them: a later key
+    replaces an earlier one), then, for each value of each swept key, that config with that
+    value, each with the override it checks (None for the fixed ones)."""
+    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.params or {}).items()]
+    loader = GlobalHydra.instance().config_loader()  # the parser lists a glob's group options
+    overrides = {o.get_key_element(): o for o in OverridesParser.create(config_loader=loader).parse_overrides(
+        params + list(config.hydra.overrides.task))}
+    fixed = [o.input_line for o in overrides.values() if not o.is_sweep_override()]
+    yield None, loader.load_sweep_config(config, fixed)
+    for key, override in overrides.items():
+        if override.is_discrete_sweep():  # choice, range, glob (a sweeper refuses the others)
+            for value in override.sweep_string_iterator():
+                yield f"{key}={value}", loader.load_sweep_config(config, [*fixed, f"{key}={value}"])
 
 
 def expand(overrides: list[str]) -> list[DictConfig]:

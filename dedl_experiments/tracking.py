@@ -9,17 +9,15 @@ cell. Paths, launchers, tracking settings and speed switches do not define a cel
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import os
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +27,16 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.conf import DISPLAY_KEY
-from dedl_experiments.folders import writable_folder_problem
-from dedl_experiments.retry import is_duplicate_key_error, retry_on_locked, sqlite_path, sqlite_store_lock
+from dedl_experiments.folders import DiskFull, is_disk_full
+from dedl_experiments.loop import STOP
+from dedl_experiments.retry import (FAIL_FAST, environment, is_duplicate_key_error, is_unreachable_error,
+                                    retry_on_locked, server_retries, sqlite_path, sqlite_store_lock,
+                                    unreachable_reason)
+# The store's checks, re-exported: callers use tracking.check_store, tracking.TrackingError.
+from dedl_experiments.store_checks import (  # noqa: F401
+    ARTIFACTS_FOLDER, STORE_SCHEMES, TrackingError, check_artifact_folder, check_store, check_store_uri,
+    default_artifact_root, in_memory_store, local_artifact_folder, new_experiment_artifact_location, uri_option,
+)
 from dedl_experiments.tasks import task_class
 
 log = logging.getLogger(__name__)
@@ -42,7 +48,9 @@ DEFAULT_URI = "sqlite:///mlflow.db"
 NOT_CELL_KEYS = ("tracking", "force", "resume", "device", "data_dir", "loader", "speed", "table",
                  "hydra", "claim", "adopt_legacy_runs", "report")
 # The data's identity is its content digest, not where it lies.
-NOT_CELL_PATHS = ("dataset.root", "train.checkpoint_every")
+# `dataset.non_finite`: with `error` a job on data holding NaN trains nothing, so `zero` never
+# gives a second result for the same data and config.
+NOT_CELL_PATHS = ("dataset.root", "train.checkpoint_every", "dataset.non_finite")
 # A choice's display name (`label:` in its group's YAML, e.g. encoder.label, conf.DISPLAY_KEY):
 # renaming it in the report's tables must not make its runs another cell.
 TAG = "dedl."
@@ -57,12 +65,10 @@ REPORTS_EXPERIMENT = "dedl-reports"
 CLAIMS_EXPERIMENT = "dedl.claims"
 # MLflow's UI opens an experiment of this kind on its training-runs table (not GenAI traces).
 EXPERIMENT_KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
-# Schemes MLflow can track to (a folder store is refused by MLflow >= 3.13).
-STORE_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 
 
-class TrackingError(RuntimeError):
-    """The tracking store cannot be used; the message names the URI."""
+class StoreUnreachable(TrackingError):
+    """The tracking server stopped answering during a job (after MLflow's retries)."""
 
 
 def tracking_uri(cfg: DictConfig) -> str:
@@ -186,56 +192,28 @@ def flatten(values: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def check_store(uri: str, timeout: float = 5.0) -> None:
-    """Fail in seconds, before any data or training work and without creating anything, when
-    the tracking store cannot be used: an unknown scheme, a SQLite file that cannot be written,
-    a server that does not answer or is not an MLflow tracking server."""
-    scheme = urllib.parse.urlparse(uri).scheme.split("+", 1)[0]
-    if scheme not in STORE_SCHEMES:
-        raise TrackingError(
-            f"tracking.uri={uri}: unknown scheme {scheme or '(none)'!r}; use sqlite:///path/to/mlflow.db, "
-            "http(s)://host:port (an MLflow server) or a database URI (postgresql://, mysql://, mssql://)")
-    if scheme == "sqlite":
-        _check_sqlite_writable(uri)
-    elif scheme in ("http", "https"):
-        _check_mlflow_server(uri, timeout)
+# The user's own MLFLOW_HTTP_REQUEST_* values, as they were before a job set them: one process
+# may run several jobs (a sequential sweep), and a job with give_up_after_s=null gets these back.
+_users_retry_settings: dict[str, str | None] | None = None
 
 
-def _check_sqlite_writable(uri: str) -> None:
-    path = sqlite_path(uri)
-    if path is None:
-        return
-    problem = writable_folder_problem(path.parent, create=False)
-    if problem is None and path.exists():
-        try:
-            open(path, "ab").close()  # opens for writing, changes nothing
-        except OSError as err:
-            problem = f"the database {path} cannot be written ({err.strerror})"
-    if problem:
-        raise TrackingError(f"tracking.uri={uri}: {problem}; MLflow must write there "
-                            "(choose another tracking.uri or fix the permissions)")
-
-
-def _check_mlflow_server(uri: str, timeout: float) -> None:
-    parsed = urllib.parse.urlparse(uri)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            pass
-    except OSError as err:
-        raise TrackingError(f"MLflow tracking server {uri} is unreachable: {err}") from err
-    # An MLflow server answers its REST API with JSON; another web server does not.
-    probe = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
-    try:
-        with urllib.request.urlopen(probe, timeout=timeout) as answer:
-            json.loads(answer.read(1_000_000) or b"{}")
-    except urllib.error.HTTPError as err:
-        raise TrackingError(f"tracking.uri={uri} is not an MLflow tracking server: "
-                            f"GET {probe} answered HTTP {err.code}") from err
-    except (OSError, ValueError) as err:
-        kind = "an answer that is not JSON" if isinstance(err, ValueError) else str(err)
-        raise TrackingError(f"tracking.uri={uri} is not an MLflow tracking server: "
-                            f"GET {probe} gave {kind}") from err
+def bound_server_retries(cfg: DictConfig) -> None:
+    """`tracking.give_up_after_s` as MLflow's retry settings for this job's requests to a
+    tracking server (null: MLflow's own MLFLOW_HTTP_REQUEST_* settings, the user's if set)."""
+    global _users_retry_settings
+    give_up = cfg.tracking.get("give_up_after_s")
+    if give_up is not None and (isinstance(give_up, bool) or not isinstance(give_up, (int, float))
+                                or give_up <= 0):
+        raise TrackingError(f"tracking.give_up_after_s={give_up} is invalid: it must be a number of "
+                            "seconds > 0, or null for MLflow's own retry settings")
+    if _users_retry_settings is None:
+        _users_retry_settings = {name: os.environ.get(name) for name in server_retries(1)}
+    values = server_retries(give_up) if give_up is not None else _users_retry_settings
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 class Tracker:
@@ -244,7 +222,9 @@ class Tracker:
     def __init__(self, uri: str, experiment: str):
         self.uri = uri
         check_store(uri)
-        mlflow.set_tracking_uri(uri)
+        # Only a client of this store: mlflow.set_tracking_uri would also export
+        # MLFLOW_TRACKING_URI into os.environ (MLflow 3), and every process started afterwards
+        # (a sweep's jobs, a benchmark's) would then track to this store, whatever its config says.
         # A new SQLite store is built by MLflow's migrations, which break when several jobs
         # run them at once: jobs take turns opening it (held only for these two lines).
         try:
@@ -252,12 +232,55 @@ class Tracker:
                 self.client = MlflowClient(uri)
                 self.experiment_id = self._experiment_id(experiment)
         except mlflow.exceptions.MlflowException as err:
-            raise TrackingError(f"tracking.uri={uri} cannot be used: "
+            raise TrackingError(f"{uri_option(uri)} cannot be used: "
                                 f"{str(err).splitlines()[0][:300]}") from err
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> Tracker:
         return cls(tracking_uri(cfg), experiment_name(cfg))
+
+    def _call(self, fn, *args, **kwargs):
+        """A store call, retried while SQLite is busy. A signal cuts a request to a server short
+        (it may wait minutes on one that went away); a full disk under the store, or a server
+        that stopped answering, ends the job in one line (`store_error`)."""
+        try:
+            with STOP.cut_at_once() if self._remote else contextlib.nullcontext():
+                return retry_on_locked(fn, *args, **kwargs)
+        except Exception as err:
+            known = self.store_error(err)
+            if known is None:
+                raise
+            raise known from err
+
+    @property
+    def _remote(self) -> bool:
+        return self.uri.startswith(("http://", "https://"))
+
+    def store_error(self, err: BaseException) -> DiskFull | StoreUnreachable | None:
+        """What `err` means for the job when it is a full disk (under the SQLite store, or of a
+        file the job writes) or a server that stopped answering (after MLflow's retries), else
+        None: the one line to end the job with, its run resumable."""
+        if isinstance(err, (DiskFull, StoreUnreachable)):
+            return err
+        if is_disk_full(err):
+            filename = getattr(err, "filename", None)  # a file of the job's own (an artifact...)
+            if filename:
+                return DiskFull(Path(filename))
+            return DiskFull(sqlite_path(self.uri) or Path(self.uri), what="writing the tracking store")
+        if self._remote and is_unreachable_error(err):
+            return StoreUnreachable(
+                f"MLflow tracking server {self.uri} stopped answering ({unreachable_reason(err)}, "
+                f"after {os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES', 'MLflow’s')} retries); "
+                "rerun the same command once it answers, to resume the run "
+                "(tracking.give_up_after_s: how long a job waits)")
+        return None
+
+    @contextlib.contextmanager
+    def failing_fast(self) -> Iterator[None]:
+        """While the job stops: requests to a server try once, briefly, so that the job ends
+        within seconds even if the server is gone."""
+        with environment(FAIL_FAST):
+            yield
 
     def experiment_id_of(self, name: str) -> str:
         """Id of another experiment of this store (created if needed)."""
@@ -269,11 +292,15 @@ class Tracker:
         for _ in range(5):
             found = self.client.get_experiment_by_name(name)
             if found is not None:
+                # An existing experiment keeps the artifact location it was created with.
+                folder = local_artifact_folder(found.artifact_location)
+                if folder is not None:
+                    check_artifact_folder(self.uri, folder, f"experiment {name!r} keeps its artifacts in")
                 if found.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_KIND:
                     self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
                 return found.experiment_id
             try:
-                return self.client.create_experiment(name, tags={
+                return self.client.create_experiment(name, new_experiment_artifact_location(self.uri, name), tags={
                     EXPERIMENT_KIND_TAG: TRAINING_KIND, "mlflow.note.content": describe_experiment(name)})
             except mlflow.exceptions.MlflowException:
                 time.sleep(0.5)
@@ -283,30 +310,33 @@ class Tracker:
         """All top-level runs of this cell, in every dedl experiment, newest first."""
         experiments = [e.experiment_id for e in self.client.search_experiments()
                        if is_cell_experiment(e.name)]
-        return self.client.search_runs(
+        return self._call(self.client.search_runs,
             experiments, filter_string=f"tags.`{CELL_KEY_TAG}` = '{key}'",
             order_by=["attributes.start_time DESC"], max_results=1000)
 
     def start(self, name: str, tags: dict[str, str], run_id: str | None = None,
               experiment_id: str | None = None) -> Run:
         if run_id is not None:
-            retry_on_locked(self.client.update_run, run_id, status="RUNNING")
+            self._call(self.client.update_run, run_id, status="RUNNING")
             return self.client.get_run(run_id)
-        return retry_on_locked(self.client.create_run, experiment_id or self.experiment_id,
+        return self._call(self.client.create_run, experiment_id or self.experiment_id,
                                run_name=name, tags=tags)
+
+    def metric_history(self, run_id: str, key: str) -> list[mlflow.entities.Metric]:
+        return self._call(self.client.get_metric_history, run_id, key)
 
     def log_params(self, run_id: str, params: dict[str, str]) -> None:
         items = [mlflow.entities.Param(k, v[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
-            retry_on_locked(self.client.log_batch, run_id, params=items[i:i + 100])
+            self._call(self.client.log_batch, run_id, params=items[i:i + 100])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
         now = int(time.time() * 1000)
         items = [mlflow.entities.Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
-        retry_on_locked(self.client.log_batch, run_id, metrics=items)
+        self._call(self.client.log_batch, run_id, metrics=items)
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        retry_on_locked(self.client.log_batch, run_id,
+        self._call(self.client.log_batch, run_id,
                         tags=[mlflow.entities.RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
     def log_dataset(self, run_id: str, name: str, digest: str, source: str) -> None:
@@ -316,17 +346,17 @@ class Tracker:
         context = mlflow.entities.InputTag("mlflow.data.context", "training")
         inputs = [mlflow.entities.DatasetInput(dataset, [context])]
         try:
-            retry_on_locked(self.client.log_inputs, run_id, datasets=inputs)
+            self._call(self.client.log_inputs, run_id, datasets=inputs)
         except Exception as err:
             # Jobs starting together may both find the dataset new to the experiment and
             # insert it; the later insert fails on its unique key, and a second call links
             # the run to the dataset the other job recorded.
             if not is_duplicate_key_error(err):
                 raise
-            retry_on_locked(self.client.log_inputs, run_id, datasets=inputs)
+            self._call(self.client.log_inputs, run_id, datasets=inputs)
 
     def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:
-        self.client.log_artifact(run_id, str(path), folder)
+        self._call(self.client.log_artifact, run_id, str(path), folder)
 
     def end(self, run_id: str, status: str) -> None:
-        retry_on_locked(self.client.set_terminated, run_id, status=status)
+        self._call(self.client.set_terminated, run_id, status=status)

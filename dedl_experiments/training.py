@@ -15,16 +15,19 @@ from omegaconf import DictConfig, OmegaConf
 from dedl_experiments import checkpoint, components, tracking
 from dedl_experiments.loop import FitSettings, FitState, fit
 from dedl_experiments.speed import (apply_to_modules, peak_memory_mb, record_peak_memory,
-                                     speed_settings)
+                                     reset_peak_memory, speed_settings)
 from dedl_experiments.tasks.base import Task
 
 
 def train_and_test(cfg: DictConfig, task: Task, settings: FitSettings, tracker: tracking.Tracker,
-                   run_id: str, output_dir: Path, resume_state: dict | None) -> dict:
+                   run_id: str, output_dir: Path, resume_state: dict | None,
+                   cell: dict[str, str] | None = None) -> dict:
     """Train `task` with the loop's `settings` (from `resume_state`, a training checkpoint, when
-    given), test it and record everything in the run `run_id`; returns the run's result."""
+    given), test it and record everything in the run `run_id`; returns the run's result. Its
+    checkpoints name `cell` (key, run id and name): no other run resumes from them."""
     output_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = output_dir / "checkpoints"
+    reset_peak_memory(task.device)  # this run's peak, not the process's (earlier runs, folds)
     speed = speed_settings(cfg, task.device)
     if resume_state is None:
         config_path = output_dir / "config.yaml"
@@ -42,7 +45,7 @@ def train_and_test(cfg: DictConfig, task: Task, settings: FitSettings, tracker: 
         every = cfg.train.checkpoint_every
         if every and ((epoch + 1) % every == 0 or state.stopped_early or epoch + 1 == settings.epochs):
             checkpoint.save_training(ckpt_dir, checkpoint.training_state(
-                task, dataclasses.asdict(state), speed.scaler))
+                task, dataclasses.asdict(state), speed.scaler), cell)
         tracker.log_metrics(run_id, row, step=epoch)
 
     start = time.perf_counter()
@@ -74,7 +77,7 @@ def train_and_test(cfg: DictConfig, task: Task, settings: FitSettings, tracker: 
 
 def _log_missing_epochs(tracker: tracking.Tracker, run_id: str, state: FitState) -> None:
     """Epochs checkpointed but not yet logged when the job died are logged now."""
-    logged = {m.step for m in tracker.client.get_metric_history(run_id, "val_loss")}
+    logged = {m.step for m in tracker.metric_history(run_id, "val_loss")}
     for epoch, row in enumerate(state.history):
         if epoch not in logged:
             tracker.log_metrics(run_id, row, step=epoch)

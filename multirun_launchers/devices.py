@@ -155,10 +155,10 @@ def claim_slot(slot_dir: Path, pool: int, preferred: int) -> int | None:
 
 
 def apply(placement: Placement) -> Placement:
-    """Make `placement` this process's: current CUDA device and torch threads."""
+    """Make `placement` this process's: its torch threads, and the placement the job reads.
+    The CUDA device is not touched here: the job makes `placement.device` current when it
+    starts to use it (speed.place_job), so planning never creates a CUDA context."""
     global _CURRENT
-    if placement.gpu is not None and torch.cuda.is_available():
-        torch.cuda.set_device(placement.gpu)
     torch.set_num_threads(placement.torch_threads)
     _CURRENT = placement
     return placement
@@ -255,7 +255,8 @@ def pin_current_job() -> dict:
         chosen = pin_device(int(job_num), n_jobs, torch_threads=threads, slot_dir=slot_dir)
     else:
         # One job at a time (basic launcher) or all at once (submitit's local executor, which
-        # shows every job every GPU): spread by job number, all cores.
+        # shows every job this machine's GPUs, `slurm_local_gpus`): spread by job
+        # number, all cores.
         n_gpus = visible_gpus()
         chosen = apply(plan(int(job_num), None, n_gpus=n_gpus, cpus=available_cpus(),
                             torch_threads=threads, slot=int(job_num))).as_dict()
@@ -356,7 +357,23 @@ def slurm_gres(k, shards) -> str | None:
     return f"shard:{shards // k}"
 
 
+def slurm_local_gpus() -> int:
+    """The `slurm_local` preset's gpus_per_node: the GPUs this process sees. submitit's local
+    executor sets every job's CUDA_VISIBLE_DEVICES to 0..gpus_per_node-1 (to nothing when it
+    is 0), whatever this process's CUDA_VISIBLE_DEVICES says; a selection other than the
+    first GPUs is therefore not kept, and a warning says so."""
+    n_gpus = visible_gpus()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    given = ",".join(str(i) for i in range(n_gpus))
+    if visible is not None and n_gpus and visible.replace(" ", "") != given:
+        log.warning("hydra/launcher=slurm_local: the jobs see GPUs %s (submitit sets their "
+                    "CUDA_VISIBLE_DEVICES), not CUDA_VISIBLE_DEVICES=%s; the gpus launcher "
+                    "keeps a selection", given, visible)
+    return n_gpus
+
+
 for _name, _resolver in (("dedl_pool_size", pool_size),
+                         ("dedl_slurm_local_gpus", slurm_local_gpus),
                          ("dedl_slurm_gpus_per_node", slurm_gpus_per_node),
                          ("dedl_slurm_gres", slurm_gres)):
     if not OmegaConf.has_resolver(_name):

@@ -8,11 +8,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 import dedl_experiments  # noqa: F401  (registers the config schemas the option files name)
 from forked_cli import prepare_to_fork, run_forked
 
+# This process asks whether CUDA is there through NVML where the machine has it (torch's switch
+# for it), so that its forked CLI children can still use CUDA (forked_cli.py); the CLI runs
+# without it (cli_env).
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+os.environ[NVML_CHECK] = "1"
 # pytest-xdist workers share the cores, and forked CLI processes must start from a process
 # whose torch never ran on several threads (forked_cli.py).
 prepare_to_fork()
@@ -20,9 +26,29 @@ prepare_to_fork()
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "dedl_experiments" / "conf"
 # A training job small enough for a test: 1/16-size synthetic images (12 tiles of 32 px each),
-# one epoch, random init (no downloads), a narrow decoder (a step costs a third of the default's).
+# one epoch, random init (no downloads), a narrow decoder (a step costs a third of the default's),
+# on the CPU also where there is a GPU (bit-equal results; tests marked `gpu` override it).
 TINY = ["budget=smoke", "init=random", "budget.scale=0.0625", "budget.epochs=1",
-        "architecture.decoder_channels=[64,32,16]"]
+        "architecture.decoder_channels=[64,32,16]", "device=cpu"]
+
+
+def cuda_present() -> bool:
+    """Whether this machine has a CUDA GPU, asked through NVML (torch.cuda.device_count) rather
+    than the CUDA runtime, which would leave forked CLI children unable to use CUDA."""
+    return torch.cuda.device_count() > 0
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked `gpu` are skipped without a CUDA GPU, and run last: once a test has used
+    CUDA in this process, CLI runs can no longer be forked from it (forked_cli.py)."""
+    gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu:
+        return
+    if not cuda_present():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in gpu:
+            item.add_marker(skip)
+    items[:] = [item for item in items if item not in gpu] + gpu
 
 
 def compose_config(overrides: list[str] | None = None):
@@ -31,7 +57,7 @@ def compose_config(overrides: list[str] | None = None):
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != NVML_CHECK}
     env.update({"HF_HUB_OFFLINE": "1", "DEDL_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
                 "MLFLOW_DISABLE_TELEMETRY": "true",
                 "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1")})

@@ -11,11 +11,19 @@ libgomp's OpenMP thread pool does not survive fork: a child of a process whose t
 several threads hangs at its first parallel region. The test process therefore runs torch on
 one thread (`prepare_to_fork`, as PyTorch's DataLoader workers do) and, should it have started
 more threads since, runs the CLI as a plain subprocess (with a warning) instead of forking.
+
+CUDA does not survive fork either: a child cannot use CUDA once the test process has asked the
+CUDA runtime anything (torch marks the child "in bad fork" even after a mere
+`torch.cuda.is_available()`; conftest.py has torch ask NVML instead where it can). A test
+process that initialised CUDA runs the CLI as a plain subprocess; a child forked after a
+lighter CUDA call replaces itself (exec: same pid, streams and session) with a fresh
+`python -m` on a machine with a GPU.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib
 import importlib.util
 import logging
@@ -67,7 +75,23 @@ def _can_fork() -> bool:
         warnings.warn(f"the test process runs {_thread_count()} threads (it had "
                       f"{_threads_when_pinned}): a forked CLI could hang, so it runs as a subprocess")
         return False
+    if torch.cuda.is_initialized():  # a test ran on the GPU: a forked child could not
+        return False
     return True
+
+
+@functools.cache
+def _gpus_for_children() -> int:
+    """GPUs a child might use, counted once, before any fork, through NVML where it can (no
+    CUDA runtime call of the test process)."""
+    return torch.cuda.device_count()
+
+
+def _exec_if_cuda_is_lost(module: str, args: list[str], gpus: int) -> None:
+    """In the child: with a GPU on the machine and CUDA unusable after the fork, become a
+    fresh interpreter running the module instead (exec keeps pid, cwd, streams, session)."""
+    if gpus and torch.cuda._is_in_bad_fork():
+        os.execve(sys.executable, [sys.executable, "-m", module, *args], dict(os.environ))
 
 
 def _forget_the_parents_state() -> None:
@@ -86,7 +110,7 @@ def _forget_the_parents_state() -> None:
 
 
 def _run_module_in_child(module: str, args: list[str], cwd: Path, env: dict[str, str],
-                         stdout_fd: int, stderr_fd: int) -> None:
+                         stdout_fd: int, stderr_fd: int, gpus: int = 0) -> None:
     code = 1
     try:
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
@@ -101,6 +125,7 @@ def _run_module_in_child(module: str, args: list[str], cwd: Path, env: dict[str,
         os.chdir(cwd)
         os.environ.clear()
         os.environ.update(env)
+        _exec_if_cuda_is_lost(module, args, gpus)
         atexit._clear()
         _forget_the_parents_state()
         torch.set_num_threads(int(env.get("OMP_NUM_THREADS") or DEFAULT_THREADS))
@@ -146,11 +171,12 @@ class ForkedProcess:
         self.stdout = None
         sys.stdout.flush()
         sys.stderr.flush()
+        gpus = _gpus_for_children()
         self.pid = os.fork()
         if self.pid == 0:
             if new_session:
                 os.setsid()
-            _run_module_in_child(module, args, cwd, env, stdout_fd, stderr_fd)
+            _run_module_in_child(module, args, cwd, env, stdout_fd, stderr_fd, gpus)
 
     def poll(self) -> int | None:
         if self.returncode is None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dedl_experiments.data.checks import check_finite
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.data.synthetic_composites import CLASSES
 
@@ -148,7 +149,11 @@ def load_rgb(path: str | Path, size: int) -> np.ndarray:
         raise DataError(f"{path}: image file does not exist")
     try:
         with Image.open(path) as picture:
+            if picture.mode == "F":  # a float image (a TIFF under another name): RGB would hide NaN
+                check_finite(np.asarray(picture), path)
             picture = picture.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(picture, dtype=np.uint8)
+    except DataError:
+        raise
     except _PIL_ERRORS as error:
         raise DataError(f"{path}: not a readable image ({type(error).__name__}: {error})") from error

@@ -8,7 +8,8 @@ Layout::
 
 Images of one dataset may differ in size. Integer images are scaled by their type's maximum
 (uint8 / 255, uint16 / 65535) so that 8- and 16-bit files land in the same [0, 1] range;
-float images keep their values. Per-image normalisation (`inform.normalise`) comes later.
+float images keep their values (a file holding NaN or infinite values is refused). Per-image
+normalisation (`inform.normalise`) comes later.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import tifffile
 from PIL import Image
 
 from dedl_experiments.data import splits as splits_mod
-from dedl_experiments.data.checks import check_image_size
+from dedl_experiments.data.checks import check_finite, check_image_size
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.data.samples import Sample
 
@@ -214,7 +215,7 @@ def _without_alpha(array: np.ndarray, path: Path) -> np.ndarray:
     return colour[..., 0] if colour.shape[-1] == 1 else colour
 
 
-def _to_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
+def _to_unit_float(array: np.ndarray, path: Path, non_finite: str) -> np.ndarray:
     if array.dtype == bool:
         return array.astype(np.float32)
     if np.issubdtype(array.dtype, np.integer):
@@ -225,18 +226,12 @@ def _to_unit_float(array: np.ndarray, path: Path) -> np.ndarray:
             return array.astype(np.float32) / np.float32(65535)
         raise DataError(f"{path}: integer values {array.min()}..{array.max()} are outside 8/16-bit range")
     if np.issubdtype(array.dtype, np.floating):
-        image = array.astype(np.float32)
-        finite = np.isfinite(image)
-        if not finite.any():
-            raise DataError(f"{path}: image has no finite values (all NaN/inf)")
-        if not finite.all():
-            log.debug("%s: %d non-finite values set to 0", path, (~finite).sum())
-            image = np.where(finite, image, np.float32(0))
-        return image
+        return check_finite(array, path, non_finite=non_finite).astype(np.float32)
     raise DataError(f"{path}: unsupported pixel type {array.dtype}")
 
 
-def read_folder_image(path: str | Path, colour: Literal["grey", "rgb"] = "grey") -> np.ndarray:
+def read_folder_image(path: str | Path, colour: Literal["grey", "rgb"] = "grey",
+                      non_finite: str = "error") -> np.ndarray:
     """An image as float32: (H, W) for colour="grey", (3, H, W) for colour="rgb".
 
     RGB files become grey by luminance (0.299 R + 0.587 G + 0.114 B); grey files are
@@ -245,7 +240,8 @@ def read_folder_image(path: str | Path, colour: Literal["grey", "rgb"] = "grey")
     if colour not in ("grey", "rgb"):
         raise DataError(f"colour must be 'grey' or 'rgb', got {colour!r}")
     path = Path(path)
-    image = _to_unit_float(_without_alpha(_channels_last(_read_array(path), path), path), path)
+    image = _without_alpha(_channels_last(_read_array(path), path), path)
+    image = _to_unit_float(image, path, non_finite)
     if colour == "grey":
         return image if image.ndim == 2 else np.tensordot(image, LUMINANCE, axes=([-1], [0]))
     if image.ndim == 2:
@@ -261,6 +257,7 @@ def read_folder_mask(path: str | Path, expected_shape: tuple[int, ...]) -> np.nd
     """
     path = Path(path)
     raw = _read_array(path)
+    check_finite(raw, path)
     mask = _without_alpha(_channels_last(raw, path, "mask"), path)
     if mask.ndim == 3 and (mask == mask[..., :1]).all():
         mask = mask[..., 0]

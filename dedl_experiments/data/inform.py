@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from dedl_experiments.data.checks import check_image_size
+from dedl_experiments.data.checks import check_finite, check_image_size
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.data.samples import Sample
 
@@ -124,27 +124,23 @@ def _component_pages(tif: tifffile.TiffFile, path: Path) -> list[tifffile.TiffPa
     return chosen
 
 
-def _decode_component(page: tifffile.TiffPage, path: Path, channel: int) -> np.ndarray:
+def _decode_component(page: tifffile.TiffPage, path: Path, channel: int,
+                      non_finite: str = "error") -> np.ndarray:
     try:
         plane = page.asarray().astype(np.float32, copy=False)
     except _TIFF_ERRORS as error:
         raise DataError(f"{path}: cannot decode page of {COMPONENTS[channel]} ({_describe(error)})") from error
-    finite = np.isfinite(plane)
-    if not finite.any():
-        raise DataError(f"{path}: channel {COMPONENTS[channel]} has no finite values (all NaN/inf)")
-    if not finite.all():
-        # Isolated NaN/inf come from the spectral unmixing; 0 is the neutral intensity.
-        log.debug("%s: %d non-finite values in %s set to 0", path, (~finite).sum(), COMPONENTS[channel])
-        plane = np.where(finite, plane, np.float32(0))
-    return plane
+    return check_finite(plane, path, f"pixels of channel {COMPONENTS[channel]}", non_finite)
 
 
-def read_components(path: str | Path) -> np.ndarray:
-    """All 8 component pages of an inForm `*_component_data.tif`, shape (8, H, W) float32."""
+def read_components(path: str | Path, non_finite: str = "error") -> np.ndarray:
+    """All 8 component pages of an inForm `*_component_data.tif`, shape (8, H, W) float32
+    (`non_finite`: checks.check_finite)."""
     path = Path(path)
     with _open_tiff(path) as tif:
         pages = _component_pages(tif, path)
-        return np.stack([_decode_component(page, path, index) for index, page in enumerate(pages)])
+        return np.stack([_decode_component(page, path, index, non_finite)
+                         for index, page in enumerate(pages)])
 
 
 def channel_index(channel: str | int) -> int:
@@ -159,12 +155,12 @@ def channel_index(channel: str | int) -> int:
     raise DataError(f"unknown channel {channel!r}; valid names: {', '.join(COMPONENTS)}")
 
 
-def read_channel(path: str | Path, channel: str | int) -> np.ndarray:
+def read_channel(path: str | Path, channel: str | int, non_finite: str = "error") -> np.ndarray:
     """One component page, shape (H, W) float32; only that page is decoded."""
     path = Path(path)
     index = channel_index(channel)
     with _open_tiff(path) as tif:
-        return _decode_component(_component_pages(tif, path)[index], path, index)
+        return _decode_component(_component_pages(tif, path)[index], path, index, non_finite)
 
 
 def read_mask(path: str | Path, expected_shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -176,6 +172,7 @@ def read_mask(path: str | Path, expected_shape: tuple[int, int] | None = None) -
             mask = first_page.asarray()
         except _TIFF_ERRORS as error:
             raise DataError(f"{path}: corrupt or truncated TIFF ({_describe(error)})") from error
+    check_finite(mask, path)
     file_shape = mask.shape
     # Drop axes of length 1 but never a spatial one: np.squeeze turns a 1x1 mask into a scalar.
     while mask.ndim > 2 and 1 in mask.shape:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from dedl_experiments import components
 from dedl_experiments.config import scaled_tile_size
 from dedl_experiments.data import splits as splits_mod, tiling
 from dedl_experiments.data.cache import build_once, dataset_digest, file_sha256
-from dedl_experiments.data.checks import check_image_and_mask
+from dedl_experiments.data.checks import check_image_and_mask, warn_duplicates_across_splits
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.data.readers import SPLITS, RawSegmentation
 from dedl_experiments.data.transforms import IGNORE
@@ -99,7 +100,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _write_split(out: Path, name: str, cfg: DictConfig, raw: RawSegmentation, tile_size: int,
-                 images_meta: dict, digests: list) -> dict:
+                 images_meta: dict, digests: list, image_hashes: list) -> dict:
     parts: dict[str, list[np.ndarray]] = {"images": [], "targets": [], "blank": []}
     tiles_meta: list[dict] = []
     skipped: list[str] = []
@@ -117,7 +118,9 @@ def _write_split(out: Path, name: str, cfg: DictConfig, raw: RawSegmentation, ti
             continue
         h, w = image.shape[-2:]
         images_meta[sample.name] = {"height": h, "width": w, "split": name}
-        digests += [(name, _relative(p, raw.root), file_sha256(p)) for p in (sample.image, sample.mask)]
+        files = [(name, _relative(p, raw.root), file_sha256(p)) for p in (sample.image, sample.mask)]
+        digests += files
+        image_hashes.append(files[0])
         img_tiles, positions = tiling.tile(image, tile_size, cfg.tiling.stride)
         mask_tiles, _ = tiling.tile(mask.astype(np.uint8), tile_size, cfg.tiling.stride)
         parts["images"].append(img_tiles.astype(np.float32))
@@ -156,17 +159,37 @@ def prepare_segmentation(cfg: DictConfig) -> PreparedSegmentation:
     cache = Path(cfg.data_dir) / "prepared" / f"{cfg.dataset.name}-seg-{key}"
     build_once(cache, lambda tmp: _build(cfg, raw, tmp, tile_size))
     stats = json.loads((cache / "stats.json").read_text())
+    _check_training_masks(raw, stats["train"])
     images = stats.pop("images")
     return PreparedSegmentation(cache, tile_size, stats.pop("channels"),
                                 splits_mod.read_splits(cache / "splits.json"), images, stats,
                                 stats.pop("dataset_digest"))
 
 
+def _check_training_masks(raw: RawSegmentation, train: dict) -> None:
+    """Refuse training masks that are all empty (or all nucleus): nothing to learn, and the
+    loss's inverse-frequency class weights would divide by a zero pixel count. Checked on
+    the cache's statistics, before the tracking store is opened."""
+    background, nucleus = train["pixel_counts"]
+    if background and nucleus:
+        return
+    masks = [s.mask for s in raw.by_split["train"]]
+    folder = Path(os.path.commonpath([m.parent for m in masks])) if masks else raw.root
+    what = ("are empty (no nucleus pixel)" if not nucleus
+            else "mark every pixel as nucleus (no background pixel; inverted masks?)")
+    raise DataError(f"{folder}: all {train['images']} masks of split 'train' {what}; training "
+                    "needs both nucleus and background pixels: check the masks (nucleus "
+                    "non-zero, background 0) and the split")
+
+
 def _build(cfg: DictConfig, raw: RawSegmentation, out: Path, tile_size: int) -> None:
     images_meta: dict[str, dict] = {}
     digests: list[tuple[str, str, str]] = []
-    stats = {k: _write_split(out, k, cfg, raw, tile_size, images_meta, digests) for k in SPLITS}
+    image_hashes: list[tuple[str, str, str]] = []  # (split, image file, sha256) of every image
+    stats = {k: _write_split(out, k, cfg, raw, tile_size, images_meta, digests, image_hashes)
+             for k in SPLITS}
     stats["dataset_digest"] = dataset_digest(digests)
+    stats["duplicates_across_splits"] = warn_duplicates_across_splits(image_hashes, raw.root)
     splits_mod.write_splits(out / "splits.json", {
         k: [s.name for s in raw.by_split[k] if s.name in images_meta] for k in SPLITS})
     stats["images"] = images_meta

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from dedl_experiments import components
 from dedl_experiments.data import splits as splits_mod
 from dedl_experiments.data.cache import build_once, dataset_digest, file_sha256
+from dedl_experiments.data.checks import warn_duplicates_across_splits
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.data.readers import RawClassification
 
@@ -64,7 +65,7 @@ def _fingerprint(cfg: DictConfig, items: dict, size: int) -> str:
 
 
 def _write_split(out: Path, name: str, raw: RawClassification, size: int, skip_bad: bool,
-                 digests: list) -> dict:
+                 digests: list, image_hashes: list) -> dict:
     images, labels, names, skipped = [], [], [], []
     root = raw.root
     for path, label in raw.items[name]:
@@ -79,7 +80,9 @@ def _write_split(out: Path, name: str, raw: RawClassification, size: int, skip_b
         labels.append(label)
         names.append(path.stem)
         relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
-        digests.append((name, f"{relative} {np.asarray(label).tolist()}", file_sha256(path)))
+        content = file_sha256(path)
+        digests.append((name, f"{relative} {np.asarray(label).tolist()}", content))
+        image_hashes.append((name, relative, content))
     if not names:
         raise DataError(f"no usable image in the {name} list")
     np.save(out / f"{name}_images.npy", np.stack(images))
@@ -92,8 +95,11 @@ def _write_split(out: Path, name: str, raw: RawClassification, size: int, skip_b
 def _build(cfg: DictConfig, raw: RawClassification, out: Path, size: int) -> None:
     skip_bad = cfg.dataset.on_bad_sample == "skip"
     digests: list[tuple[str, str, str]] = []
-    stats = {name: _write_split(out, name, raw, size, skip_bad, digests) for name in ("train", "test")}
+    image_hashes: list[tuple[str, str, str]] = []  # (split, image file, sha256) of every image
+    stats = {name: _write_split(out, name, raw, size, skip_bad, digests, image_hashes)
+             for name in ("train", "test")}
     stats["dataset_digest"] = dataset_digest(digests)
+    stats["duplicates_across_splits"] = warn_duplicates_across_splits(image_hashes, raw.root)
     train_labels = np.load(out / "train_labels.npy")
     folds = splits_mod.multilabel_folds(train_labels, k=cfg.task.folds, seed=cfg.dataset.split_seed)
     for k, fold in enumerate(folds):

@@ -56,6 +56,11 @@ def normalise(cfg: DictConfig, image: np.ndarray) -> np.ndarray:
     return inform.normalise(image, cfg.dataset.normalisation, low=low, high=high)
 
 
+def non_finite(cfg: DictConfig) -> str:
+    """What the readers do with NaN or infinite image values: error (default) or zero."""
+    return cfg.dataset.get("non_finite") or "error"
+
+
 # --- segmentation -------------------------------------------------------------------------
 
 
@@ -71,7 +76,8 @@ def inform_export(cfg: DictConfig, root: Path | None = None) -> RawSegmentation:
                     len(unassigned), sorted({s.patient for s in unassigned}))
 
     def read(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-        image = normalise(cfg, inform.read_channel(sample.image, cfg.task.channel))[None]
+        image = inform.read_channel(sample.image, cfg.task.channel, non_finite(cfg))
+        image = normalise(cfg, image)[None]
         return image, inform.read_mask(sample.mask, expected_shape=image.shape[-2:])
 
     return RawSegmentation(root, by_split, read)
@@ -101,7 +107,7 @@ def image_folder(cfg: DictConfig) -> RawSegmentation:
             raise DataError(f"dataset {root}: split {name!r} is empty ({len(samples)} images in total)")
 
     def read(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-        image = folder_layout.read_folder_image(sample.image, cfg.dataset.colour)
+        image = folder_layout.read_folder_image(sample.image, cfg.dataset.colour, non_finite(cfg))
         image = normalise(cfg, image if image.ndim == 3 else image[None])
         return image, folder_layout.read_folder_mask(sample.mask, image.shape[-2:])
 

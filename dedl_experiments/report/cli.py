@@ -100,6 +100,15 @@ def _store_missing(uri: str) -> bool:
     return False
 
 
+def unknown_metric(metric: str | None, runs: list[RunRecord]) -> str | None:
+    """Why `metric=` names no metric of the runs (a typo), or None; with no runs it cannot be
+    told, and every cell shows as missing anyway."""
+    logged = sorted({name for run in runs for name in run.metrics})
+    if metric is None or not runs or metric in logged:
+        return None
+    return f"metric={metric}: no run logged a metric of that name; the runs' metrics: {', '.join(logged)}"
+
+
 def log_report(options: Options, reports: list[TableReport], folders: list[Path],
                verdicts: list[Verdict] = ()) -> str:
     tracker = tracking.Tracker(options.uri, REPORTS_EXPERIMENT)
@@ -147,15 +156,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}\n\n{USAGE}", file=sys.stderr)
         return 2
 
+    try:
+        tracking.check_store_uri(options.uri)  # e.g. an in-memory store, which holds no runs
+    except tracking.TrackingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     missing_store = _store_missing(options.uri)
     runs: list[RunRecord] = []
     if not missing_store:
         try:
             tracking.check_store(options.uri)
             runs = load_runs(options.uri)
+        except tracking.TrackingError as err:  # a bad setting: one line, exit code 2
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         except Exception as err:  # an unreadable store: one line, no traceback
             print(f"error: cannot read MLflow runs from {options.uri}: {err}", file=sys.stderr)
             return 1
+    problem = unknown_metric(options.metric, runs)
+    if problem:  # before any file is written: the report would show every cell "not logged"
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if not runs:
         where = "does not exist" if missing_store else "holds no runs in experiments dedl or dedl-*"
         print(f"The MLflow store {options.uri} {where}: every cell shows as missing. Run a table "

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from dedl_experiments.config import (ConfigError, Rule, check_rules, non_negative, optional,
                                      percentile_pair, positive, positive_int)
 from dedl_experiments.data import tiling
+from dedl_experiments.data.checks import NON_FINITE
 from dedl_experiments.data.datasets import TileDataset
 from dedl_experiments.data.device_augment import (DeviceTileDataset, DeviceTileLoader, DeviceTiles,
                                                   split_nbytes, use_device_data)
@@ -48,6 +49,7 @@ CONFIG_RULES: list[Rule] = [
     ("dataset.normalisation", lambda x: x in ("percentile", "minmax", "none"),
      "one of: percentile, minmax, none"),
     ("dataset.on_bad_sample", lambda x: x in ("error", "skip"), "one of: error, skip"),
+    ("dataset.non_finite", lambda x: x in NON_FINITE, "one of: " + ", ".join(NON_FINITE)),
     ("tiling.padding_label", lambda x: x in ("ignore", "background"), "one of: ignore, background"),
     ("loss.reduction", lambda x: x in ("mean", "sum"), "one of: mean, sum"),
     ("dataset.percentiles", percentile_pair,
@@ -229,7 +231,7 @@ class SegmentationTask(Task):
                       "decoder_channels": list(arch.decoder_channels),
                       "in_channels": self.prepared.channels, "classes": self.cfg.task.num_classes},
             "preprocess": {"channel": self.cfg.task.channel, "colour": ds.get("colour", "grey"),
-                           "normalisation": ds.normalisation, "percentiles": list(ds.percentiles),
+                           "non_finite": ds.get("non_finite") or "error", "normalisation": ds.normalisation, "percentiles": list(ds.percentiles),
                            "mean": self.mean, "std": self.std, "tile_size": self.prepared.tile_size,
                            "stride": self.cfg.tiling.stride},
         }

@@ -3,13 +3,16 @@ one line naming the option, exit code 2, before any data work, and nothing left 
 damaged prepared cache is rebuilt, not reused."""
 
 import http.server
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 
-from conftest import TINY, run_cli
+from conftest import TINY, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -88,3 +91,53 @@ def test_prepare_cli_builds_and_a_damaged_cache_is_rebuilt(tmp_path):
     np.testing.assert_array_equal(np.load(images), expected)
     reuse = run_cli(args, tmp_path, module="dedl_experiments.prepare")
     assert "reusing" in reuse.stdout + reuse.stderr and "rebuilding" not in reuse.stdout + reuse.stderr
+
+
+@pytest.mark.fresh_store
+@pytest.mark.parametrize("uri", ["sqlite:///", "sqlite://", "sqlite:///:memory:"])
+@pytest.mark.parametrize("given_by", ["tracking.uri", "MLFLOW_TRACKING_URI"])
+def test_an_in_memory_store_is_refused_naming_where_it_was_set(tmp_path, uri, given_by):
+    """It would record the run nowhere: exit code 0, and the rerun trains again."""
+    args = [*TINY, f"data_dir={tmp_path / 'data'}"]
+    if given_by == "tracking.uri":
+        proc = run_cli([*args, f"tracking.uri={uri}"], tmp_path, check=False)
+    else:
+        proc = run_cli(args, tmp_path, check=False, env=cli_env(MLFLOW_TRACKING_URI=uri))
+    _one_line_error(proc, f"TrackingError: {given_by}={uri} is an in-memory SQLite store")
+    assert not (tmp_path / "data" / "synthetic").exists(), "data work started"
+
+
+def test_a_bad_tracking_uri_variable_is_named(tmp_path):
+    proc = run_cli([*TINY, f"data_dir={tmp_path / 'data'}"], tmp_path, check=False,
+                   env=cli_env(MLFLOW_TRACKING_URI="bogus://x"))
+    _one_line_error(proc, "TrackingError: MLFLOW_TRACKING_URI=bogus://x: unknown scheme 'bogus'")
+
+
+def test_artifacts_that_cannot_be_written_beside_the_store_are_one_line(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "mlartifacts").write_text("")
+    proc = run_cli([*TINY, f"tracking.uri=sqlite:///{store / 'mlflow.db'}", f"data_dir={tmp_path / 'data'}"],
+                   tmp_path, check=False)
+    _one_line_error(proc, f"its artifacts go to {store / 'mlartifacts'}", "is a file, not a folder")
+    assert not (store / "mlflow.db").exists() and not (tmp_path / "data" / "synthetic").exists()
+
+
+@pytest.mark.fresh_store
+def test_a_read_only_working_folder_with_a_store_elsewhere_records_the_run(tmp_path, shared_data_dir):
+    """The artifacts go beside the store, not to ./mlruns of the folder the job runs from."""
+    from test_predict import _read_only
+
+    work, store = tmp_path / "work", tmp_path / "store"
+    work.mkdir()
+    store.mkdir()
+    prefix = _read_only(work)
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    proc = subprocess.run([*prefix, sys.executable, "-m", "dedl_experiments", *TINY, f"tracking.uri={uri}",
+                           f"data_dir={shared_data_dir}", f"hydra.run.dir={tmp_path / 'outputs'}"],
+                          cwd=work, env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [run] = mlflow.MlflowClient(uri).search_runs([mlflow.MlflowClient(uri).get_experiment_by_name("dedl").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.info.artifact_uri.startswith(str(store / "mlartifacts" / "dedl"))
+    assert list((store / "mlartifacts").rglob("metrics.json")) and not list(work.iterdir())

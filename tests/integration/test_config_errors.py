@@ -16,6 +16,9 @@ pytestmark = pytest.mark.slow
     (["encoder=resnet19"], "ConfigError: encoder=resnet19 is not an option of encoder; its options: "
                            "coatnet, convnext_base,"),
     (["-m", "seed=1,2", "tiling.size=big"], "ConfigError: tiling.size=big is invalid: it must be an integer"),
+    (["dataset=folder", "dataset.root=/data/Müller"],
+     """ConfigError: dataset.root=/data/Müller is not a valid override (LexerNoViableAltException); """
+     """non-ASCII characters in an override must be quoted: 'dataset.root="/data/Müller"'"""),
 ])
 def test_a_config_that_does_not_compose_is_one_line_and_exit_2(tmp_path, args, line):
     proc = run_cli([*args, *TINY], tmp_path, check=False)
@@ -31,3 +34,12 @@ def test_debug_shows_the_traceback(tmp_path):
     proc = run_cli([*TINY, "budget.epochs=abc"], tmp_path, check=False,
                    env=cli_env(DEDL_DEBUG="1"))
     assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
+@pytest.mark.fresh_store
+def test_the_quoted_form_of_a_non_ascii_value_is_read(tmp_path):
+    """What the hint above suggests works: the value reaches the dataset check unchanged."""
+    root = tmp_path / "Müller Daten"
+    proc = run_cli([*TINY, "dataset=folder", f'dataset.root="{root}"'], tmp_path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and f"DataError: dataset root {root} does not exist" in out, out

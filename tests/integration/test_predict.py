@@ -17,7 +17,7 @@ import tifffile
 import torch
 from PIL import Image
 
-from conftest import cli_env, run_cli
+from conftest import cli_env, cuda_present, run_cli
 from dedl_experiments.checkpoint import atomic_save
 from dedl_experiments.data import inform
 from dedl_experiments.models.segmentation import build_segmentation_model
@@ -180,7 +180,7 @@ def test_a_bad_option_is_named_before_any_work(tmp_path, checkpoint, option, exp
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+@pytest.mark.skipif(cuda_present(), reason="needs a machine without a CUDA GPU")
 def test_cuda_without_a_gpu_is_refused(tmp_path, checkpoint):
     source = images(tmp_path / "in")
     line = refusal(predict(tmp_path, checkpoint, source, tmp_path / "out", "device=cuda"))

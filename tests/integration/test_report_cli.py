@@ -337,3 +337,36 @@ def test_report_of_all_tables_ends_with_every_claims_verdict(tmp_path: Path, cap
     [report] = client.search_runs([client.get_experiment_by_name("dedl-reports").experiment_id])
     assert report.data.metrics["claims_inconclusive"] == len(CLAIMS)
     assert "claims/claims.csv" in {a.path for a in client.list_artifacts(report.info.run_id, "claims")}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_an_unknown_metric_is_named_and_nothing_is_written(tmp_path: Path, capsys) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    run = client.create_run(client.create_experiment("dedl-table2"))
+    for key, value in {"test_iou": 0.5, "test_dice": 0.6}.items():
+        client.log_metric(run.info.run_id, key, value)
+    client.set_terminated(run.info.run_id)
+    out = tmp_path / "out"
+    assert main(["table=table2", "metric=nosuch", f"tracking.uri={uri}", f"out={out}"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == "error: metric=nosuch: no run logged a metric of that name; the runs' metrics: test_dice, test_iou"
+    assert not out.exists() and client.get_experiment_by_name("dedl-reports") is None
+
+
+@pytest.mark.parametrize("given_by", ["tracking.uri", "MLFLOW_TRACKING_URI"])
+@pytest.mark.parametrize("uri, problem", [("sqlite://", " is an in-memory SQLite store"),
+                                          ("sqlite:///:memory:", " is an in-memory SQLite store"),
+                                          ("bogus://x", ": unknown scheme 'bogus'")])
+def test_a_store_the_report_cannot_use_is_one_line_naming_where_it_was_set(
+        tmp_path: Path, capsys, monkeypatch, given_by: str, uri: str, problem: str) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    args = ["table=table2", f"out={tmp_path / 'out'}"]
+    if given_by == "tracking.uri":
+        args.append(f"tracking.uri={uri}")
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert main(args) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {given_by}={uri}{problem}"), line
+    assert not (tmp_path / "out").exists()

@@ -243,7 +243,7 @@ def test_parallel_jobs_share_one_sqlite_store(tmp_path, shared_data_dir):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     start = time.monotonic()
     proc = run_cli(["-m", *_uses_searchpath(), "hydra/launcher=gpus", "hydra.launcher.n_jobs=4",
-                    *TINY, f"data_dir={shared_data_dir}", f"tracking.uri={uri}",
+                    *TINY, "device=auto", f"data_dir={shared_data_dir}", f"tracking.uri={uri}",
                     "app=none,gelu", "seed=1,2"], tmp_path, timeout=300)
     TIMES["4 parallel jobs (gpus preset, n_jobs=4)"] = time.monotonic() - start
     client, runs = _runs(uri)

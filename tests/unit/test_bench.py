@@ -12,6 +12,7 @@ import torch
 from benchmarks import bench, sweep_bench
 from dedl_experiments.models.app import layer_widths
 
+CUDA = torch.cuda
 TINY = {"tile": 32, "batch": 2, "height": 64, "width": 80}  # 2 x 3 tiles of 32 px per image
 
 
@@ -153,3 +154,70 @@ def test_mini_sweep_command_and_figures() -> None:
     assert "| 2 | 60.0 | 4 | 240.0 |" in table and "failed or cut short" in table
     small = sweep_bench.project(result | {"tile_px": 32}, n_gpus=1, val_weight=0.5)
     assert small["epoch_s"] == pytest.approx(epoch * 225)
+
+
+class RecordingCuda:
+    """torch.cuda for `loop_peaks_alone` on CPU: records the memory calls, and at each
+    `empty_cache` whether a loop built before is still alive; the rest is torch.cuda's."""
+
+    def __init__(self, built: list) -> None:
+        self.calls: list[str] = []
+        self.built = built  # weak references to the loops' models, appended as they are built
+
+    def __getattr__(self, name: str):
+        return getattr(CUDA, name)
+
+    def empty_cache(self) -> None:
+        import gc
+
+        gc.collect()
+        self.calls.append(f"empty_cache, alive {sum(ref() is not None for ref in self.built)}")
+
+    def reset_peak_memory_stats(self, device) -> None:
+        self.calls.append("reset_peak_memory_stats")
+
+    def max_memory_allocated(self, device) -> int:
+        self.calls.append("max_memory_allocated")
+        return 100 * 2**20
+
+    def max_memory_reserved(self, device) -> int:
+        self.calls.append("max_memory_reserved")
+        return 120 * 2**20
+
+
+def test_each_loops_peak_memory_is_measured_alone(setup: bench.Setup, monkeypatch) -> None:
+    """Before each loop is built, the one before it is gone, the allocator's cache emptied and
+    the peak reset; the peak read after its epoch is its own."""
+    import weakref
+
+    built: list = []
+    framework, reference_trainer = bench.framework, bench.reference_trainer
+
+    def tracked_framework(*args, **kwargs):
+        fw = framework(*args, **kwargs)
+        built.append(weakref.ref(fw.task.net))
+        return fw
+
+    def tracked_trainer(*args, **kwargs):
+        trainer = reference_trainer(*args, **kwargs)
+        built.append(weakref.ref(trainer.model))
+        return trainer
+
+    cuda = RecordingCuda(built)
+    monkeypatch.setattr(bench, "framework", tracked_framework)
+    monkeypatch.setattr(bench, "reference_trainer", tracked_trainer)
+    monkeypatch.setattr(bench.torch, "cuda", cuda)
+    peaks = bench.loop_peaks_alone(setup, n_tiles=2)
+    assert peaks == {name: {"allocated_mb": 100.0, "reserved_mb": 120.0} for name in bench.LOOPS}
+    per_loop = ["reset_peak_memory_stats", "max_memory_allocated", "max_memory_reserved"]
+    assert cuda.calls == [*(["empty_cache, alive 0", *per_loop] * 3), "empty_cache, alive 0"]
+    assert len(built) == 3
+
+
+def test_the_ledger_gets_the_peak_reserved_alone(setup: bench.Setup, monkeypatch) -> None:
+    recorded = {}
+    monkeypatch.setattr(bench, "record_peak_memory",
+                        lambda cfg, device, what, peak_mb: recorded.setdefault("mb", peak_mb))
+    loops = {"ours_gelu": {"peak_memory_mb": 100.0, "peak_reserved_mb": 150.0}}
+    bench.record_bench_memory(setup, torch.device("cuda", 0), loops)
+    assert recorded == {"mb": 150.0}  # no allowance for other loops' blocks: none were alive

@@ -71,3 +71,17 @@ def test_image_size_names_the_file_shape() -> None:
         check_image_size(1, 1, (1, 1, 3), IMAGE)
     assert str(error.value) == (f"{IMAGE}: image of shape (1, 1, 3) is too small: it must be at "
                                 "least 2x2 pixels")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_of_any_reader_are_refused_and_counted(bad: float) -> None:
+    """The readers refuse such files; this catches a reader a dataset YAML adds."""
+    image = _ramp((2, 8, 9))
+    image[1, :2] = bad
+    with pytest.raises(DataError, match=rf"^{re.escape(str(IMAGE))}: 18 of 144 image values are "
+                                        "NaN or infinite; .*dataset.on_bad_sample=skip"):
+        check_image_and_mask(image, _mask(), IMAGE, MASK)
+    mask = _mask().astype(np.float32)
+    mask[0, 0] = bad
+    with pytest.raises(DataError, match=rf"^{re.escape(str(MASK))}: 1 of 72 mask values are NaN"):
+        check_image_and_mask(_ramp(), mask, IMAGE, MASK)

@@ -220,3 +220,27 @@ def test_a_misspelt_key_of_a_tables_report_block_fails_before_any_job() -> None:
     cfg = compose_config(["+experiment=table2", "++report.titel=Mine", "budget=smoke", "init=random"])
     with pytest.raises(ConfigError, match=r"^experiment table2: unknown key report.titel; valid keys: title, metric, "):
         validate(cfg)
+
+
+@pytest.mark.parametrize("override, hint", [
+    ("dataset.root=/data/Müller", """non-ASCII characters in an override must be quoted: 'dataset.root="/data/Müller"'"""),
+    ("dataset.root=/data/(old)", """special characters in an override must be quoted: 'dataset.root="/data/(old)"'"""),
+    ("dataset.name=a,ü", """non-ASCII characters in an override must be quoted: 'dataset.name="a","ü"'"""),
+    ("seed=[1,2", None),  # an unclosed list: quoting is not the fix
+    ("grüße=1", None),  # the key: quoting the value would not help
+])
+def test_an_override_that_does_not_parse_says_how_to_quote_it(override, hint):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from dedl_experiments.config import compose_error_message
+
+    with pytest.raises(Exception) as raised:
+        OverridesParser.create().parse_overrides([override])
+    message = compose_error_message(raised.value)
+    assert message.startswith(f"{override} is not a valid override (") and "\n" not in message
+    if hint is None:
+        assert "quoted" not in message
+    else:
+        assert message.endswith(hint)
+        quoted = hint.split(": ", 1)[1].strip("'")
+        OverridesParser.create().parse_overrides([quoted])  # the suggestion parses

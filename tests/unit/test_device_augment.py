@@ -1,5 +1,6 @@
 """The device data path (data/device_augment.py) against the CPU pipeline (TileDataset +
-albumentations): same draws, same pixels, same batches; run on CPU tensors."""
+albumentations): same draws, same pixels up to float32 rounding ties, same batches; run on CPU
+tensors."""
 
 from __future__ import annotations
 
@@ -8,15 +9,71 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from cpu_code_paths import check_the_asked_code_paths, use_the_asked_code_paths
 from dedl_experiments.data import device_augment as da
 from dedl_experiments.data.datasets import TileDataset, item_seed
 from dedl_experiments.data.prepare import TileSplit
 from dedl_experiments.data.transforms import IGNORE, ROTATED_IN, segmentation_transform
 
+use_the_asked_code_paths()
+
 CPU = torch.device("cpu")
-# A pixel may only differ where float32 rounding differs between OpenCV's SIMD code and torch
-# (none seen): allowed at most this share of a tile's pixels, in the image and in the target.
-MAX_DIFFERING_SHARE = 1e-4
+# Both paths sample the nearest source pixel of a float32 source coordinate. Where that
+# coordinate lies on a rounding tie (x.5) to float32 precision, OpenCV's SIMD code and torch may
+# round it to either side, and OpenCV's choice depends on the CPU (and differs between its
+# float image and uint8 mask warps). So a pixel may differ, in the image or the target, only
+# where its exact source coordinate lies within TIE_ULPS float32 ulps (at the tile's size) of a
+# tie, and then holds a source pixel on one side of that tie (or the fill value when that side
+# lies outside the tile, at the rotated-in corners). Measured on 480 px tiles: none on the
+# developers' Intel CPUs; on an AMD EPYC up to 12 image and 6 target pixels of 230,400, each
+# within 1.1 ulps of a tie. At most MAX_DIFFERING_SHARE of a tile's pixels may differ (or
+# MIN_DIFFERING_LIMIT pixels, on tiles too small for that share to make a few pixels).
+TIE_ULPS = 4
+MAX_DIFFERING_SHARE = 2e-4
+MIN_DIFFERING_LIMIT = 4
+
+
+def test_the_asked_cpu_code_paths_are_in_use() -> None:
+    """`make test` reruns this module with the CPUs' generic code (tests/cpu_code_paths.py)."""
+    check_the_asked_code_paths()
+
+
+def source_coordinates(inverse: np.ndarray, vertical: bool, horizontal: bool,
+                       size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (float64) source x and y (H, W) of every output pixel of one item: its flips
+    select the rotated pixel, whose source is the float32 inverse rotation applied to it."""
+    xs, ys = np.arange(size, dtype=np.float64), np.arange(size, dtype=np.float64)
+    x = (size - 1 - xs if horizontal else xs)[None, :]
+    y = (size - 1 - ys if vertical else ys)[:, None]
+    m = inverse.astype(np.float64)
+    return m[0, 0] * x + m[0, 1] * y + m[0, 2], m[1, 0] * x + m[1, 1] * y + m[1, 2]
+
+
+def assert_equal_up_to_rounding_ties(got: tuple[torch.Tensor, torch.Tensor],
+                                     want: tuple[torch.Tensor, torch.Tensor], split: TileSplit,
+                                     k: int, inverse: np.ndarray, vertical: bool,
+                                     horizontal: bool) -> None:
+    """Item k's image (C, H, W) and target (H, W) of both paths agree as stated above."""
+    (image, target), (want_image, want_target) = got, want
+    size = target.shape[-1]
+    tie = TIE_ULPS * float(np.spacing(np.float32(size)))
+    sx, sy = source_coordinates(inverse, vertical, horizontal, size)
+    near = [np.abs(s - np.floor(s) - 0.5) <= tie for s in (sx, sy)]
+    differs = ((image != want_image).any(dim=0) | (target != want_target)).numpy()
+    assert not (differs & ~(near[0] | near[1])).any(), f"item {k}: a pixel away from a tie differs"
+    limit = max(MAX_DIFFERING_SHARE * differs.size, MIN_DIFFERING_LIMIT)
+    assert differs.sum() <= limit, f"item {k}: {int(differs.sum())} pixels differ"
+    source_image = torch.from_numpy(np.asarray(split.images[k]))
+    source_target = torch.from_numpy(np.asarray(split.targets[k]))
+    for y, x in zip(*np.nonzero(differs)):
+        sides = [[int(np.floor(s[y, x])), int(np.floor(s[y, x])) + 1] if n[y, x]
+                 else [int(np.rint(s[y, x]))] for s, n in zip((sx, sy), near)]
+        allowed = [(source_image[:, cy, cx], source_target[cy, cx])
+                   if 0 <= cx < size and 0 <= cy < size
+                   else (torch.zeros(image.shape[0]), torch.tensor(ROTATED_IN, dtype=torch.uint8))
+                   for cx in sides[0] for cy in sides[1]]
+        for pixel in ((image[:, y, x], target[y, x]), (want_image[:, y, x], want_target[y, x])):
+            assert any(torch.equal(pixel[0], a) and pixel[1] == b for a, b in allowed), (k, y, x)
 
 
 def make_split(n: int, size: int, channels: int = 1, seed: int = 0) -> TileSplit:
@@ -55,14 +112,11 @@ def test_device_path_applies_the_cpu_pipelines_transform(size: int, channels: in
         _, vertical, horizontal = da.augment_parameters(rows, 26, epoch, size, size)
         seen["vertical"] |= set(vertical.tolist())
         seen["horizontal"] |= set(horizontal.tolist())
+        inverse, _, _ = da.augment_parameters(rows, 26, epoch, size, size)
         for k in rows:
             want_image, want_target = cpu_pipeline(split, 26, epoch, int(k))
-            image_differs = (images[k] != want_image).any(dim=0).float().mean().item()
-            target_differs = (targets[k] != want_target).float().mean().item()
-            assert image_differs <= MAX_DIFFERING_SHARE and target_differs <= MAX_DIFFERING_SHARE
-            # What is measured: no pixel differs at all.
-            assert torch.equal(images[k], want_image), (epoch, k)
-            assert torch.equal(targets[k], want_target), (epoch, k)
+            assert_equal_up_to_rounding_ties((images[k], targets[k]), (want_image, want_target),
+                                             split, int(k), inverse[k], vertical[k], horizontal[k])
             assert images.dtype == want_image.dtype and targets.dtype == want_target.dtype
     # Both flips fired and did not fire somewhere: the comparison covered every combination.
     assert seen == {"vertical": {False, True}, "horizontal": {False, True}}
@@ -72,9 +126,10 @@ def test_rotated_in_corners_and_padding_keep_the_cpu_codes() -> None:
     split = make_split(4, 480)
     dataset = da.DeviceTileDataset(da.DeviceTiles(split, CPU), augment=True, seed=1)
     images, targets = dataset.batch(np.arange(4))
+    parameters = da.augment_parameters(np.arange(4), 1, 0, 480, 480)
     for k in range(4):
-        want_image, want_target = cpu_pipeline(split, 1, 0, k)
-        assert torch.equal(targets[k], want_target) and torch.equal(images[k], want_image)
+        assert_equal_up_to_rounding_ties((images[k], targets[k]), cpu_pipeline(split, 1, 0, k),
+                                         split, k, *(p[k] for p in parameters))
     # A rotation of a few degrees brings in corners; tiles at an edge keep their padding code.
     assert (targets == ROTATED_IN).any() and (targets[0] == IGNORE).any()
     assert set(torch.unique(targets).tolist()) <= {0, 1, ROTATED_IN, IGNORE}
@@ -98,7 +153,10 @@ def test_draws_are_the_cpu_pipelines() -> None:
         want = da.inverse_rotation(angle, 16, 16)
         got = np.asarray(rotate.params["matrix"])
         import cv2
-        assert np.array_equal(cv2.invertAffineTransform(got[:2]).astype(np.float32), want)
+        # Two computations of the matrix, equal to float32 precision when the angles are equal
+        # (another draw's angle, uniform over +-3 degrees, moves its entries far more).
+        np.testing.assert_allclose(cv2.invertAffineTransform(got[:2]).astype(np.float32), want,
+                                   rtol=0, atol=1e-5)
         assert bool(vflip.params) == vertical and bool(hflip.params) == horizontal
 
 
@@ -117,8 +175,11 @@ def test_loader_visits_the_items_of_the_cpu_loader_in_the_same_batches() -> None
             loader.sampler.generator.manual_seed(loader.dataset.seed * 100003 + epoch)
         cpu_batches, dev_batches = list(cpu), list(dev)
         assert [len(b[0]) for b in dev_batches] == [3, 3, 2]
+        # The same items in the same order: another item's tile differs in most of its
+        # pixels, while the same item's may differ only at rounding ties (as tested above).
         for (ci, ct), (di, dt) in zip(cpu_batches, dev_batches, strict=True):
-            assert torch.equal(ci, di) and torch.equal(ct, dt)
+            differs = ((ci != di).any(dim=1) | (ct != dt)).flatten(1).float().mean(dim=1)
+            assert (differs <= 0.01).all(), differs
 
 
 def test_validation_batches_are_the_tiles_unchanged() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from omegaconf import OmegaConf, open_dict
 
 from conftest import compose_config
 from dedl_experiments.config import ConfigError
+from fake_cuda import FakeCuda
 from multirun_launchers import devices
 
 
@@ -114,12 +116,15 @@ def hydra_job():
 
 
 def test_a_joblib_job_pins_itself_from_the_pool_size(hydra_job, tmp_path, monkeypatch):
+    cuda = FakeCuda(monkeypatch, n_gpus=1)  # this machine's: one GPU, or none
     monkeypatch.setattr(devices, "visible_gpus", lambda: 2)
     monkeypatch.setattr(devices, "available_cpus", lambda: 16)
     hydra_job(["hydra/launcher=gpus", "speed.jobs_per_gpu=2"], 3, tmp_path)
     assert HydraConfig.get().launcher.n_jobs == 4  # the preset's pool: k x GPUs
     chosen = devices.pin_current_job()
     assert chosen["device"] == "cuda:1" and chosen["jobs_per_gpu"] == 2
+    # The placement is a value: the job makes its GPU current when it uses it (speed.place_job).
+    assert cuda.calls == []
     assert chosen["torch_threads"] == 4 and torch.get_num_threads() == 4
     assert devices.jobs_on_device() == 2 and devices.loader_workers(8) == 4
     assert devices.loader_workers(2) == 2
@@ -144,6 +149,39 @@ def test_a_slurm_job_keeps_its_allocation(hydra_job, tmp_path, monkeypatch):
     chosen = devices.pin_current_job()
     assert chosen["device"] == "cuda:0" and chosen["torch_threads"] == 6
     assert not (tmp_path / ".device_slots").exists()
+
+
+@pytest.mark.parametrize("n_gpus", [0, 2])
+def test_slurm_local_jobs_see_the_gpus_of_the_machine(hydra_job, tmp_path, monkeypatch, n_gpus):
+    """submitit's local executor sets each job's CUDA_VISIBLE_DEVICES from gpus_per_node."""
+    import submitit
+    from submitit.local import local
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(devices, "visible_gpus", lambda: n_gpus)
+    cfg = hydra_job(["hydra/launcher=slurm_local"], 0, tmp_path)
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert params["gpus_per_node"] == n_gpus
+    given = []
+    monkeypatch.setattr(local, "start_controller",
+                        lambda **kw: given.append(kw["cuda_devices"]) or SimpleNamespace(pid=1))
+    monkeypatch.setattr(local, "LocalJob", lambda **kw: None)
+    executor = submitit.AutoExecutor(folder=tmp_path / "submitit", cluster="local")
+    executor.update_parameters(gpus_per_node=params["gpus_per_node"])
+    executor._executor._submit_command("true")
+    assert given == [",".join(str(i) for i in range(n_gpus))]
+    # The jobs, all at once, spread over those GPUs by job number.
+    chosen = devices.pin_current_job()
+    assert chosen["device"] == ("cuda:0" if n_gpus else "cpu")
+
+
+def test_slurm_local_says_when_it_cannot_keep_a_gpu_selection(monkeypatch, caplog):
+    monkeypatch.setattr(devices, "visible_gpus", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert devices.slurm_local_gpus() == 2 and "slurm_local" not in caplog.text
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert devices.slurm_local_gpus() == 2
+    assert "the jobs see GPUs 0,1" in caplog.text and "CUDA_VISIBLE_DEVICES=2,3" in caplog.text
 
 
 def test_outside_a_multirun_nothing_changes(hydra_job, tmp_path):

@@ -122,14 +122,42 @@ def test_unreadable_images_name_the_file(dataset: Path, tmp_path: Path) -> None:
         assert "\n" not in str(error.value)
 
 
-def test_all_nan_image_is_an_error(tmp_path: Path) -> None:
+def test_non_finite_pixels_are_refused_and_counted(tmp_path: Path) -> None:
     path = _tif(tmp_path / "nan.tif", np.full((8, 8), np.nan, dtype=np.float32))
-    with pytest.raises(DataError, match="NaN") as error:
+    with pytest.raises(DataError, match="64 of 64 pixels are NaN or infinite") as error:
         read_folder_image(path)
     assert str(path) in str(error.value)
-    partly = np.ones((8, 8), dtype=np.float32)
-    partly[0, 0] = np.nan
-    assert read_folder_image(_tif(tmp_path / "partly.tif", partly))[0, 0] == 0
+    partly = np.ones((40, 40), dtype=np.float32)
+    partly[:, :10] = np.nan  # 400 NaN pixels (a missing stripe)
+    partly[0, 20], partly[1, 20] = np.inf, -np.inf
+    path = _tif(tmp_path / "partly.tif", partly)
+    for colour in ("grey", "rgb"):
+        with pytest.raises(DataError, match=r"partly\.tif: 402 of 1600 pixels are NaN or infinite"):
+            read_folder_image(path, colour)
+
+
+
+def test_non_finite_zero_reads_them_as_0_with_a_warning(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    partly = np.ones((40, 40), dtype=np.float32)
+    partly[:, :10] = np.nan
+    partly[0, 20] = np.inf
+    path = _tif(tmp_path / "partly.tif", partly)
+    with pytest.raises(DataError, match=r"or read them as 0 \(dataset.non_finite=zero\)"):
+        read_folder_image(path)
+    with caplog.at_level("WARNING"):
+        image = read_folder_image(path, non_finite="zero")
+    assert np.isfinite(image).all() and (image[:, :10] == 0).all() and image[0, 20] == 0
+    assert (image[1:, 10:] == 1).all()
+    assert "partly.tif: 401 of 1600 pixels are NaN or infinite; read as 0" in caplog.text
+
+def test_non_finite_mask_is_refused_and_counted(tmp_path: Path) -> None:
+    mask = np.zeros((8, 8), dtype=np.float32)
+    mask[2:4, 2:4] = 1
+    mask[0, 0] = np.nan
+    path = _tif(tmp_path / "mask.tif", mask)
+    with pytest.raises(DataError, match=r"mask\.tif: 1 of 64 pixels are NaN or infinite"):
+        read_folder_mask(path, (8, 8))
 
 
 def test_masks_0_255_0_1_and_16_bit(dataset: Path) -> None:

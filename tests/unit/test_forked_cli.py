@@ -1,11 +1,13 @@
 """The tests' CLI runner (tests/forked_cli.py): a forked child behaves as `python -m` would, and
-the runner falls back to a plain subprocess when forking could hang."""
+the runner falls back to a plain subprocess when forking could hang or the child could not
+use CUDA."""
 
 import os
 import signal
 import warnings
 
 import pytest
+import torch
 
 import forked_cli
 from conftest import cli_env
@@ -64,3 +66,31 @@ def test_a_forked_child_ends_as_the_interpreter_does(tmp_path, monkeypatch):
     assert proc.returncode == 0, proc.stderr
     assert {p: (tmp_path / p).read_text() for p in ("thread", "hook", "atexit")} == {
         "thread": "joined", "hook": "ran", "atexit": "after threads"}
+
+
+def test_a_test_process_that_initialised_cuda_runs_a_subprocess(tmp_path, monkeypatch):
+    """A child forked after CUDA was initialised could not use CUDA ("Cannot re-initialize
+    CUDA in forked subprocess")."""
+    forks = []
+    monkeypatch.setattr(forked_cli, "ForkedProcess", lambda *a, **k: forks.append(a))
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    assert _run(tmp_path).returncode == 1 and forks == []
+
+
+# Says whether it runs in a fresh interpreter (the test process has imported torch) and its pid.
+PROBE = "import os, sys\nprint('torch' in sys.modules, os.getpid())\n"
+
+
+@pytest.mark.parametrize("gpus,fresh", [(1, True), (0, False)])
+def test_a_child_that_lost_cuda_to_the_fork_execs_a_fresh_interpreter(tmp_path, monkeypatch, gpus, fresh):
+    """torch.cuda.is_available() in the test process leaves its forked children unable to use
+    CUDA: with a GPU on the machine the child becomes `python -m` (same pid); without one it
+    runs on forked, since it needs no CUDA."""
+    (tmp_path / "probe.py").write_text(PROBE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(forked_cli, "_gpus_for_children", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "_is_in_bad_fork", lambda: True)  # as the child inherits it
+    proc = forked_cli.start_forked("probe", [], tmp_path, cli_env())
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert out.split() == [str(not fresh), str(proc.pid)]

@@ -88,19 +88,23 @@ def test_non_tiff_and_missing_files_are_reported_with_the_file(tmp_path: Path) -
         read_mask(tmp_path / "absent.tif")
 
 
-def test_all_nan_channel_is_an_error_and_isolated_nans_become_zero(tmp_path: Path) -> None:
+def test_non_finite_pixels_are_refused_and_counted_per_channel(tmp_path: Path) -> None:
     pages = _components()
     pages[2] = np.full(SHAPE, np.nan, dtype=np.float32)
     path = _write_pages(tmp_path / "nan.tif", pages)
-    with pytest.raises(DataError, match=r"nan\.tif: channel CD19 has no finite values"):
+    with pytest.raises(DataError, match=rf"nan\.tif: {SHAPE[0] * SHAPE[1]} of \d+ pixels of "
+                                        "channel CD19 are NaN or infinite"):
         read_components(path)
 
+    # A few NaN / inf are refused too: no value is invented for them.
     pages = _components(range(1, 9))
     pages[0][1, 1], pages[0][2, 2], pages[5][0, 0] = np.nan, np.inf, -np.inf
-    components = read_components(_write_pages(tmp_path / "spots.tif", pages))
-    assert np.isfinite(components).all()
-    assert components[0, 1, 1] == components[0, 2, 2] == components[5, 0, 0] == 0
-    assert components[0, 0, 0] == 1
+    spots = _write_pages(tmp_path / "spots.tif", pages)
+    with pytest.raises(DataError, match=r"spots\.tif: 2 of \d+ pixels of channel DAPI are NaN"):
+        read_components(spots)
+    with pytest.raises(DataError, match=r"spots\.tif: 1 of \d+ pixels of channel CD4 are NaN"):
+        read_channel(spots, "CD4")
+    assert read_channel(spots, "CD19").shape == SHAPE  # an untouched channel still reads
 
 
 def test_bad_channel_name_lists_valid_names(tmp_path: Path) -> None:
@@ -122,6 +126,14 @@ def test_mask_accepts_0_255_and_0_1(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_mask(path), mask)
     tifffile.imwrite(path, np.zeros(SHAPE, dtype=np.uint8))
     assert not read_mask(path).any()
+
+
+def test_non_finite_mask_is_refused_and_counted(tmp_path: Path) -> None:
+    mask = np.zeros(SHAPE, dtype=np.float32)
+    mask[:2] = np.nan
+    path = _write_pages(tmp_path / "nan_mask.tif", [mask])
+    with pytest.raises(DataError, match=rf"nan_mask\.tif: 60 of {SHAPE[0] * SHAPE[1]} pixels are NaN"):
+        read_mask(path)
 
 
 def test_mask_with_other_values_names_file_and_values(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """retry_on_locked: SQLite's busy errors are retried, everything else is not; a dataset input
 that lost a race for its unique key is logged again."""
 
+import os
 import sqlite3
 from types import SimpleNamespace
 
@@ -141,13 +142,158 @@ def test_duplicate_key_errors_are_recognised():
 @pytest.mark.parametrize("error, calls", [(_mlflow_duplicate(), 2), (_mlflow_locked(), 2)])
 def test_a_dataset_input_that_lost_a_race_is_logged_again(error, calls):
     tracker = Tracker.__new__(Tracker)  # no store: only the client's calls matter here
-    tracker.client = SimpleNamespace(log_inputs=Flaky(1, error))
+    tracker.uri, tracker.client = "sqlite:///mlflow.db", SimpleNamespace(log_inputs=Flaky(1, error))
     tracker.log_dataset("run-1", "synthetic", "ab" * 32, "/data")
     assert tracker.client.log_inputs.calls == calls
 
 
 def test_other_errors_of_a_dataset_input_propagate():
     tracker = Tracker.__new__(Tracker)
+    tracker.uri = "sqlite:///mlflow.db"
     tracker.client = SimpleNamespace(log_inputs=Flaky(1, MlflowException("RESOURCE_DOES_NOT_EXIST: run abc")))
     with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):
         tracker.log_dataset("run-1", "synthetic", "ab" * 32, "/data")
+
+
+# --- an MLflow tracking server that stops answering -------------------------------------
+
+
+@pytest.mark.parametrize("give_up", [10, 60, 120, 300, 600])
+def test_server_retries_give_up_after_about_the_time_asked(give_up):
+    from dedl_experiments.retry import server_retries
+
+    settings = server_retries(give_up)
+    retries = int(settings["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
+    timeout = int(settings["MLFLOW_HTTP_REQUEST_TIMEOUT"])
+    factor = float(settings["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"])
+    jitter = float(settings["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"])
+    # urllib3's pauses: none before the first retry, then factor * 2**(n-1), at most 120 s.
+    pauses = sum(min(120, factor * 2 ** (n - 1)) + jitter for n in range(2, retries + 1))
+    never_answers = pauses + (retries + 1) * timeout
+    assert retries >= 2 and 5 <= timeout <= 30
+    assert never_answers <= max(give_up, 20) * 1.15, settings
+    assert pauses >= give_up / 5, "a server that restarts gets time to come back"
+    # MLflow's defaults (7 retries, factor 2, 120 s timeouts) wait ~20 minutes on a silent server.
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _server_tracker(port: int) -> Tracker:
+    from mlflow import MlflowClient
+
+    tracker = Tracker.__new__(Tracker)  # the server is gone: no store checks
+    tracker.uri = f"http://127.0.0.1:{port}"
+    tracker.client = MlflowClient(tracker.uri)
+    return tracker
+
+
+def test_a_server_that_went_away_ends_in_one_line_naming_it(monkeypatch):
+    import time
+
+    from dedl_experiments.retry import server_retries
+    from dedl_experiments.tracking import StoreUnreachable, TrackingError
+
+    for name, value in server_retries(10).items():
+        monkeypatch.setenv(name, value)
+    tracker = _server_tracker(_closed_port())
+    start = time.monotonic()
+    with pytest.raises(StoreUnreachable) as caught:
+        tracker.log_metrics("abc", {"val_loss": 1.0})
+    assert time.monotonic() - start < 15
+    message = str(caught.value)
+    assert isinstance(caught.value, TrackingError) and "\n" not in message
+    assert message.startswith(f"MLflow tracking server {tracker.uri} stopped answering "
+                              "(Connection refused, after 2 retries); ")
+    assert "rerun the same command once it answers, to resume the run" in message
+
+
+def test_while_stopping_a_server_that_went_away_is_tried_once(monkeypatch):
+    import time
+
+    from dedl_experiments.retry import server_retries
+    from dedl_experiments.tracking import StoreUnreachable
+
+    for name, value in server_retries(600).items():  # minutes of retries otherwise
+        monkeypatch.setenv(name, value)
+    tracker = _server_tracker(_closed_port())
+    start = time.monotonic()
+    with pytest.raises(StoreUnreachable), tracker.failing_fast():
+        tracker.end("abc", "KILLED")
+    assert time.monotonic() - start < 5
+    retries = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+    assert os.environ[retries] == server_retries(600)[retries], "the job's own settings come back"
+
+
+def test_a_signal_stops_a_request_that_is_being_retried_at_once(monkeypatch):
+    import signal
+    import threading
+    import time
+
+    from dedl_experiments.loop import STOP, Terminated
+    from dedl_experiments.retry import server_retries
+
+    for name, value in server_retries(600).items():
+        monkeypatch.setenv(name, value)
+    tracker = _server_tracker(_closed_port())
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    start = time.monotonic()
+    with pytest.raises(Terminated) as caught, STOP.handling_signals():
+        STOP.enter("metric logging", 2, 3)
+        timer.start()
+        tracker.log_metrics("abc", {"val_loss": 1.0})
+    assert time.monotonic() - start < 4
+    assert caught.value.exit_code == 143 and str(caught.value) == "SIGTERM in epoch 2/3 (metric logging)"
+
+
+def test_outside_a_server_request_a_signal_still_waits_for_the_stage_to_end():
+    import signal
+
+    from dedl_experiments.loop import STOP, Terminated
+
+    with pytest.raises(Terminated), STOP.handling_signals():
+        STOP.enter("checkpoint save", 2, 3)
+        os.kill(os.getpid(), signal.SIGTERM)  # deferred: the save completes
+        finished = True
+        with STOP.cut_at_once():
+            pass  # a signal that arrived before does not cut what comes next
+        assert finished and STOP.signal == signal.SIGTERM
+        STOP.check()
+
+
+@pytest.mark.parametrize("value", ["abc", -5, 0, True])
+def test_a_bad_give_up_time_is_one_line_naming_the_setting(value):
+    from omegaconf import OmegaConf
+
+    from dedl_experiments.tracking import TrackingError, bound_server_retries
+
+    cfg = OmegaConf.create({"tracking": {"uri": None, "give_up_after_s": value}})
+    with pytest.raises(TrackingError, match=rf"^tracking.give_up_after_s={value} is invalid: it must be"):
+        bound_server_retries(cfg)
+
+
+def test_the_give_up_time_sets_mlflows_retries_and_null_leaves_them(monkeypatch):
+    from omegaconf import OmegaConf
+
+    from dedl_experiments import tracking
+    from dedl_experiments.retry import server_retries
+
+    monkeypatch.setattr(tracking, "_users_retry_settings", None)  # a new process
+    for name in server_retries(120):
+        monkeypatch.delenv(name, raising=False)  # monkeypatch restores them after the test
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")  # the user's own
+    tracking.bound_server_retries(OmegaConf.create({"tracking": {"give_up_after_s": None}}))
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
+    tracking.bound_server_retries(OmegaConf.create({"tracking": {"give_up_after_s": 120}}))
+    assert {name: os.environ[name] for name in server_retries(120)} == server_retries(120)
+    # The next job of the same process (a sequential sweep) with null gets the user's values
+    # back, not the last job's.
+    tracking.bound_server_retries(OmegaConf.create({"tracking": {"give_up_after_s": None}}))
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
+    assert not any(name in os.environ for name in server_retries(120)
+                   if name != "MLFLOW_HTTP_REQUEST_MAX_RETRIES")
