@@ -36,7 +36,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from dedl_experiments.report.schema import CellsBlock, ExperimentError, ItemsBlock, check, keys
-from dedl_experiments.report.spec import TableSpec
+from dedl_experiments.report.spec import Claim, TableSpec
 
 Position = tuple[str, str]  # (row label, view label)
 
@@ -49,15 +49,6 @@ class Item:
     comparison: str
     row: str
     expect: str = ">"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Claim:
-    id: str
-    source: str  # where the paper says it
-    text: str  # what it says (quoted where short, else close to its words)
-    table: str  # the table it rests on
-    note: str = ""  # how the text is read onto the table, where that needs saying
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,10 +13,7 @@ x 50, the tiling table's metrics with padding excluded): each shown (column, mea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
-
-if TYPE_CHECKING:
-    from dedl_experiments.report.claims import Claim
+from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -92,6 +89,17 @@ class Comparison:
     a_name: str  # "none"
     b_name: str  # "GELU"
     pairs: tuple[Pair, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """A claim of the paper that rests on a table; its kinds (claims.py) add what would show it."""
+
+    id: str
+    source: str  # where the paper says it
+    text: str  # what it says (quoted where short, else close to its words)
+    table: str  # the table it rests on
+    note: str = ""  # how the text is read onto the table, where that needs saying
 
 
 @dataclass(frozen=True)
