@@ -68,8 +68,9 @@ from dedl_experiments.inference import predict_tiles  # noqa: E402
 from dedl_experiments.loop import run_epoch  # noqa: E402
 from dedl_experiments.models.app import AutoencoderPostProcessing  # noqa: E402
 from dedl_experiments.models.segmentation import build_segmentation_model  # noqa: E402
-from dedl_experiments.speed import (  # noqa: E402
-    Speed, apply_to_modules, peak_memory_mb, pick_device, record_peak_memory, speed_settings)
+from dedl_experiments.peak_memory import record_peak_memory  # noqa: E402
+from dedl_experiments.placement import JobPlacement  # noqa: E402
+from dedl_experiments.speed import Speed, apply_to_modules, peak_memory_mb, pick_device, speed_settings  # noqa: E402
 from dedl_experiments.tasks.segmentation import SegmentationTask  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,7 +175,7 @@ def framework(setup: Setup, app: str, seed: int = 0) -> Framework:
     cfg = setup.config(app)
     prepared = prepare_segmentation(cfg)  # reuses the cache make_setup built
     torch.manual_seed(seed)
-    task = SegmentationTask(cfg, prepared, setup.device)
+    task = SegmentationTask(cfg, prepared, JobPlacement(setup.device))
     speed = speed_settings(cfg, setup.device)
     apply_to_modules(task, speed)
     return Framework(task, speed)

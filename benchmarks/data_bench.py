@@ -55,6 +55,7 @@ from dedl_experiments.data import synthetic, tiling  # noqa: E402
 from dedl_experiments.data.datasets import TileDataset  # noqa: E402
 from dedl_experiments.data.prepare import TileSplit, prepare_segmentation  # noqa: E402
 from dedl_experiments.data.transforms import IGNORE, segmentation_transform  # noqa: E402
+from multirun_launchers.devices import register_resolvers  # noqa: E402
 
 BATCH_SIZE = 16
 RESULTS = REPO / "bench_results"
@@ -87,6 +88,7 @@ def data_overrides(workdir: Path, tile: int, n_tiles: int, height: int = synthet
 
 def compose_config(overrides: list[str]):
     """The framework's config (conf/config.yaml) with these overrides, as the CLI builds it."""
+    register_resolvers()
     with initialize_config_dir(config_dir=str(REPO / "dedl_experiments" / "conf"), version_base="1.3"):
         return compose("config", overrides)
 

@@ -24,10 +24,11 @@ from dedl_experiments.conf import CONFIG_PATH
 from dedl_experiments.config import ConfigError, compose_error_message
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.folders import DiskFull
-from dedl_experiments.loop import Terminated
 from dedl_experiments.models.weights import WeightsUnavailable
+from dedl_experiments.stop import Terminated
 from dedl_experiments.sweep_callbacks import BUSY_MARKER, FAILED_MARKER, SKIPPED_MARKER
 from dedl_experiments.tracking import TrackingError
+from multirun_launchers.devices import register_resolvers
 
 # Problems with the user's input or environment: one clear line, no traceback.
 # A full disk and a tracking server that went away are one line too: the run stays resumable.
@@ -81,6 +82,7 @@ def _does_not_compose(err: Exception) -> bool:
 
 
 def main() -> None:
+    register_resolvers()  # the launcher presets' resolvers, before Hydra composes
     debug = bool(os.environ.get("DEDL_DEBUG") or os.environ.get("HYDRA_FULL_ERROR"))
     # Hydra raises its errors instead of printing them on several lines: reported below.
     os.environ["HYDRA_FULL_ERROR"] = "1"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from dedl_experiments.folders import DiskFull, is_disk_full
-from dedl_experiments.loop import STOP, disk_full_for_test, fault_for_test_at, pause_for_test
+from dedl_experiments.stop import STOP, disk_full_for_test, fault_for_test_at, pause_for_test
 from dedl_experiments.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def _nbytes(obj: Any) -> int:
 
 
 class _TestWriter:
-    """Test-only (see loop.pause_for_test and loop.disk_full_for_test): torch.save writes
+    """Test-only (see stop.pause_for_test and stop.disk_full_for_test): torch.save writes
     through it; in its second write, mid-file, it pauses or fails as the disk would, where an
     exception makes torch.save fail with "unexpected pos"."""
 

@@ -17,7 +17,7 @@ from typing import Any
 import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
-from dedl_experiments.config import ConfigError
+from dedl_experiments.config_rules import ConfigError
 
 # Keys of a component's node that describe it and are never arguments of its `_target_`.
 DESCRIPTIVE_KEYS = ("name", "label")

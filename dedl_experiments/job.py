@@ -30,8 +30,10 @@ from omegaconf import DictConfig
 from dedl_experiments import checkpoint, folds, lifecycle, tracking
 from dedl_experiments.config import validate
 from dedl_experiments.folders import own_output_dir
-from dedl_experiments.loop import STOP, FitSettings, NonFiniteLoss, Terminated, install_test_pauses
+from dedl_experiments.loop import FitSettings, NonFiniteLoss
+from dedl_experiments.placement import JobPlacement
 from dedl_experiments.speed import device_name, place_job
+from dedl_experiments.stop import STOP, Terminated, install_test_pauses
 from dedl_experiments.tasks import task_class
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.training import train_and_test
@@ -64,7 +66,7 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
     task_type = task_class(cfg)
     prepared = task_type.prepare(cfg)
     tracker = tracking.Tracker.from_config(cfg)
-    key, name = tracking.cell_key(cfg, prepared.digest), tracking.run_name(cfg)
+    key, name = tracking.cell_key(cfg, prepared.digest), task_type.run_name(cfg)
     done = lifecycle.finished_run(tracker, key)
     if done is None and cfg.adopt_legacy_runs:
         done = lifecycle.adopt_legacy_run(tracker, tracking.cell_key(cfg, None), key,
@@ -74,24 +76,25 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
 
     seed_everything(cfg.seed)
     # Parallel sweep jobs: k per GPU (a free GPU slot each), or a share of the CPU cores.
-    device, pinned = place_job(cfg)
+    placement = place_job(cfg)
+    device = placement.device
     tags = {f"{T}task": cfg.task.name, f"{T}summary_metric": task_type.summary_metric,
             f"{T}table": cfg.table or "", f"{T}seed": str(cfg.seed),
             f"{T}device": str(device), f"{T}device_name": device_name(device),
             f"{T}host": socket.gethostname(), f"{T}pid": str(os.getpid()),
             f"{T}dataset_name": cfg.dataset.name, f"{T}dataset_digest": prepared.digest,
-            **tracking.factor_tags(cfg), **tracking.source_tags()}
+            **tracking.factor_tags(cfg, task_type.factors(cfg)), **tracking.source_tags()}
     if sweep_dir:
         tags[f"{T}sweep_dir"] = sweep_dir
-    if "torch_threads" in pinned:
-        tags[f"{T}torch_threads"] = str(pinned["torch_threads"])
+    if placement.torch_threads is not None:
+        tags[f"{T}torch_threads"] = str(placement.torch_threads)
 
-    # SIGINT and SIGTERM stop the job at the next batch or stage boundary (loop.STOP).
+    # SIGINT and SIGTERM stop the job at the next batch or stage boundary (stop.STOP).
     try:
         with STOP.handling_signals():
             if task_type.folds(cfg) is not None:
-                return _run_folds(cfg, task_type, prepared, device, tracker, output_dir, tags)
-            return _run_cell(cfg, key, name, lambda: task_type(cfg, prepared, device), tracker,
+                return _run_folds(cfg, task_type, prepared, placement, tracker, output_dir, tags)
+            return _run_cell(cfg, key, name, lambda: task_type(cfg, prepared, placement), tracker,
                              output_dir, tags, prepared)
     except Exception as err:  # a full disk or a server gone, outside training too: one line
         fault = tracker.store_error(err)
@@ -227,21 +230,21 @@ def _mark_killed(tracker: tracking.Tracker, run_id: str, reason: BaseException) 
 # --- cells with folds: one child run per fold under one parent run per cell (folds.py) ------
 
 
-def _run_folds(cfg: DictConfig, task_type: type[Task], prepared, device: torch.device,
+def _run_folds(cfg: DictConfig, task_type: type[Task], prepared, placement: JobPlacement,
                tracker: tracking.Tracker, output_dir: Path, tags: dict) -> dict:
     """Train the folds this job asks for, then close the cell's parent run if all are done."""
     parent_cfg = folds.with_fold(cfg, None)
-    parent_key, parent_name = tracking.cell_key(parent_cfg, prepared.digest), tracking.run_name(parent_cfg)
+    parent_key, parent_name = tracking.cell_key(parent_cfg, prepared.digest), task_type.run_name(parent_cfg)
     parent_id = folds.parent_run(cfg, tracker, parent_key, parent_name, tags, prepared)
     for fold in task_type.folds(cfg):
         fold_cfg = folds.with_fold(cfg, fold)
-        key, name = tracking.cell_key(fold_cfg, prepared.digest), tracking.run_name(fold_cfg)
+        key, name = tracking.cell_key(fold_cfg, prepared.digest), task_type.run_name(fold_cfg)
         done = [r for r in tracker.runs_of_cell(key) if r.info.status == "FINISHED"]
         if done and not cfg.force:
             log.info("skip %s: fold already FINISHED in MLflow run %s", name, done[0].info.run_id)
             continue
         seed_everything(cfg.seed)
-        _run_cell(fold_cfg, key, name, lambda: task_type(cfg, prepared, device, fold), tracker,
+        _run_cell(fold_cfg, key, name, lambda: task_type(cfg, prepared, placement, fold), tracker,
                   output_dir / f"fold{fold}", tags | {f"{T}fold": str(fold)}, prepared, parent_id)
     n_folds = len(task_type.folds(parent_cfg))  # every fold of the cell
     summary = folds.close_parent(cfg, tracker, parent_id, parent_name, prepared.digest, n_folds)

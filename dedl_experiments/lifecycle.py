@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from mlflow.entities import Run
 
 from dedl_experiments import tracking
-from dedl_experiments.loop import STOP
+from dedl_experiments.stop import STOP
 
 log = logging.getLogger(__name__)
 T = tracking.TAG

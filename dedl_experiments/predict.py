@@ -42,7 +42,7 @@ import re
 import signal
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +54,10 @@ from dedl_experiments.data import folder, inform
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.folders import writable_folder_problem
 from dedl_experiments.inference import predict_image
-from dedl_experiments.loop import Terminated
-from dedl_experiments.predict_progress import Progress, counted
+from dedl_experiments.predict_progress import Outcome, Progress, counted
 from dedl_experiments.saved_model import SavedModel, check_checkpoint_file, first_line, load_model
 from dedl_experiments.speed import pick_device
+from dedl_experiments.stop import Terminated
 
 log = logging.getLogger("dedl_experiments.predict")
 
@@ -80,13 +80,6 @@ class Options:
     batch_size: int
     threshold: float
     on_bad_image: str
-
-
-@dataclass
-class Outcome:
-    written: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    where: str = "setup"  # what predict is doing, e.g. "image 2/5 (a.tif), tile batch 3/40"
 
 
 # --- options -----------------------------------------------------------------------------

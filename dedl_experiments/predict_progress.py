@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from dedl_experiments.loop import progress_bars_off
 
-if TYPE_CHECKING:
-    from dedl_experiments.predict import Outcome
-
 log = logging.getLogger("dedl_experiments.predict")
+
+
+@dataclass
+class Outcome:
+    """What a predict call did: the masks written, the images skipped, and where it is."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    where: str = "setup"  # what predict is doing, e.g. "image 2/5 (a.tif), tile batch 3/40"
 
 
 def counted(n: int, noun: str) -> str:

@@ -16,6 +16,7 @@ from dedl_experiments import components
 from dedl_experiments.conf import CONFIG_PATH
 from dedl_experiments.config import ConfigError, validate
 from dedl_experiments.data.errors import DataError
+from multirun_launchers.devices import register_resolvers
 
 log = logging.getLogger("dedl_experiments")
 
@@ -34,4 +35,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    register_resolvers()  # the launcher presets' resolvers, before Hydra composes
     main()

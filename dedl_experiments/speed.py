@@ -8,7 +8,6 @@ On CPU every switch that would change numerics stays off (runs are fp32 and repr
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import platform
@@ -18,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from dedl_experiments.locks import exclusive_lock
+from dedl_experiments.placement import JobPlacement
 from multirun_launchers.devices import cpu_threads_setting, pin_current_job
 
 if TYPE_CHECKING:
@@ -119,21 +118,23 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def place_job(cfg: DictConfig) -> tuple[torch.device, dict]:
-    """The job's device and, in a parallel sweep, its pinning: GPU slot, torch threads and
-    loader workers (multirun_launchers/devices.py); `device=auto` takes the pinned device."""
+def place_job(cfg: DictConfig) -> JobPlacement:
+    """The job's placement: its device and, in a parallel sweep, its pinning (GPU slot, torch
+    threads and loader workers, multirun_launchers/devices.py); `device=auto` takes the pinned
+    device."""
     pinned = pin_current_job()
     device = pick_device(pinned["device"] if pinned and cfg.device == "auto" else cfg.device)
     threads = cpu_threads_setting(cfg.speed.get("cpu_threads", "auto"))
     if threads is not None:
         torch.set_num_threads(threads)
-        if pinned:
-            pinned = pinned | {"torch_threads": threads}
     if device.type == "cuda" and device.index is not None:
         # The job's GPU becomes the current device, so that what uses the current device
         # (the CUDA context, caches, streams) is created there and not on GPU 0.
         torch.cuda.set_device(device)
-    return device, pinned
+    if not pinned:  # one job alone: the configured loader workers, no share to tag
+        return JobPlacement(device)
+    shared_by = pinned.get("jobs_per_gpu", 1) if "gpu" in pinned else pinned.get("pool", 1)
+    return JobPlacement(device, shared_by, pinned.get("loader_workers"), threads or pinned.get("torch_threads"))
 
 
 def reset_peak_memory(device: torch.device) -> None:
@@ -154,58 +155,3 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-# --- recorded peak memory: what `speed.jobs_per_gpu=auto` plans with -----------------------
-
-LEDGER = "peak_memory.json"
-
-
-def _ledger_key(gpu_name: str, cfg: DictConfig) -> str:
-    from dedl_experiments.config import scaled_tile_size
-
-    return (f"{gpu_name}|tile={scaled_tile_size(cfg)}|batch={cfg.train.batch_size}"
-            f"|amp={cfg.speed.amp}")
-
-
-def record_peak_memory(cfg: DictConfig, device: torch.device, what: str = "",
-                       peak_mb: float | None = None) -> float | None:
-    """Add this process's peak reserved CUDA memory (MiB; or `peak_mb`) to
-    `<data_dir>/peak_memory.json` under (GPU name, tile size, batch size, amp), keeping the
-    largest value seen; jobs and the benchmark call it, `auto` jobs per GPU reads it. Nothing
-    on CPU."""
-    if device.type != "cuda":
-        return None
-    peak = peak_mb if peak_mb is not None else torch.cuda.max_memory_reserved(device) / 2**20
-    path = Path(cfg.data_dir) / LEDGER
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = _ledger_key(torch.cuda.get_device_name(device), cfg)
-    with exclusive_lock(path.with_suffix(".lock")):
-        try:
-            ledger = json.loads(path.read_text()) if path.exists() else {}
-        except ValueError:
-            ledger = {}
-        entry = ledger.get(key, {"peak_reserved_mb": 0.0, "models": []})
-        entry["peak_reserved_mb"] = max(entry["peak_reserved_mb"], peak)
-        model = what or f"{cfg.architecture.name}-{cfg.encoder.name}-app_{cfg.app.name}"
-        entry["models"] = sorted(set(entry["models"]) | {model})
-        ledger[key] = entry
-        tmp = path.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(ledger, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-    return peak
-
-
-def recorded_peak_mb(cfg: DictConfig, gpu_name: str | None = None) -> float | None:
-    """The largest recorded peak (MiB) for this tile size, batch size and amp setting, on a GPU
-    named `gpu_name` (default: any), over every model recorded: the cells of a sweep differ,
-    so `auto` plans for the largest."""
-    path = Path(OmegaConf.select(cfg, "data_dir", default="data")) / LEDGER
-    try:
-        ledger = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    suffix = _ledger_key("", cfg)
-    peaks = [e["peak_reserved_mb"] for k, e in ledger.items()
-             if k.endswith(suffix) and (gpu_name is None or k.startswith(gpu_name + "|"))]
-    return max(peaks) if peaks else None

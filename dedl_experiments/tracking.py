@@ -28,16 +28,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.conf import DISPLAY_KEY
 from dedl_experiments.folders import DiskFull, is_disk_full
-from dedl_experiments.loop import STOP
 from dedl_experiments.retry import (FAIL_FAST, environment, is_duplicate_key_error, is_unreachable_error,
                                     retry_on_locked, server_retries, sqlite_path, sqlite_store_lock,
                                     unreachable_reason)
+from dedl_experiments.stop import STOP
 # The store's checks, re-exported: callers use tracking.check_store, tracking.TrackingError.
 from dedl_experiments.store_checks import (  # noqa: F401
     ARTIFACTS_FOLDER, STORE_SCHEMES, TrackingError, check_artifact_folder, check_store, check_store_uri,
     default_artifact_root, in_memory_store, local_artifact_folder, new_experiment_artifact_location, uri_option,
 )
-from dedl_experiments.tasks import task_class
 
 log = logging.getLogger(__name__)
 
@@ -154,17 +153,11 @@ def cell_key(cfg: DictConfig, dataset_digest: str | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def run_name(cfg: DictConfig) -> str:
-    """Spells out the cell (Task.run_name), e.g. seg-unet-resnet18-app_gelu-cosine-imagenet-s26
-    or cls-swin_base-imagenet-s26-f3 (fold 3)."""
-    return task_class(cfg).run_name(cfg)
-
-
-def factor_tags(cfg: DictConfig) -> dict[str, str]:
+def factor_tags(cfg: DictConfig, task_factors: dict[str, str]) -> dict[str, str]:
     """The settings a table varies, as short tags: the MLflow runs table shows them as columns
-    and can "Group by" them without digging through every param."""
-    return task_class(cfg).factors(cfg) | {"seed": str(cfg.seed), "budget": cfg.budget.name,
-                                           "dataset": cfg.dataset.name}
+    and can "Group by" them without digging through every param. `task_factors`: the task's
+    own (Task.factors)."""
+    return task_factors | {"seed": str(cfg.seed), "budget": cfg.budget.name, "dataset": cfg.dataset.name}
 
 
 @functools.cache

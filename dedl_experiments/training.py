@@ -14,8 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments import checkpoint, components, tracking
 from dedl_experiments.loop import FitSettings, FitState, fit
-from dedl_experiments.speed import (apply_to_modules, peak_memory_mb, record_peak_memory,
-                                     reset_peak_memory, speed_settings)
+from dedl_experiments.peak_memory import record_peak_memory
+from dedl_experiments.speed import apply_to_modules, peak_memory_mb, reset_peak_memory, speed_settings
 from dedl_experiments.tasks.base import Task
 
 

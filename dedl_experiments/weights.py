@@ -21,6 +21,7 @@ from dedl_experiments.models import weights
 from dedl_experiments.models.weights import PretrainedWeights
 from dedl_experiments.sweeps import expand
 from dedl_experiments.tasks import task_class
+from multirun_launchers.devices import register_resolvers
 
 
 def needed(cfg: DictConfig) -> PretrainedWeights | None:
@@ -53,4 +54,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    register_resolvers()  # the launcher presets' resolvers, before Hydra composes
     sys.exit(main(sys.argv[1:]))

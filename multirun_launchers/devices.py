@@ -12,7 +12,7 @@ thread per core. A pool runs `k` jobs per GPU at once (`speed.jobs_per_gpu`, def
   can pile them up when they end out of order.
 * cores: each concurrent job gets `cpus // pool size` torch threads (at least 1), `cpus` being
   the cores this process may run on (a SLURM allocation's, not the node's), and at most as
-  many DataLoader workers (`loader_workers`).
+  many DataLoader workers (the job's placement.JobPlacement carries both to its task).
 * `speed.cpu_threads=N` fixes the torch threads of every job instead. On CPU a result depends
   on the thread count (the order of float sums in convolutions changes with it), so only a
   fixed count gives the same cell result whatever the pool size; `auto` (the default) favours
@@ -23,8 +23,9 @@ choice, and nothing is claimed.
 
 `pin_current_job()` reads the job number, the launcher and the job's config from Hydra;
 outside a multirun it changes nothing. The `gpus` preset's pool size comes from the resolver
-`dedl_pool_size` registered here (k x visible GPUs, or k on a machine without GPU), `auto`
-from `auto_jobs_per_gpu`.
+`dedl_pool_size` (k x visible GPUs, or k on a machine without GPU), `auto` from `auto_k`; the
+presets' resolvers are registered by `register_resolvers()`, which every entry point calls
+before Hydra composes a config.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from dedl_experiments.config_rules import ConfigError
+from dedl_experiments.peak_memory import recorded_peak_mb
+
 log = logging.getLogger(__name__)
 
-# What a job's pool decided, for the rest of the job (loader workers, device data budget).
-_CURRENT: Placement | None = None
 # The slot lock this process holds (released when the process ends or pins again).
 _SLOT_LOCK = None
 # `auto` jobs per GPU, decided once by the sweep's process and inherited by its jobs.
@@ -155,12 +157,10 @@ def claim_slot(slot_dir: Path, pool: int, preferred: int) -> int | None:
 
 
 def apply(placement: Placement) -> Placement:
-    """Make `placement` this process's: its torch threads, and the placement the job reads.
-    The CUDA device is not touched here: the job makes `placement.device` current when it
-    starts to use it (speed.place_job), so planning never creates a CUDA context."""
-    global _CURRENT
+    """Make `placement` this process's: its torch threads. The CUDA device is not touched
+    here: the job makes `placement.device` current when it starts to use it (speed.place_job),
+    so planning never creates a CUDA context."""
     torch.set_num_threads(placement.torch_threads)
-    _CURRENT = placement
     return placement
 
 
@@ -184,32 +184,12 @@ def pin_device(job_num: int, n_jobs: int | None, *, n_gpus: int | None = None,
                       slot=slot)).as_dict()
 
 
-def current_placement() -> Placement | None:
-    return _CURRENT
-
-
-def jobs_on_device() -> int:
-    """Jobs sharing this job's device: k on a GPU, the pool on the CPU, 1 outside a pool."""
-    if _CURRENT is None:
-        return 1
-    return _CURRENT.jobs_per_gpu if _CURRENT.gpu is not None else _CURRENT.pool
-
-
-def loader_workers(configured: int) -> int:
-    """DataLoader workers for this job: the configured number, at most its share of cores."""
-    if _CURRENT is None:
-        return configured
-    return min(configured, _CURRENT.loader_workers)
-
-
 def cpu_threads_setting(value) -> int | None:
     """`speed.cpu_threads`: auto (None: the job's share) or a fixed count >= 1."""
     if value in (None, "auto"):
         return None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
-    from dedl_experiments.config import ConfigError
-
     raise ConfigError(f"speed.cpu_threads={value!r} is invalid: it must be auto or an integer >= 1")
 
 
@@ -270,8 +250,6 @@ def pin_current_job() -> dict:
 def jobs_per_gpu_setting(value) -> int | str:
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
         return value
-    from dedl_experiments.config import ConfigError
-
     raise ConfigError(f"speed.jobs_per_gpu={value!r} is invalid: it must be auto or an integer >= 1")
 
 
@@ -320,8 +298,6 @@ def jobs_per_gpu(cfg: DictConfig) -> int:
         return value
     if os.environ.get(JOBS_PER_GPU_ENV, "").isdigit():
         return int(os.environ[JOBS_PER_GPU_ENV])
-    from dedl_experiments.speed import recorded_peak_mb
-
     n_gpus = visible_gpus()
     k, why = auto_k(free_gpu_memory_mb() if n_gpus else None,
                     recorded_peak_mb(cfg) if n_gpus else None, available_cpus(), n_gpus)
@@ -372,9 +348,13 @@ def slurm_local_gpus() -> int:
     return n_gpus
 
 
-for _name, _resolver in (("dedl_pool_size", pool_size),
-                         ("dedl_slurm_local_gpus", slurm_local_gpus),
-                         ("dedl_slurm_gpus_per_node", slurm_gpus_per_node),
-                         ("dedl_slurm_gres", slurm_gres)):
-    if not OmegaConf.has_resolver(_name):
-        OmegaConf.register_new_resolver(_name, _resolver)
+RESOLVERS = {"dedl_pool_size": pool_size, "dedl_slurm_local_gpus": slurm_local_gpus,
+             "dedl_slurm_gpus_per_node": slurm_gpus_per_node, "dedl_slurm_gres": slurm_gres}
+
+
+def register_resolvers() -> None:
+    """The launcher presets' resolvers, for OmegaConf: every entry point calls this before Hydra
+    composes a config (importing a module registers nothing). Calling it again does nothing."""
+    for name, resolver in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)

@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 
 import dedl_experiments  # noqa: F401  (registers the config schemas the option files name)
 from forked_cli import prepare_to_fork, run_forked
+from multirun_launchers.devices import register_resolvers
 
 # This process asks whether CUDA is there through NVML where the machine has it (torch's switch
 # for it), so that its forked CLI children can still use CUDA (forked_cli.py); the CLI runs
@@ -22,6 +23,9 @@ os.environ[NVML_CHECK] = "1"
 # pytest-xdist workers share the cores, and forked CLI processes must start from a process
 # whose torch never ran on several threads (forked_cli.py).
 prepare_to_fork()
+# The launcher presets' resolvers, as every entry point registers them before Hydra composes
+# (here once for every test's compose, and for the CLI runs forked from this process).
+register_resolvers()
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "dedl_experiments" / "conf"

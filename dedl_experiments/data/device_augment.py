@@ -40,6 +40,7 @@ import torch
 from albumentations.augmentations.geometric import functional as fgeometric
 from torch.utils.data import RandomSampler, SequentialSampler
 
+from dedl_experiments.config_rules import ConfigError
 from dedl_experiments.data.datasets import item_seed
 from dedl_experiments.data.prepare import TileSplit
 from dedl_experiments.data.transforms import ROTATED_IN, segmentation_transform
@@ -267,8 +268,6 @@ def device_data_setting(value) -> str | bool:
     """`loader.device_data` checked: auto, true or false."""
     if value == "auto" or isinstance(value, bool):
         return value
-    from dedl_experiments.config import ConfigError
-
     raise ConfigError(f"loader.device_data={value!r} is invalid: it must be auto, true or false")
 
 

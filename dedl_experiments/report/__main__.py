@@ -5,6 +5,8 @@ import sys
 
 from dedl_experiments.report.build import RECIPE  # noqa: F401 (kept importable from here)
 from dedl_experiments.report.cli import main
+from multirun_launchers.devices import register_resolvers
 
 if __name__ == "__main__":
+    register_resolvers()  # the launcher presets' resolvers, before Hydra composes
     sys.exit(main())

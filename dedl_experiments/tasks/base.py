@@ -15,7 +15,7 @@ Life of a task in a job:
 
     Task.prepare(cfg)            the prepared data (built once, cached), before the cell's run starts
     Task.folds(cfg)              None: one run per cell; [0, 1, ...]: one child run per fold
-    Task(cfg, prepared, device, fold)
+    Task(cfg, prepared, placement, fold)   placement: its device and its share of it (placement.py)
       modules(), optimizers,     what the loop trains and a checkpoint holds
       schedulers
       network()                  the network evaluated and saved (speed's channels_last applies to it)
@@ -48,6 +48,7 @@ from torch import nn
 
 from dedl_experiments.models import count_parameters
 from dedl_experiments.models.weights import PretrainedWeights
+from dedl_experiments.placement import JobPlacement
 
 
 class Metrics(Protocol):
@@ -76,11 +77,12 @@ class Task(abc.ABC):
     # When each scheduler steps: "epoch" (the default) or "batch" (lr_schedule.interval).
     schedule_intervals: dict[str, str] = {}
 
-    def __init__(self, cfg: DictConfig, prepared: Any, device: torch.device,
+    def __init__(self, cfg: DictConfig, prepared: Any, placement: JobPlacement,
                  fold: int | None = None) -> None:
-        """A task of `cfg` on `prepared` data (from `prepare`), for cross-validation fold `fold`
-        (None where `folds` is None)."""
-        self.cfg, self.prepared, self.device, self.fold = cfg, prepared, device, fold
+        """A task of `cfg` on `prepared` data (from `prepare`), placed as the job decided, for
+        cross-validation fold `fold` (None where `folds` is None)."""
+        self.cfg, self.prepared, self.placement, self.fold = cfg, prepared, placement, fold
+        self.device = placement.device
 
     # The test metric a sweep's closing lines show for each run (sweep_callbacks.py).
     summary_metric: str
@@ -89,7 +91,7 @@ class Task(abc.ABC):
 
     @staticmethod
     def check_config(cfg: DictConfig) -> None:
-        """Raise config.ConfigError naming the first option this task cannot use (after the
+        """Raise config_rules.ConfigError naming the first option this task cannot use (after the
         checks every job gets); by default every value is fine."""
 
     @staticmethod

@@ -14,7 +14,7 @@ from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from torch.utils.data import DataLoader
 
-from dedl_experiments.config import Rule, check_rules, optional, positive
+from dedl_experiments.config_rules import Rule, check_rules, optional, positive
 from dedl_experiments.data.datasets import ImageDataset
 from dedl_experiments.data.prepare_classification import PreparedClassification, prepare_classification
 from dedl_experiments.data.transforms import IMAGENET_MEAN, IMAGENET_STD, classification_transform
@@ -23,6 +23,7 @@ from dedl_experiments.metrics import MultilabelMetrics
 from dedl_experiments.models import count_parameters
 from dedl_experiments.models.classification import build_classification_model
 from dedl_experiments.models.weights import PretrainedWeights
+from dedl_experiments.placement import JobPlacement
 from dedl_experiments.schedules import build_scheduler, schedule_interval
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.visualise import classification_grid
@@ -95,9 +96,10 @@ class ClassificationTask(Task):
         """Every cross-validation fold, or the one `fold=K` asks for."""
         return [cfg.fold] if cfg.fold is not None else list(range(cfg.task.folds))
 
-    def __init__(self, cfg: DictConfig, prepared: PreparedClassification, device: torch.device,
+    def __init__(self, cfg: DictConfig, prepared: PreparedClassification, placement: JobPlacement,
                  fold: int):
-        super().__init__(cfg, prepared, device, fold)
+        super().__init__(cfg, prepared, placement, fold)
+        device = placement.device
         task = cfg.task
         self.train_data, self.test_data = prepared.split("train"), prepared.split("test")
         if task.folds_method not in FOLDS_METHODS:

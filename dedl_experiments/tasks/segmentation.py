@@ -12,8 +12,8 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
 
-from dedl_experiments.config import (ConfigError, Rule, check_rules, non_negative, optional,
-                                     percentile_pair, positive, positive_int)
+from dedl_experiments.config_rules import (ConfigError, Rule, check_rules, non_negative, optional,
+                                           percentile_pair, positive, positive_int)
 from dedl_experiments.data import tiling
 from dedl_experiments.data.checks import NON_FINITE
 from dedl_experiments.data.datasets import TileDataset
@@ -30,10 +30,10 @@ from dedl_experiments.models import count_parameters
 from dedl_experiments.models.app import AutoencoderPostProcessing
 from dedl_experiments.models.segmentation import build_segmentation_model
 from dedl_experiments.models.weights import PretrainedWeights
+from dedl_experiments.placement import JobPlacement
 from dedl_experiments.schedules import build_scheduler, schedule_interval
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.visualise import segmentation_overlays
-from multirun_launchers.devices import jobs_on_device, loader_workers
 
 log = logging.getLogger(__name__)
 INFERENCE_FORMAT = "dedl-segmentation-v1"
@@ -106,9 +106,10 @@ class SegmentationTask(Task):
 
     prepare = staticmethod(prepare_segmentation)
 
-    def __init__(self, cfg: DictConfig, prepared: PreparedSegmentation, device: torch.device,
+    def __init__(self, cfg: DictConfig, prepared: PreparedSegmentation, placement: JobPlacement,
                  fold: int | None = None):
-        super().__init__(cfg, prepared, device, fold)
+        super().__init__(cfg, prepared, placement, fold)
+        device = placement.device
         weights = None
         if cfg.init.name != "random":
             weights = cfg.encoder.inits[cfg.init.name].segmentation
@@ -181,7 +182,7 @@ class SegmentationTask(Task):
                                     generator=generator)
         dataset = TileDataset(data, segmentation_transform(train), indices, seed=seed)
         return DataLoader(dataset, batch_size=self.cfg.train.batch_size, shuffle=train,
-                          generator=generator, num_workers=loader_workers(self.cfg.loader.num_workers),
+                          generator=generator, num_workers=self.placement.workers(self.cfg.loader.num_workers),
                           pin_memory=self.device.type == "cuda",
                           persistent_workers=False)
 
@@ -192,7 +193,7 @@ class SegmentationTask(Task):
             nbytes = sum(split_nbytes(self.prepared.split(s)) for s in ("train", "val"))
             self._device_data_on, why = use_device_data(
                 loader.get("device_data", False), self.device, nbytes,
-                loader.get("device_data_fraction", 0.25), jobs_on_device())
+                loader.get("device_data_fraction", 0.25), self.placement.jobs_on_device)
             log.info("training data %s: %s", "on the device" if self._device_data_on
                      else "from loader workers", why)
         return self._device_data_on

@@ -19,7 +19,9 @@ import torch
 from conftest import TINY, cli_env, compose_config, run_cli
 from dedl_experiments.data.prepare import prepare_segmentation
 from dedl_experiments.loop import run_epoch
-from dedl_experiments.speed import LEDGER, apply_to_modules, speed_settings
+from dedl_experiments.peak_memory import LEDGER
+from dedl_experiments.placement import JobPlacement
+from dedl_experiments.speed import apply_to_modules, speed_settings
 from dedl_experiments.tasks.segmentation import SegmentationTask
 from forked_cli import start_forked
 
@@ -42,7 +44,7 @@ def store(tmp_path: Path, empty_store: Path) -> Path:
 def _task(data_dir: Path, *overrides: str) -> SegmentationTask:
     cfg = compose_config([*TINY, "device=cuda:0", f"data_dir={data_dir}", *overrides])
     torch.manual_seed(0)
-    return SegmentationTask(cfg, prepare_segmentation(cfg), CUDA)
+    return SegmentationTask(cfg, prepare_segmentation(cfg), JobPlacement(CUDA))
 
 
 def test_a_compiled_bf16_training_epoch(tmp_path):

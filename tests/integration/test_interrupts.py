@@ -3,7 +3,7 @@
 that resumes it to the result of an uninterrupted run (bit-equal on CPU, see test_resume.py).
 In a sweep, the first Ctrl-C stops the whole sweep.
 
-Real signals go to the real CLI. DEDL_TEST_PAUSE_AT (loop.pause_for_test) holds the job at the
+Real signals go to the real CLI. DEDL_TEST_PAUSE_AT (stop.pause_for_test) holds the job at the
 moment to hit until the signal has arrived.
 """
 

@@ -23,6 +23,7 @@ from dedl_experiments.report.build import RECIPE, build
 from dedl_experiments.report.cli import main
 from dedl_experiments.report.options import Options, UsageError, parse_args
 from dedl_experiments.report.mlflow_runs import load_runs
+from dedl_experiments.tasks import task_class
 
 slow = pytest.mark.slow
 # The package's tables, each read from its experiment file, and the claims resting on them.
@@ -56,7 +57,7 @@ def log_failed_run(cwd: Path, overrides: list[str]) -> str:
             "dedl.seed": str(cfg.seed), "dedl.failure": "NonFiniteLoss: loss is nan",
             **{k: v for k, v in finished.items()
                if k in ("dedl.dataset_digest", "dedl.dataset_name", "dedl.device", "dedl.device_name")}}
-    run = client.create_run(experiment_id, run_name=tracking.run_name(cfg), tags=tags)
+    run = client.create_run(experiment_id, run_name=task_class(cfg).run_name(cfg), tags=tags)
     params = [mlflow.entities.Param(k, v) for k, v in
               tracking.flatten(OmegaConf.to_container(cfg, resolve=True)).items()]
     for i in range(0, len(params), 100):

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import TINY, compose_config, run_cli
 from dedl_experiments import lifecycle, tracking
+from dedl_experiments.tasks import task_class
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,8 @@ def test_the_summary_tells_a_busy_cell_from_a_finished_one(tmp_path, shared_data
     prepare = run_cli(args, tmp_path, module="dedl_experiments.prepare")
     digest = next(line.split()[-1] for line in prepare.stdout.splitlines()
                   if line.startswith("dataset digest"))
-    key = tracking.cell_key(compose_config(args), digest)
+    cfg = compose_config(args)
+    key = tracking.cell_key(cfg, digest)
     tracker = tracking.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "dedl")
     claims = tracker.experiment_id_of(tracking.CLAIMS_EXPERIMENT)
     tracker.start("held elsewhere", {lifecycle.CLAIM_TAG: key, "dedl.host": "node-b", "dedl.pid": "4242",
@@ -56,5 +58,5 @@ def test_the_summary_tells_a_busy_cell_from_a_finished_one(tmp_path, shared_data
     assert summary.endswith("0 runs in sqlite:///mlflow.db, 0 cells skipped (already FINISHED), "
                             "1 skipped (being trained by another job)"), proc.stdout
     [busy] = [line for line in proc.stdout.splitlines() if line.startswith("  job 0 skipped: ")]
-    assert f"{tracking.run_name(compose_config(args))}: cell {key} is being trained by another job" in busy
+    assert f"{task_class(cfg).run_name(cfg)}: cell {key} is being trained by another job" in busy
     assert "on host node-b pid 4242" in busy

@@ -22,9 +22,10 @@ from dedl_experiments.tasks import task_class
 from dedl_experiments.losses import build_loss
 from dedl_experiments.models.segmentation import architecture_class, build_segmentation_model
 from dedl_experiments.models.weights import PretrainedWeights
+from dedl_experiments.placement import JobPlacement
 from dedl_experiments.tasks.segmentation import SegmentationTask
 
-CPU = torch.device("cpu")
+CPU = JobPlacement(torch.device("cpu"))
 
 
 # --- what a user's files name (importable: pytest puts this folder on sys.path) -------------
@@ -157,8 +158,8 @@ def test_what_a_job_records_and_checks_of_a_task_comes_from_its_class(tmp_path, 
         r"(?m)^  _target_: .*$", f"  _target_: {__name__}.TileOnlySegmentation", segmentation)})
     cfg = tiny(shared_data_dir, searchpath, "task=tiles", "seed=5")
     validate(cfg)
-    assert tracking.run_name(cfg) == "tiles-resnet18-s5"
-    assert tracking.factor_tags(cfg) == {"encoder": "resnet18", "tile": "480", "seed": "5",
+    assert task_class(cfg).run_name(cfg) == "tiles-resnet18-s5"
+    assert tracking.factor_tags(cfg, task_class(cfg).factors(cfg)) == {"encoder": "resnet18", "tile": "480", "seed": "5",
                                          "budget": "smoke", "dataset": "synthetic"}
     assert weights_cli.needed(cfg) is None  # random init (TINY)
     pretrained = tiny(shared_data_dir, searchpath, "task=tiles", "init=imagenet")

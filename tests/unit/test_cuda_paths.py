@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import compose_config
-from dedl_experiments import checkpoint, speed, training
+from dedl_experiments import checkpoint, peak_memory, speed, training
 from dedl_experiments.loop import FitState
 from fake_cuda import FakeCuda
 
@@ -22,12 +22,18 @@ CUDA0, CUDA1 = torch.device("cuda", 0), torch.device("cuda", 1)
 
 def test_the_job_makes_its_pinned_gpu_current(monkeypatch):
     cuda = FakeCuda(monkeypatch, n_gpus=2)
-    monkeypatch.setattr(speed, "pin_current_job", lambda: {"device": "cuda:1", "gpu": 1})
-    device, _ = speed.place_job(compose_config(["device=auto"]))
-    assert device == CUDA1 and cuda.calls == [("set_device", 1)] and cuda.current == 1
+    pinned = {"device": "cuda:1", "gpu": 1, "jobs_per_gpu": 2, "pool": 4, "torch_threads": 4,
+              "loader_workers": 4}
+    monkeypatch.setattr(speed, "pin_current_job", lambda: pinned)
+    placement = speed.place_job(compose_config(["device=auto"]))
+    assert placement.device == CUDA1 and cuda.calls == [("set_device", 1)] and cuda.current == 1
+    # The pool's share, as a value the job hands to its task: k jobs on the GPU, capped workers.
+    assert placement.jobs_on_device == 2 and placement.torch_threads == 4
+    assert placement.workers(8) == 4 and placement.workers(2) == 2
     cuda.calls.clear()
     monkeypatch.setattr(speed, "pin_current_job", lambda: {})
-    assert speed.place_job(compose_config(["device=cpu"]))[0].type == "cpu"
+    alone = speed.place_job(compose_config(["device=cpu"]))
+    assert alone.device.type == "cpu" and alone.jobs_on_device == 1 and alone.workers(8) == 8
     assert cuda.calls == []  # a CPU job leaves CUDA alone
 
 
@@ -169,6 +175,6 @@ def test_each_run_records_its_own_peak_memory(tmp_path, monkeypatch, _tf32_resto
         results[batch] = training.train_and_test(cfg, task, SimpleNamespace(epochs=1), tracker,
                                                  "run", tmp_path / f"out{batch}", None)
     assert results[16]["peak_memory_mb"] == 9000 and results[8]["peak_memory_mb"] == 3000
-    ledger = json.loads((tmp_path / speed.LEDGER).read_text())
+    ledger = json.loads((tmp_path / peak_memory.LEDGER).read_text())
     assert sorted(e["peak_reserved_mb"] for e in ledger.values()) == [3000.0, 9000.0]
     assert ("reset_peak_memory_stats", 0) in cuda.calls

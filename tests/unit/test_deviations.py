@@ -21,6 +21,7 @@ from dedl_experiments.data.transforms import (IGNORE, ROTATED_IN, classification
 from dedl_experiments.losses import FocalLoss
 from dedl_experiments.metrics import SegmentationMetrics
 from dedl_experiments.models.segmentation import ChannelSE, build_segmentation_model
+from dedl_experiments.placement import JobPlacement
 from dedl_experiments.speed import speed_settings
 
 use_the_asked_code_paths()
@@ -139,7 +140,7 @@ def segmentation_task(data_dir: Path, *overrides: str):
 
     cfg = compose_config([*TINY, f"data_dir={data_dir}", *overrides])
     torch.manual_seed(0)
-    return SegmentationTask(cfg, prepare_segmentation(cfg), torch.device("cpu"))
+    return SegmentationTask(cfg, prepare_segmentation(cfg), JobPlacement(torch.device("cpu")))
 
 
 def outside_batch(size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -253,7 +254,7 @@ def classification_task(data_dir: Path, *overrides: str, fold: int = 0):
     cfg = compose_config(["task=classification", *TINY, "dataset.n_images=30", "task.folds=3",
                           f"data_dir={data_dir}", *overrides])
     torch.manual_seed(0)
-    return ClassificationTask(cfg, prepare_classification(cfg), torch.device("cpu"), fold)
+    return ClassificationTask(cfg, prepare_classification(cfg), JobPlacement(torch.device("cpu")), fold)
 
 
 def test_folds_method_kfold_uses_the_run_seed(classification_data: Path) -> None:

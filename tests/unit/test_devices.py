@@ -25,7 +25,6 @@ def _restore_threads_and_placement():
     yield
     torch.set_num_threads(threads)
     devices._release_slot()
-    devices._CURRENT = None
 
 
 def test_k_jobs_per_gpu_spread_over_the_gpus_first():
@@ -126,8 +125,7 @@ def test_a_joblib_job_pins_itself_from_the_pool_size(hydra_job, tmp_path, monkey
     # The placement is a value: the job makes its GPU current when it uses it (speed.place_job).
     assert cuda.calls == []
     assert chosen["torch_threads"] == 4 and torch.get_num_threads() == 4
-    assert devices.jobs_on_device() == 2 and devices.loader_workers(8) == 4
-    assert devices.loader_workers(2) == 2
+    assert chosen["loader_workers"] == 4
     assert (tmp_path / ".device_slots" / "slot-3.lock").exists()
 
 
@@ -214,33 +212,33 @@ def test_the_auto_rule():
 
 
 def test_recorded_peak_memory_feeds_auto(tmp_path):
-    from dedl_experiments import speed
+    from dedl_experiments import peak_memory
 
     cfg = compose_config([f"data_dir={tmp_path}", "budget.batch_size=16"])
-    assert speed.recorded_peak_mb(cfg) is None
-    key = speed._ledger_key("NVIDIA H200", cfg)
-    (tmp_path / speed.LEDGER).write_text(
+    assert peak_memory.recorded_peak_mb(cfg) is None
+    key = peak_memory._ledger_key("NVIDIA H200", cfg)
+    (tmp_path / peak_memory.LEDGER).write_text(
         f'{{"{key}": {{"peak_reserved_mb": 9000.0, "models": ["unet-resnet18-app_gelu"]}}, '
         '"NVIDIA H200|tile=480|batch=8|amp=bf16": {"peak_reserved_mb": 5000.0, "models": []}}')
-    assert speed.recorded_peak_mb(cfg) == 9000.0
-    assert speed.recorded_peak_mb(cfg, "NVIDIA H100") is None
+    assert peak_memory.recorded_peak_mb(cfg) == 9000.0
+    assert peak_memory.recorded_peak_mb(cfg, "NVIDIA H100") is None
 
 
 def test_jobs_record_their_peak_memory_in_one_ledger_under_its_lock(tmp_path, monkeypatch):
-    from dedl_experiments import locks, speed
+    from dedl_experiments import locks, peak_memory
 
     cfg = compose_config([f"data_dir={tmp_path}", "budget.batch_size=16"])
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
     held = []
     lock = locks.exclusive_lock
-    monkeypatch.setattr(speed, "exclusive_lock", lambda path: held.append(path) or lock(path))
+    monkeypatch.setattr(peak_memory, "exclusive_lock", lambda path: held.append(path) or lock(path))
     cuda = torch.device("cuda", 0)
-    assert speed.record_peak_memory(cfg, torch.device("cpu"), peak_mb=1.0) is None  # CUDA only
-    speed.record_peak_memory(cfg, cuda, "unet-resnet18-app_gelu", peak_mb=9000.0)
-    speed.record_peak_memory(cfg, cuda, "unet-resnet34-app_none", peak_mb=7000.0)
-    assert speed.recorded_peak_mb(cfg) == 9000.0  # the largest model of the sweep
+    assert peak_memory.record_peak_memory(cfg, torch.device("cpu"), peak_mb=1.0) is None  # CUDA only
+    peak_memory.record_peak_memory(cfg, cuda, "unet-resnet18-app_gelu", peak_mb=9000.0)
+    peak_memory.record_peak_memory(cfg, cuda, "unet-resnet34-app_none", peak_mb=7000.0)
+    assert peak_memory.recorded_peak_mb(cfg) == 9000.0  # the largest model of the sweep
     assert held == [tmp_path / "peak_memory.lock"] * 2
-    (entry,) = json.loads((tmp_path / speed.LEDGER).read_text()).values()
+    (entry,) = json.loads((tmp_path / peak_memory.LEDGER).read_text()).values()
     assert entry["models"] == ["unet-resnet18-app_gelu", "unet-resnet34-app_none"]
 
 
@@ -259,3 +257,33 @@ def test_slurm_preset_asks_for_gpu_shares():
                                  "speed.slurm_gpu_shards=8"])
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert launcher["gres"] == "shard:2" and launcher["gpus_per_node"] is None
+
+
+def _fresh_python(code: list[str], tmp_path: Path) -> str:
+    """stdout of a new Python process (this one registered the resolvers: tests/conftest.py)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO, cli_env
+
+    proc = subprocess.run([sys.executable, *code], cwd=tmp_path, env=cli_env(PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_importing_registers_no_resolver_and_register_resolvers_does(tmp_path):
+    """The presets' resolvers come from one explicit call, never as a side effect of an import."""
+    out = _fresh_python(["-c", "import multirun_launchers.devices as d, dedl_experiments.job, "
+                         "dedl_experiments.__main__; from omegaconf import OmegaConf; "
+                         "print([OmegaConf.has_resolver(n) for n in d.RESOLVERS]); "
+                         "d.register_resolvers(); d.register_resolvers(); "
+                         "print([OmegaConf.has_resolver(n) for n in d.RESOLVERS])"], tmp_path)
+    assert out.split("\n")[:2] == [str([False] * 4), str([True] * 4)]
+
+
+@pytest.mark.slow
+def test_the_cli_registers_the_resolvers_before_composing(tmp_path):
+    """`python -m dedl_experiments` resolves the gpus preset's pool size in a fresh process."""
+    out = _fresh_python(["-m", "dedl_experiments", "hydra/launcher=gpus", "--cfg", "hydra", "--resolve"], tmp_path)
+    assert "n_jobs: " in out and "${dedl_pool_size" not in out

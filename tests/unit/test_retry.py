@@ -235,7 +235,7 @@ def test_a_signal_stops_a_request_that_is_being_retried_at_once(monkeypatch):
     import threading
     import time
 
-    from dedl_experiments.loop import STOP, Terminated
+    from dedl_experiments.stop import STOP, Terminated
     from dedl_experiments.retry import server_retries
 
     for name, value in server_retries(600).items():
@@ -254,7 +254,7 @@ def test_a_signal_stops_a_request_that_is_being_retried_at_once(monkeypatch):
 def test_outside_a_server_request_a_signal_still_waits_for_the_stage_to_end():
     import signal
 
-    from dedl_experiments.loop import STOP, Terminated
+    from dedl_experiments.stop import STOP, Terminated
 
     with pytest.raises(Terminated), STOP.handling_signals():
         STOP.enter("checkpoint save", 2, 3)

@@ -5,6 +5,7 @@ import torch
 
 from conftest import TINY, compose_config
 from dedl_experiments.data.prepare_classification import prepare_classification
+from dedl_experiments.placement import JobPlacement
 from dedl_experiments.tasks.classification import ClassificationTask
 
 
@@ -12,7 +13,7 @@ def _task(tmp_path, *overrides):
     cfg = compose_config(["task=classification", *TINY, "dataset.n_images=30", "task.folds=3",
                           f"data_dir={tmp_path}", *overrides])
     torch.manual_seed(0)
-    return ClassificationTask(cfg, prepare_classification(cfg), torch.device("cpu"), fold=0)
+    return ClassificationTask(cfg, prepare_classification(cfg), JobPlacement(torch.device("cpu")), fold=0)
 
 
 def test_swa_weights_are_the_mean_of_the_snapshots(tmp_path):

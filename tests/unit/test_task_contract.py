@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from conftest import compose_config
 from dedl_experiments import checkpoint
 from dedl_experiments.loop import FitSettings, FitState, fit
+from dedl_experiments.placement import JobPlacement
 from dedl_experiments.speed import Speed, apply_to_modules
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.tasks.classification import ClassificationTask
@@ -58,8 +59,9 @@ class Regression(Task):
     factors = staticmethod(lambda cfg: {})
     pretrained_weights = staticmethod(lambda cfg: None)
 
-    def __init__(self, cfg=None, prepared=None, device=torch.device("cpu"), fold=None) -> None:
-        super().__init__(cfg, prepared, device, fold)
+    def __init__(self, cfg=None, prepared=None, placement=JobPlacement(torch.device("cpu")),
+                 fold=None) -> None:
+        super().__init__(cfg, prepared, placement, fold)
         torch.manual_seed(0)
         self.net = nn.Linear(3, 1)
         self.optimizers = {"net": torch.optim.SGD(self.net.parameters(), lr=0.1)}
@@ -100,7 +102,7 @@ def test_a_task_without_a_required_hook_cannot_be_built() -> None:
     hooks = {name: Regression.__dict__[name] for name in Task.__abstractmethods__ if name != "step"}
     no_step = type("NoStep", (Task,), hooks)
     with pytest.raises(TypeError, match="abstract method '?step"):
-        no_step(None, None, torch.device("cpu"))
+        no_step(None, None, JobPlacement(torch.device("cpu")))
 
 
 def test_the_defaults_of_a_task_without_extra_state() -> None:
