@@ -234,6 +234,8 @@ def _run_folds(cfg: DictConfig, task_type: type[Task], prepared, placement: JobP
                tracker: tracking.Tracker, output_dir: Path, tags: dict) -> dict:
     """Train the folds this job asks for, then close the cell's parent run if all are done."""
     parent_cfg = folds.with_fold(cfg, None)
+    n_folds = len(task_type.folds(parent_cfg))  # every fold of the cell
+    tags = tags | {tracking.FOLDS_TAG: str(n_folds)}  # what a full cell is, for the report
     parent_key, parent_name = tracking.cell_key(parent_cfg, prepared.digest), task_type.run_name(parent_cfg)
     parent_id = folds.parent_run(cfg, tracker, parent_key, parent_name, tags, prepared)
     for fold in task_type.folds(cfg):
@@ -246,7 +248,6 @@ def _run_folds(cfg: DictConfig, task_type: type[Task], prepared, placement: JobP
         seed_everything(cfg.seed)
         _run_cell(fold_cfg, key, name, lambda: task_type(cfg, prepared, placement, fold), tracker,
                   output_dir / f"fold{fold}", tags | {f"{T}fold": str(fold)}, prepared, parent_id)
-    n_folds = len(task_type.folds(parent_cfg))  # every fold of the cell
     summary = folds.close_parent(cfg, tracker, parent_id, parent_name, prepared.digest, n_folds)
     if summary is None:
         return {"run_name": parent_name, "status": "partial", "run_id": parent_id}

@@ -57,6 +57,7 @@ TAG = "dedl."
 CELL_KEY_TAG = f"{TAG}cell_key"
 PARENT_TAG = f"{TAG}parent"  # "1" on a run that only groups child runs (a seed's folds)
 SEED_TAG, FOLD_TAG = f"{TAG}seed", f"{TAG}fold"
+FOLDS_TAG = f"{TAG}folds"  # on a cell with folds (parent and child runs): how many folds it has
 DATASET_NAME_TAG, DATASET_DIGEST_TAG = f"{TAG}dataset_name", f"{TAG}dataset_digest"
 DEVICE_TAG, DEVICE_NAME_TAG = f"{TAG}device", f"{TAG}device_name"
 # Experiments of the store that hold no cells: the reports, and the jobs' claims on cells.
@@ -146,6 +147,33 @@ def cell_values(cfg: DictConfig, dataset_digest: str | None) -> dict[str, Any]:
     if values.get("augment") == {}:
         del values["augment"]
     return values
+
+
+REPLICATE_KEYS = ("seed", "fold")  # the runs of one recipe: the report pairs them by these
+
+
+def recipe_params(params: dict[str, str]) -> dict[str, str]:
+    """Of a run's logged params (as `flatten` gives them), those that define its cell, seed and
+    fold aside: `cell_values` applied to them, so that the report's "same settings" is a job's
+    "same cell" (what is not a setting is left out by the same lists)."""
+    return dict(_recipe_params(tuple(sorted((k, v) for k, v in params.items() if k not in REPLICATE_KEYS))))
+
+
+@functools.lru_cache(maxsize=4096)  # the runs of one recipe share it (a report reads thousands)
+def _recipe_params(params: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    nested: dict = {}
+    for name, value in params:
+        *heads, leaf = name.split(".")
+        node = nested
+        for head in heads:
+            node = node.setdefault(head, {})
+            if not isinstance(node, dict):  # a param under another param's name: not a config value
+                break
+        else:  # logged values are resolved: "${" is text, not an interpolation
+            node[leaf] = node[leaf] if isinstance(node.get(leaf), dict) else value.replace("${", "\\${")
+    values = cell_values(OmegaConf.create(nested), dataset_digest="")
+    del values["dataset_digest"]
+    return tuple(flatten(values).items())
 
 
 def cell_key(cfg: DictConfig, dataset_digest: str | None) -> str:

@@ -3,7 +3,6 @@ report shows and writes), report/build.py (which runs count) and `--help` (the o
 
 import sys
 
-from dedl_experiments.report.build import RECIPE  # noqa: F401 (kept importable from here)
 from dedl_experiments.report.cli import main
 from multirun_launchers.devices import register_resolvers
 

@@ -5,11 +5,12 @@ Pure functions over plain records, so that they can be tested without MLflow.
 
 from __future__ import annotations
 
+import functools
 import statistics
 from dataclasses import dataclass, field
 
 from dedl_experiments.report.spec import Published, TableSpec
-from dedl_experiments.tracking import FOLD_TAG, SEED_TAG
+from dedl_experiments.tracking import FOLD_TAG, SEED_TAG, recipe_params
 
 # Runs that ended without a result; RUNNING runs are neither values nor failures yet.
 _UNFINISHED_STATUSES = frozenset({"FAILED", "KILLED"})
@@ -24,6 +25,11 @@ class RunRecord:
     tags: dict[str, str] = field(default_factory=dict)
     experiment_id: str = ""
     start_time: int = 0  # ms since the epoch, as MLflow records it
+
+    @functools.cached_property
+    def settings(self) -> dict[str, str]:
+        """Its params that define its cell, seed and fold aside (as a job's cell key reads them)."""
+        return recipe_params(self.params)
 
 
 @dataclass
@@ -56,8 +62,9 @@ def matches(selector: dict[str, str], params: dict[str, str]) -> bool:
 
 
 def pair_key(run: RunRecord) -> tuple[str, str]:
-    """What pairs runs of two cells: the seed, and for classification the fold."""
-    seed = run.params.get("seed") or run.tags.get(SEED_TAG, "")
+    """What pairs runs of two cells: the seed, and in a cell with folds the fold, as the job
+    recorded them (runs without the tags: as logged params)."""
+    seed = run.tags.get(SEED_TAG) or run.params.get("seed", "")
     fold = run.tags.get(FOLD_TAG) or run.params.get("fold", "")
     return seed, "" if fold in ("None", "null") else fold
 

@@ -12,8 +12,9 @@ Table 2's sweep is also a cell of Tables 1, 3, 6 and 7) and selected by their pa
   (default) takes real data over the built-in synthetic data, digested runs over runs recorded
   before digests, then the group with the most runs, and a note names the others;
   `dataset=NAME`, a digest prefix or `NAME@DIGEST8` picks one;
-- the paper's recipe for settings a user may ablate outside the tables (`RECIPE`: learning-rate
-  schedule, loss, decoder attention, SWA) where the table neither fixes nor varies them;
+- the paper's recipe for settings a user may ablate outside the tables (the spec's `recipe`, the
+  task's `recipe_settings`: learning-rate schedule, loss, decoder attention, SWA, ...) where the
+  table neither fixes nor varies them;
   `where.KEY=VALUE` changes such a filter or adds one
   on any param (`where.lr_schedule.name=step`), `where.KEY=*` drops it;
 - `init=NAME` replaces the table's ImageNet initialisation (smoke runs use init=random); tables
@@ -21,7 +22,9 @@ Table 2's sweep is also a cell of Tables 1, 3, 6 and 7) and selected by their pa
 
 Per cell and seed (and fold) the newest FINISHED run counts (reruns are not double-counted);
 FAILED/KILLED runs count as failures only where no run finished. Cells without runs show as
-"missing", cells whose runs all failed as "failed (n)", never as zeros.
+"missing", cells whose runs all failed as "failed (n)", never as zeros. A note flags cells whose
+finished runs differ in a setting: what a setting is comes from the cell key's own definition
+(tracking.recipe_params), so runs the note calls alike are runs of one cell but for seed and fold.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
-from dedl_experiments.conf import DISPLAY_KEY
 from dedl_experiments.report import datasets
 from dedl_experiments.report.aggregate import Cell, RunRecord, aggregate, matches
 from dedl_experiments.report.compare import ComparisonRow, compare_table
@@ -39,35 +41,7 @@ from dedl_experiments.report.options import Options
 from dedl_experiments.report.spec import TableSpec
 from dedl_experiments.report.verdicts import Evidence
 
-# The paper's recipe, for settings that runs outside the tables may change (ablations such as
-# lr_schedule=step or loss=ce): such runs must not land in the paper's cells. Equal to the
-# composed defaults (tests/unit/test_experiments.py checks it). Values as logged (strings).
-RECIPE: dict[str, dict[str, str]] = {
-    "segmentation": {
-        "lr_schedule.name": "cosine",
-        "lr_schedule.interval": "epoch",
-        "app_lr_schedule.interval": "epoch",
-        "loss.name": "weighted_ce",
-        "loss.reduction": "mean",
-        "architecture.attention": "scse",
-        "tiling.padding_label": "ignore",
-        "augment.rotation_fill": "ignore",
-    },
-    "classification": {
-        "lr_schedule.name": "cosine",
-        "lr_schedule.interval": "epoch",
-        "loss.name": "focal",
-        "loss.epsilon": "None",
-        "task.swa.enabled": "True",
-        "task.folds_method": "multilabel_stratified",
-        "task.drop_last": "False",
-        "augment.perspective_p": "1.0",
-    },
-}
 ANY = ("*", "any")
-# Params that do not make two runs of one cell different experiments (besides the seed).
-_NOT_SETTINGS = ("seed", "fold", "table", "force", "resume", "device", "data_dir", "dataset.root")
-_NOT_SETTINGS_PREFIXES = ("tracking.", "loader.", "speed.", "hydra.", "report.")
 
 
 @dataclass
@@ -121,8 +95,7 @@ def build(spec: TableSpec, runs: list[RunRecord], options: Options) -> TableRepo
     fixed["budget.name"] = options.budget
     # The recipe fills in what the table leaves open: a table that fixes or varies one of its
     # settings (an experiment of the step schedule, one that sweeps the loss) keeps its own.
-    recipe = {key: value for key, value in RECIPE.get(spec.task, {}).items()
-              if key not in spec.fixed and not varies(spec, key)}
+    recipe = {key: value for key, value in spec.recipe.items() if key not in spec.fixed and not varies(spec, key)}
     # Settings the report's options set (the rest are the table's own).
     adjustable = {"budget.name", "init.name", "dataset.name", *recipe, *options.where}
     for key, value in {**recipe, **options.where}.items():
@@ -165,12 +138,6 @@ def _why_empty(spec: TableSpec, runs: list[RunRecord], adjustable: set[str]) -> 
     return hints
 
 
-def _is_setting(key: str) -> bool:
-    """Display names (`encoder.label`) and report blocks are not settings (nor part of a cell)."""
-    return (key not in _NOT_SETTINGS and not key.startswith(_NOT_SETTINGS_PREFIXES)
-            and key.rpartition(".")[2] != DISPLAY_KEY)
-
-
 def _mixed_settings(spec: TableSpec, selected: list[RunRecord]) -> list[str]:
     """Settings that differ between finished runs of one cell (seed aside): a hint that runs of
     different experiments (say another lr) share a cell; `where.KEY=VALUE` separates them."""
@@ -183,8 +150,10 @@ def _mixed_settings(spec: TableSpec, selected: list[RunRecord]) -> list[str]:
                     and matches(row.match, run.params) and matches(column.match, run.params)]
             if len(cell) < 2:
                 continue
+            # Params every run logged (an older run lacks newer ones) that define a cell for one
+            # of them (a setting left out at its default still differs from another value).
             shared = set.intersection(*(set(run.params) for run in cell))
-            for key in filter(_is_setting, shared):
+            for key in shared & set().union(*(run.settings for run in cell)):
                 values = {run.params[key] for run in cell}
                 if len(values) > 1:
                     differing.setdefault(key, set()).update(values)

@@ -49,7 +49,7 @@ def markdown(report: TableReport, options: Options, verdicts: list[Verdict] = ()
         summary += f" Dataset: {report.dataset.describe(report.roots)}."
     notes = "".join(f"\nNote: {note}\n" for note in report.notes)
     parts = [to_markdown(report.spec, report.cells) + f"\n{summary}\n{notes}",
-             comparisons_markdown(report.comparisons, report.spec.task == "classification"),
+             comparisons_markdown(report.comparisons, by_fold=report.spec.folds is not None),
              cost_markdown(report.cost) if report.cost else "",
              claims_markdown(list(verdicts), f"The paper's claims on {report.spec.name}", _claims_note(options))]
     return "\n".join(part for part in parts if part)

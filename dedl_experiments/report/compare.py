@@ -1,6 +1,6 @@
 """A table's paired comparisons (its ablation axes, spec.comparisons) over its cells.
 
-Runs of cell A and cell B are paired by seed (classification: seed and fold); per pair key the
+Runs of cell A and cell B are paired by seed (in cells with folds: seed and fold); per pair key the
 newest run counts. Each pair of cells is one paired t-test of B - A; Holm's correction runs
 across every test of the table, and the verdict of a test reads its corrected p-value.
 """

@@ -5,7 +5,8 @@ A run's time is `train_time_s` + `test_time_s` (runs without `test_time_s`: `wal
 `train_time_s`), on the device kind of its tag `dedl.device` ("cuda:0": GPU, "cpu": CPU) named by
 `dedl.device_name`. A cell here is a row and a column's runs (the views of a column, e.g. the
 tiling table's accuracy and IoU of the same runs, are one cell). A full cell has one finished
-run per seed of the paper (and per fold for classification); each missing run is projected at
+run per seed of the paper (and per fold where the task has folds: as many as the runs recorded,
+`dedl.folds`, else as the table's sweep has); each missing run is projected at
 the mean time per run of, in this order: the cell's own timed runs, the same row's (encoder's),
 the same column's, the whole table's.
 """
@@ -18,8 +19,8 @@ from dataclasses import dataclass, field
 
 from dedl_experiments.report.aggregate import Cell, RunRecord, pair_key
 from dedl_experiments.report.spec import TableSpec
-from dedl_experiments.tracking import DEVICE_NAME_TAG, DEVICE_TAG
-DEFAULT_FOLDS = 6
+from dedl_experiments.tracking import DEVICE_NAME_TAG, DEVICE_TAG, FOLDS_TAG
+
 BASES = ("the cell's own runs", "the same row", "the same column", "the table")
 
 
@@ -84,7 +85,7 @@ def table_cost(spec: TableSpec, cells: list[Cell]) -> TableCost:
             group = groups.setdefault(key, CellCost(row.label, "", [], by_position[(row.label, view.label)].runs))
             group.views.append(view.label)
     table_runs = {run.run_id: run for group in groups.values() for run in group.runs}
-    expected = len(spec.seeds) * (_folds(table_runs.values()) if spec.task == "classification" else 1)
+    expected = len(spec.seeds) * _folds(spec, table_runs.values())
     cost = TableCost(list(groups.values()), expected)
     for group in cost.cells:
         group.column = _shared_label(group.views)
@@ -125,9 +126,11 @@ def _project(cost: TableCost) -> None:
                 break
 
 
-def _folds(runs) -> int:
-    folds = Counter(run.params.get("task.folds") for run in runs if run.params.get("task.folds", "").isdigit())
-    return int(folds.most_common(1)[0][0]) if folds else DEFAULT_FOLDS
+def _folds(spec: TableSpec, runs) -> int:
+    """Runs per seed of a full cell: the fold count its runs recorded, or for runs recorded before
+    that tag the table's own (its task's folds); 1 without folds."""
+    folds = Counter(run.tags[FOLDS_TAG] for run in runs if run.tags.get(FOLDS_TAG, "").isdigit())
+    return int(folds.most_common(1)[0][0]) if folds else spec.folds or 1
 
 
 def _shared_label(labels: list[str]) -> str:

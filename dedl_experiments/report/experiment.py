@@ -8,7 +8,9 @@ the block leaves out is derived from the sweep:
 - columns: every combination of the other swept keys' values (say architecture x app, labelled
   "UNet / gelu"); one column when nothing else is swept;
 - fixed: the task, every other config group's choice (init, loss, tiling, ...), early stopping
-  and the experiment file's own settings, as the experiment composes them;
+  and the experiment file's own settings that define a cell (tracking.recipe_params), as the
+  experiment composes them;
+- recipe: the task's `recipe_settings` at the composed values; folds: the task's folds per seed;
 - comparisons: each column against the first, per row (runs paired by seed);
 - metric: the task's main metric (task.monitor, on the test set); seeds: the sweep's.
 
@@ -31,12 +33,12 @@ from dedl_experiments import conf, sweeps
 from dedl_experiments.report import claims
 from dedl_experiments.report.schema import ExperimentError, ReportBlock, check
 from dedl_experiments.report.spec import ColumnSpec, Comparison, Measure, Pair, Published, RowSpec, TableSpec
-from dedl_experiments.tracking import flatten
+from dedl_experiments.tasks import task_class
+from dedl_experiments.tracking import REPLICATE_KEYS, flatten, recipe_params
 
-# Groups that do not define a table's cells: the report picks the dataset by content and the
-# budget by option; tracking is where runs go.
-_NOT_FIXED = ("dataset", "budget", "tracking", "experiment", "task")
-_NOT_OWN = ("defaults", "hydra", "table", "report")
+# Groups whose choice the report selects otherwise: the dataset by content, the budget by option,
+# the task by its name (fixed on its own).
+_NOT_FIXED = ("dataset", "budget", "experiment", "task")
 _DURATION = re.compile(r"(\d+)h(?: (\d+)m)?(?: (\d+)s)?")
 
 
@@ -58,17 +60,23 @@ def _choices(key: str, values: list[Any], extra: tuple[str, ...]) -> list[tuple[
     return [(conf.label(key, str(value), extra), match) for value, match in zip(values, matches)]
 
 
+def _logged(cfg: DictConfig) -> dict[str, str]:
+    """The params a job of this config logs."""
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    return flatten(OmegaConf.to_container(job, resolve=True))
+
+
 def _fixed(cfg: DictConfig, name: str, swept: Iterable[str], extra: tuple[str, ...]) -> dict[str, str]:
-    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])  # what a job logs
-    logged = flatten(OmegaConf.to_container(job, resolve=True))
+    logged = _logged(cfg)
+    # What defines a cell (not `table`, `tracking`, ...): an experiment file that sets a seed keeps it.
+    settings = {*recipe_params(logged), *REPLICATE_KEYS}
     fixed = {"task.name": logged["task.name"], "train.patience": logged["train.patience"]}
     for group in cfg.hydra.runtime.choices:
-        if "/" not in group and group not in (*_NOT_FIXED, *swept) and f"{group}.name" in logged:
+        if "/" not in group and group not in (*_NOT_FIXED, *swept) and f"{group}.name" in settings:
             fixed[f"{group}.name"] = logged[f"{group}.name"]
-    own = flatten({k: v for k, v in conf.read(conf.option_file("experiment", name, extra)).items()
-                   if k not in _NOT_OWN})
+    own = flatten(conf.read(conf.option_file("experiment", name, extra)))
     for key in own:
-        if key in logged and not key.startswith(tuple(f"{group}." for group in swept)):
+        if key in settings and not key.startswith(tuple(f"{group}." for group in swept)):
             fixed[key] = logged[key]
     return fixed
 
@@ -199,11 +207,15 @@ class _Table:
                  else _fixed(self.cfg, self.name, self.swept, self.extra))
         column_keys = [key for key in self.swept if key != row_key] if self.block.columns is None else []
         what = f"rows: {row_key or 'all runs'}" + (f"; columns: {' x '.join(column_keys)}" if column_keys else "")
+        task, logged = task_class(self.cfg), _logged(self.cfg)
+        folds = task.folds(self.cfg)
         spec = TableSpec(
             name=self.name, title=self.block.title or f"{self.name}: {self.metric} by {row_key or 'seed'}",
-            task=str(self.cfg.task.name), metric=self.metric, rows=tuple(rows.values()), columns=columns,
+            metric=self.metric, rows=tuple(rows.values()), columns=columns,
             published=self.published(rows, columns), fixed=fixed, seeds=self.seeds, timed=self.block.timed,
-            note=self.block.note or f"Derived from {self.where} ({what}).")
+            note=self.block.note or f"Derived from {self.where} ({what}).",
+            folds=None if folds is None else len(folds),
+            recipe={key: logged[key] for key in task.recipe_settings if key in logged})
         spec = dataclasses.replace(spec, comparisons=self.comparisons(rows, spec))
         keys = {key: row.label for key, row in rows.items()}
         return dataclasses.replace(spec, claims=claims.read(self.block.claims, spec, keys, self.where))

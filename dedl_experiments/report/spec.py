@@ -106,7 +106,6 @@ class Claim:
 class TableSpec:
     name: str
     title: str
-    task: str  # "segmentation" | "classification"
     metric: str  # MLflow metric key shown in the table
     rows: tuple[RowSpec, ...]
     columns: tuple[ColumnSpec, ...]
@@ -116,6 +115,10 @@ class TableSpec:
     comparisons: tuple[Comparison, ...] = ()
     timed: str = ""  # for timing tables: one line saying exactly what is timed
     seeds: tuple[int, ...] = ()  # the seeds its sweep runs: a full cell has a run of each
+    folds: int | None = None  # folds per seed of its task (Task.folds), None: one run per seed
+    # The paper's recipe (Task.recipe_settings at the table's own values): runs of ablations
+    # outside the tables are left out where the table neither fixes nor varies the setting.
+    recipe: dict[str, str] = field(default_factory=dict)
     claims: tuple[Claim, ...] = ()  # the paper's claims that rest on the table
 
     def metric_for(self, column: ColumnSpec) -> str:

@@ -10,6 +10,8 @@ Before a job runs, from the config alone (the class is `tasks.task_class(cfg)`):
     Task.factors(cfg)            the settings its tables vary, as MLflow tags (tracking.factor_tags)
     Task.pretrained_weights(cfg) the weights its pretrained init loads (`python -m dedl_experiments.weights`)
     Task.summary_metric          the test metric a sweep's closing lines show per run
+    Task.recipe_settings         the settings runs outside the tables ablate (the report holds
+                                 a table's runs to the table's own values of them)
 
 Life of a task in a job:
 
@@ -86,6 +88,10 @@ class Task(abc.ABC):
 
     # The test metric a sweep's closing lines show for each run (sweep_callbacks.py).
     summary_metric: str
+    # Settings of the paper's recipe that runs outside the tables may change (ablations such as
+    # lr_schedule=step or loss=ce), as logged params: where a table neither fixes nor varies one,
+    # the report counts only its runs at the table's own value (report/experiment.py), in this order.
+    recipe_settings: tuple[str, ...] = ()
 
     # --- the config, before a job runs -----------------------------------------------------
 

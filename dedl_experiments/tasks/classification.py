@@ -64,6 +64,8 @@ class ClassificationTask(Task):
     part) and scores it on the common test set."""
 
     summary_metric = "test_f1_micro"
+    recipe_settings = ("lr_schedule.name", "lr_schedule.interval", "loss.name", "loss.epsilon", "task.swa.enabled",
+                       "task.folds_method", "task.drop_last", "augment.perspective_p")
     prepare = staticmethod(prepare_classification)
 
     @staticmethod

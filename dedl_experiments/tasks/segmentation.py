@@ -61,6 +61,8 @@ class SegmentationTask(Task):
     """Builds the network, APP, loss, optimisers and loaders for one segmentation job."""
 
     summary_metric = "test_iou"
+    recipe_settings = ("lr_schedule.name", "lr_schedule.interval", "app_lr_schedule.interval", "loss.name",
+                       "loss.reduction", "architecture.attention", "tiling.padding_label", "augment.rotation_fill")
 
     @staticmethod
     def check_config(cfg: DictConfig) -> None:

@@ -34,6 +34,8 @@ def test_parent_holds_fold_mean_and_children_hold_folds(tmp_path, shared_data_di
     assert parent.info.status == "FINISHED"
     assert sorted(r.data.tags["dedl.fold"] for r in children) == ["0", "1", "2"]
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    # How many folds a full cell has, for the report's count of missing runs.
+    assert {r.data.tags["dedl.folds"] for r in [parent, *children]} == {"3"}
     f1 = [r.data.metrics["test_f1_micro"] for r in children]
     assert parent.data.metrics["test_f1_micro"] == pytest.approx(sum(f1) / 3)
     assert "test_f1_micro_std" in parent.data.metrics

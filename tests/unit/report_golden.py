@@ -4,17 +4,25 @@ the report CLI writes them (`python -m dedl_experiments.report table=all`), with
 The runs (tests/data/reports/runs.json) were made once from the tables' cells: several seeds
 per cell, folds for classification, both time measures for the timing tables, the tiling
 table's padded and unpadded metrics, a missing, a failed and a not-logged cell, runs of another
-dataset and of another budget. `python tests/unit/report_golden.py` rewrites the expected
-reports under tests/data/reports/ (after a change that is meant to change them)."""
+dataset and of another budget. Each run carries the tags a job records on it (job_tags: its cell
+key, factor tags, task, and for a fold its cell's fold count), from the config its params compose.
+`python tests/unit/report_golden.py` rewrites the expected reports under tests/data/reports/
+(after a change that is meant to change them); `... --tag-runs` rewrites the runs' job tags."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
 
+from omegaconf import open_dict
+
+from dedl_experiments import components, conf, sweeps, tracking
+from dedl_experiments.folds import with_fold
 from dedl_experiments.report import cli
 from dedl_experiments.report.aggregate import RunRecord
+from dedl_experiments.tasks import task_class
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "reports"
 RUNS = DATA / "runs.json"
@@ -34,6 +42,55 @@ def load_runs() -> list[RunRecord]:
         runs.append(RunRecord(run["id"], run.get("status", "FINISHED"), {**common["params"], **run["params"]},
                               run["metrics"], {**common["tags"], **run.get("tags", {})}, "1", run["start"]))
     return runs
+
+
+@functools.lru_cache(maxsize=None)  # the runs of one cell but for seed and fold share it
+def run_config(items: tuple[tuple[str, str], ...]):
+    """The config of a job whose logged params include these (seed and fold aside): each
+    `<group>.name` as the group's option of that name (of the run's task), any other value as set."""
+    params = dict(items)
+    task = params["task.name"]
+    overrides = [f"task={task}"]
+    for key, value in params.items():
+        group = key.removesuffix(".name")
+        path = conf.option_file(group, value) if key.endswith(".name") and group != "task" else None
+        if path is not None and conf.read(path).get("task", task) == task:
+            overrides.append(f"{group}={value}")
+    cfg = sweeps.compose_config(overrides)
+    logged = tracking.flatten(components.loggable_values(cfg))
+    overrides += [f"{key}={'null' if value == 'None' else value}" for key, value in params.items()
+                  if logged.get(key) != value]
+    cfg = sweeps.compose_config(overrides)
+    logged = tracking.flatten(components.loggable_values(cfg))
+    assert all(logged.get(key) == value for key, value in params.items()), (params, overrides)
+    return cfg
+
+
+def job_tags(run: RunRecord) -> dict[str, str]:
+    """The tags a job records on this run besides those of its data, device and seed."""
+    cfg = run_config(tuple(sorted((k, v) for k, v in run.params.items() if k not in tracking.REPLICATE_KEYS))).copy()
+    with open_dict(cfg):
+        cfg.seed = int(run.params["seed"])
+        cfg.fold = int(run.params["fold"]) if "fold" in run.params else None
+    task = task_class(cfg)
+    tags = {"dedl.cell_key": tracking.cell_key(cfg, run.tags.get(tracking.DATASET_DIGEST_TAG)),
+            "dedl.task": cfg.task.name, "dedl.summary_metric": task.summary_metric, **tracking.factor_tags(cfg)}
+    folds = task.folds(with_fold(cfg, None))  # every fold of the cell
+    if folds is not None:
+        tags[tracking.FOLDS_TAG] = str(len(folds))
+    return tags
+
+
+def tag_runs() -> None:
+    """Rewrite runs.json with each run's job tags (its other tags and everything else kept)."""
+    lines = RUNS.read_text().splitlines()
+    records = load_runs()
+    out = [lines[0]]
+    for line, record in zip(lines[1:], records):
+        run = json.loads(line)
+        run["tags"] = {**run.get("tags", {}), **job_tags(record)}
+        out.append(json.dumps(run, sort_keys=True))
+    RUNS.write_text("\n".join(out) + "\n")
 
 
 def render(out: Path, monkeypatch) -> str:
@@ -60,7 +117,9 @@ def written(out: Path) -> dict[str, str]:
             if path.is_file() and path.name.endswith((*SUFFIXES, ".md"))}
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:] == ["--tag-runs"]:
+    tag_runs()
+elif __name__ == "__main__":
     import tempfile
 
     import pytest

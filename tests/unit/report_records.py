@@ -23,7 +23,8 @@ _ids = itertools.count()
 def run_in(spec: TableSpec, row: str, column: str, metrics: dict[str, float] | float | None = None, *,
            seed: int = 26, fold: int | None = None, status: str = "FINISHED", tags: dict[str, str] | None = None,
            start: int = 0, experiment_id: str = "1", **params: str) -> RunRecord:
-    """A run in (row, column) of spec; a bare number is the table's metric."""
+    """A run in (row, column) of spec; a bare number is the table's metric. Tagged as a job tags
+    it: its seed, and in a cell with folds its fold and the cell's fold count (spec.folds)."""
     row_match = next(r.match for r in spec.rows if r.label == row)
     column_match = next(c.match for c in spec.columns if c.label == column)
     if isinstance(metrics, (int, float)):
@@ -32,6 +33,7 @@ def run_in(spec: TableSpec, row: str, column: str, metrics: dict[str, float] | f
     all_tags = {"dedl.seed": str(seed), **(tags or {})}
     if fold is not None:
         all_params["fold"] = all_tags["dedl.fold"] = str(fold)
+        all_tags.setdefault("dedl.folds", str(spec.folds))
     return RunRecord(f"run{next(_ids)}", status, all_params, dict(metrics or {}), all_tags, experiment_id, start)
 
 

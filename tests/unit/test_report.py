@@ -4,11 +4,16 @@ import csv
 import statistics
 
 import pytest
-from report_records import SEEDS, TABLES
+from report_records import SEEDS, TABLES, run_in
 
+from conftest import compose_config
+from dedl_experiments import components
 from dedl_experiments.report.aggregate import Cell, RunRecord, aggregate
+from dedl_experiments.report.build import build
+from dedl_experiments.report.options import parse_args
 from dedl_experiments.report.spec import TableSpec
 from dedl_experiments.report.render import format_duration, run_link, to_csv, to_markdown, to_png
+from dedl_experiments.tracking import cell_values, flatten
 
 TABLE6 = TABLES["table6"]  # UNet IoU: rows ResNet-18..101, columns no/ReLU/GELU APP
 
@@ -278,3 +283,29 @@ def test_load_runs_reads_only_the_experiments_that_hold_cells(tmp_path) -> None:
         runs[name] = run.info.run_id
     assert {run.run_id for run in load_runs(uri)} == {runs["dedl"], runs["dedl-table2"]}
     assert [name for name in runs if tracking.is_cell_experiment(name)] == ["dedl", "dedl-table2"]
+
+
+def test_a_runs_settings_are_what_its_cell_key_reads() -> None:
+    """What the report compares between runs of one cell is what the job's cell key is made of
+    (tracking.cell_values), seed and fold aside, read back from the params the job logged."""
+    cfg = compose_config(["+experiment=table2", "budget=smoke", "init=random"])
+    logged = RunRecord("r", "FINISHED", flatten(components.loggable_values(cfg)), {})
+    keyed = {k: v for k, v in flatten(cell_values(cfg, "0" * 64)).items() if k not in ("seed", "fold", "dataset_digest")}
+    assert logged.settings == keyed
+    assert not {"table", "tracking.uri", "dataset.root", "encoder.label", "speed.amp"} & set(logged.settings)
+
+
+def test_mixed_settings_are_settings_of_the_cell_key() -> None:
+    """Runs of one cell that differ only where the cell key does not look (a checkpoint interval,
+    a display name, claims on cells, a data folder) are alike; another learning rate is not."""
+    alike = {"train.checkpoint_every": "5", "encoder.label": "RN-18", "claim.lease_s": "60", "dataset.root": "/b"}
+    recorded = {**TABLE6.recipe, "budget.name": "paper", "dataset.name": "synthetic", "optimizer.lr": "0.00036",
+                "train.checkpoint_every": "1", "encoder.label": "ResNet-18", "claim.lease_s": "30", "dataset.root": "/a"}
+    data = {"dedl.dataset_name": "synthetic", "dedl.dataset_digest": "ab" * 32}
+    runs = [run_in(TABLE6, "ResNet-18", "Without AE", 0.4, seed=1, tags=data, **recorded),
+            run_in(TABLE6, "ResNet-18", "Without AE", 0.5, seed=2, tags=data, **{**recorded, **alike})]
+    assert build(TABLE6, runs, parse_args(["table=table6"])).notes == []
+    runs.append(run_in(TABLE6, "ResNet-18", "Without AE", 0.6, seed=3, tags=data,
+                       **{**recorded, "optimizer.lr": "0.001"}))
+    [note] = build(TABLE6, runs, parse_args(["table=table6"])).notes
+    assert "(optimizer.lr: 0.00036, 0.001)" in note

@@ -82,11 +82,25 @@ def test_views_of_one_column_share_its_runs() -> None:
 
 def test_classification_cell_needs_every_fold_of_every_seed() -> None:
     table4 = TABLES["table4"]
-    runs = [run_in(table4, "NFNet-F3", "Test F1-Score", {"train_time_s": 100.0}, seed=seed, fold=fold, tags=GPU,
-                   **{"task.folds": "6"}) for seed in (1, 2) for fold in range(6)]
+    runs = [run_in(table4, "NFNet-F3", "Test F1-Score", {"train_time_s": 100.0}, seed=seed, fold=fold, tags=GPU)
+            for seed in (1, 2) for fold in range(6)]
     cost = cost_of(table4, runs)
     nfnet = next(c for c in cost.cells if c.row == "NFNet-F3")
     assert (cost.expected, nfnet.missing, nfnet.timed) == (30, 18, 12)
+
+
+@pytest.mark.parametrize("tags, expected", [
+    ({"dedl.folds": "3"}, 5 * 3),  # the fold count the runs recorded (task.folds=3)
+    ({}, 5 * 6),  # runs recorded before that tag: the table's own (its task's folds)
+])
+def test_a_full_cell_has_the_fold_count_its_runs_recorded(tags: dict, expected: int) -> None:
+    table4 = TABLES["table4"]
+    runs = [run_in(table4, "NFNet-F3", "Test F1-Score", {"train_time_s": 100.0}, fold=fold, tags=GPU | tags)
+            for fold in range(3)]
+    for run in runs:
+        run.tags = {k: v for k, v in run.tags.items() if k != "dedl.folds"} | tags
+    assert table4.folds == 6 and cost_of(table4, runs).expected == expected
+    assert cost_of(TABLE9, []).expected == 5  # no folds: a run per seed
 
 
 def test_no_timed_runs() -> None:

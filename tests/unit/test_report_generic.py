@@ -16,7 +16,7 @@ from report_records import TABLES, run_in
 from conftest import CONF
 from dedl_experiments import conf
 from dedl_experiments.report import tables
-from dedl_experiments.report.build import RECIPE, build
+from dedl_experiments.report.build import build
 from dedl_experiments.report.experiment import experiment_spec
 from dedl_experiments.report.options import UsageError, parse_args
 from dedl_experiments.report.schema import ExperimentError
@@ -72,8 +72,8 @@ def test_a_user_experiment_is_a_table_derived_from_its_file(tmp_path: Path) -> N
     folder = user_conf(tmp_path, MINE)
     assert "mine" in tables.names([str(folder)]) and "mine" not in tables.names()
     spec = tables.spec("mine", [str(folder)])
-    assert (spec.name, spec.title, spec.task, spec.metric) == ("mine", "My net against ResNet-18", "segmentation",
-                                                              "test_iou")  # the task's main metric
+    # The task's main metric; a segmentation cell is one run per seed (no folds).
+    assert (spec.name, spec.title, spec.metric, spec.folds) == ("mine", "My net against ResNet-18", "test_iou", None)
     assert spec.rows == (RowSpec("My Net", {"encoder.name": "mynet"}), RowSpec("ResNet-18", {"encoder.name": "resnet18"}))
     assert spec.columns == (ColumnSpec("none", {"app.name": "none"}), ColumnSpec("gelu", {"app.name": "gelu"}))
     assert spec.published == {("ResNet-18", "none"): Published(0.43), ("ResNet-18", "gelu"): Published(0.47, 0.01)}
@@ -169,7 +169,7 @@ def test_runs_of_a_user_table_fill_its_cells(tmp_path: Path) -> None:
     folder = user_conf(tmp_path, MINE)
     options = parse_args(["table=mine", f"config_dir={folder}", "budget=smoke", "init=random"])
     spec = tables.spec("mine", options.search_path)
-    recipe = {k: v for k, v in RECIPE["segmentation"].items() if k not in spec.fixed}
+    recipe = {k: v for k, v in spec.recipe.items() if k not in spec.fixed}
     recorded = {"budget.name": "smoke", "init.name": "random", "dataset.name": "synthetic", **recipe}
     runs = [run_in(spec, "My Net", "gelu", 0.5, seed=seed, **recorded) for seed in (26, 77)]
     report = build(spec, runs, options)
@@ -179,15 +179,33 @@ def test_runs_of_a_user_table_fill_its_cells(tmp_path: Path) -> None:
 
 def test_recipe_gives_way_to_a_tables_own_settings() -> None:
     """A hand-written table that varies a recipe setting (the loss) keeps both columns."""
-    spec = TableSpec(name="losses", title="", task="segmentation", metric="test_iou",
+    spec = TableSpec(name="losses", title="", metric="test_iou",
                      rows=(RowSpec("ResNet-18", {"encoder.name": "resnet18"}),),
                      columns=(ColumnSpec("weighted", {"loss.name": "weighted_ce"}), ColumnSpec("plain", {"loss.name": "ce"})),
-                     published={})
-    recipe = {k: v for k, v in RECIPE["segmentation"].items() if k != "loss.name"}
+                     published={}, recipe=TABLES["table2"].recipe)
+    recipe = {k: v for k, v in spec.recipe.items() if k != "loss.name"}
     runs = [run_in(spec, "ResNet-18", column, 0.5, **recipe, **{"budget.name": "paper", "dataset.name": "synthetic"})
             for column in ("weighted", "plain")]
     report = build(spec, runs, parse_args(["table=table2"]))
     assert [cell.n for cell in report.cells] == [1, 1]
+
+
+def test_the_recipe_is_the_tables_own_composition(tmp_path: Path) -> None:
+    """A table whose experiment composes another loss, with a `fixed:` block that leaves the loss
+    out, holds its runs to that loss: the recipe's values are what its jobs run, and its cells
+    have as many folds per seed as its task runs (`task.folds`)."""
+    folder = user_conf(tmp_path, with_report("fixed: {task.name: segmentation, init.name: imagenet}\n")
+                       .replace("override /lr_schedule: step", "override /loss: ce"))
+    spec = tables.spec("mine", [str(folder)])
+    assert (spec.recipe["loss.name"], spec.recipe["lr_schedule.name"], spec.folds) == ("ce", "cosine", None)
+    recorded = {"budget.name": "paper", "dataset.name": "synthetic", **spec.recipe}
+    runs = [run_in(spec, "My Net", "gelu", 0.5, seed=seed, **recorded) for seed in (26, 77)]
+    cell = next(c for c in build(spec, runs, parse_args(["table=table2"])).cells if (c.row, c.column) == ("My Net", "gelu"))
+    assert (cell.status, cell.n) == ("ok", 2)
+    folds = user_conf(tmp_path / "folds", "# @package _global_\ndefaults:\n  - override /task: classification\n"
+                                          "task:\n  folds: 4\nhydra:\n  sweeper:\n    params:\n      seed: 26,77\n")
+    classification = experiment_spec("mine", [str(folds)])
+    assert classification.folds == 4 and classification.recipe["loss.name"] == "focal"
 
 
 def test_report_options_find_a_users_config_folder(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 PACKAGES = ("dedl_experiments", "multirun_launchers")
@@ -33,11 +34,30 @@ def test_hydra_internals_only_in_the_sweep_adapter() -> None:
     assert users == {"dedl_experiments/sweeps.py"}
 
 
+# The tasks' names, as their files name them (conf/task/<name>.yaml).
+TASK_NAMES = "|".join(sorted(path.stem for path in (REPO / "dedl_experiments" / "conf" / "task").glob("*.yaml")))
+TASK_NAME_LITERAL = rf"""["']({TASK_NAMES})["']"""
+# A comparison with a task's name or with a `task` value, or a lookup keyed by one.
+CHOICE_BY_TASK = (r"task\.name\s*[!=]=|[!=]=\s*\S*task\.name\b|hasattr\(\s*task|\.task\s*[!=]=|[!=]=\s*[\w.]*\.task\b"
+                  r"|\[\s*[\w.]*\.task(\.name)?\s*\]|\.get\(\s*[\w.]*\.task(\.name)?\b"
+                  rf"|[!=]=\s*{TASK_NAME_LITERAL}|{TASK_NAME_LITERAL}\s*[!=]=|\bin\s*[(\[{{]\s*{TASK_NAME_LITERAL}")
+
+
 def test_no_code_outside_a_task_chooses_by_the_tasks_name_or_probes_it() -> None:
-    """What differs by task is a hook of its class (tasks/base.py), named by `task._target_`."""
+    """What differs by task is a hook of its class (tasks/base.py), named by `task._target_`, or
+    what its runs recorded (tags such as `dedl.folds`); the report knows no task by its name."""
     choosers = {name for name, text in sources(*PACKAGES).items()
-                if re.search(r"task\.name\s*[!=]=|[!=]=\s*\S*task\.name\b|hasattr\(\s*task", text)}
+                if not name.startswith("dedl_experiments/tasks/") and re.search(CHOICE_BY_TASK, text)}
     assert choosers == set()
+    naming = {name for name, text in sources("dedl_experiments/report").items() if re.search(TASK_NAME_LITERAL, text)}
+    assert naming == set()
+
+
+@pytest.mark.parametrize("code", ['if spec.task == "classification":', 'RECIPE.get(spec.task, {})',
+                                  'x = {"segmentation": 1}[cfg.task.name]', 'if "classification" != kind:',
+                                  'if name in ("segmentation", "other"):'])
+def test_a_choice_by_the_tasks_name_is_recognised(code: str) -> None:
+    assert re.search(CHOICE_BY_TASK, code)
 
 
 def test_one_exclusive_file_lock() -> None:
