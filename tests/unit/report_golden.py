@@ -74,7 +74,8 @@ def job_tags(run: RunRecord) -> dict[str, str]:
         cfg.fold = int(run.params["fold"]) if "fold" in run.params else None
     task = task_class(cfg)
     tags = {"dedl.cell_key": tracking.cell_key(cfg, run.tags.get(tracking.DATASET_DIGEST_TAG)),
-            "dedl.task": cfg.task.name, "dedl.summary_metric": task.summary_metric, **tracking.factor_tags(cfg)}
+            "dedl.task": cfg.task.name, "dedl.summary_metric": task.summary_metric,
+            **tracking.factor_tags(cfg, task.factors(cfg))}
     folds = task.folds(with_fold(cfg, None))  # every fold of the cell
     if folds is not None:
         tags[tracking.FOLDS_TAG] = str(len(folds))
