@@ -67,6 +67,8 @@ _VALUE_RULES: list[Rule] = [
     ("train.checkpoint_every", lambda x: isinstance(x, int) and x >= 0, "an integer >= 0"),
     ("optimizer.lr", positive, "a number > 0"),
     ("optimizer.weight_decay", non_negative, "a number >= 0"),
+    ("optimizer.momentum", non_negative, "a number >= 0"),
+    ("optimizer.nesterov", lambda x: isinstance(x, bool), "true or false"),
     ("loader.num_workers", lambda x: isinstance(x, int) and x >= 0, "an integer >= 0"),
     ("budget.scale", lambda x: positive(x) and x <= 1, "a number in (0, 1]"),
     ("force", lambda x: isinstance(x, bool), "true or false"),
@@ -133,7 +135,8 @@ def _source_option(cfg: DictConfig, path: str) -> str:
 
 # Arguments of only some options of a component's group (a loss's reduction, epsilon) and
 # settings a user's dataset YAML may leave out (non_finite): checked where they are given.
-_OPTION_ARGUMENTS = ("loss.reduction", "loss.epsilon", "dataset.non_finite")
+_OPTION_ARGUMENTS = ("loss.reduction", "loss.epsilon", "dataset.non_finite", "optimizer.momentum",
+                     "optimizer.nesterov")
 _ABSENT = object()
 
 

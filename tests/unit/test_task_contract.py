@@ -50,7 +50,7 @@ class MeanError:
 
 
 class Regression(Task):
-    """The smallest task: only the abstract hooks; every other hook is the base class's."""
+    """The smallest task: the abstract hooks, and build hooks of its own (it has no config)."""
 
     summary_metric = "test_error"
     prepare = staticmethod(lambda cfg: None)
@@ -60,9 +60,18 @@ class Regression(Task):
 
     def __init__(self, cfg=None, prepared=None, device=torch.device("cpu"), fold=None) -> None:
         super().__init__(cfg, prepared, device, fold)
+
+    def build_network(self) -> None:
         torch.manual_seed(0)
         self.net = nn.Linear(3, 1)
+
+    def build_loss(self) -> None:
+        self.criterion = nn.L1Loss()
+
+    def build_optimizers(self) -> None:
         self.optimizers = {"net": torch.optim.SGD(self.net.parameters(), lr=0.1)}
+
+    def build_schedulers(self) -> None:
         self.schedulers = {"net": torch.optim.lr_scheduler.StepLR(self.optimizers["net"], 1, 0.5)}
 
     @staticmethod
@@ -81,9 +90,9 @@ class Regression(Task):
 
     def step(self, batch, metrics: MeanError, train: bool) -> torch.Tensor:
         x, y = batch
-        error = (self.net(x) - y).abs()
-        metrics.update(error.detach())
-        return error.mean()
+        prediction = self.net(x)
+        metrics.update((prediction - y).abs().detach())
+        return self.criterion(prediction, y)
 
     def test_metrics(self, batch_size: int):
         return {"error": 0.0}, None
@@ -101,6 +110,45 @@ def test_a_task_without_a_required_hook_cannot_be_built() -> None:
     no_step = type("NoStep", (Task,), hooks)
     with pytest.raises(TypeError, match="abstract method '?step"):
         no_step(None, None, torch.device("cpu"))
+
+
+def test_the_build_hooks_run_in_order_and_a_variant_overrides_one() -> None:
+    calls = []
+
+    class Recorded(Regression):
+        def setup(self) -> None:
+            calls.append("setup")
+
+        def build_network(self) -> None:
+            calls.append("network")
+            super().build_network()
+
+        def build_loss(self) -> None:
+            calls.append("loss")
+            super().build_loss()
+
+        def build_optimizers(self) -> None:
+            calls.append("optimizers")
+            super().build_optimizers()
+
+        def build_schedulers(self) -> None:
+            calls.append("schedulers")
+            super().build_schedulers()
+
+    task = Recorded()
+    assert calls == ["setup", "network", "loss", "optimizers", "schedulers"]
+    assert task.schedulers["net"].optimizer is task.optimizers["net"]
+
+    class Momentum(Regression):
+        def build_optimizers(self) -> None:
+            self.optimizers = {"net": torch.optim.SGD(self.net.parameters(), lr=0.1, momentum=0.9)}
+
+    variant, plain = Momentum(), Regression()
+    assert variant.optimizers["net"].defaults["momentum"] == 0.9
+    # Every other part is built as before, and the schedule runs on the variant's optimiser.
+    assert torch.equal(variant.net.weight, plain.net.weight)
+    assert isinstance(variant.criterion, nn.L1Loss)
+    assert variant.schedulers["net"].optimizer is variant.optimizers["net"]
 
 
 def test_the_defaults_of_a_task_without_extra_state() -> None:
