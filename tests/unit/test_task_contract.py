@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from conftest import compose_config
 from dedl_experiments import checkpoint
+from dedl_experiments.config import ConfigError
 from dedl_experiments.loop import FitSettings, FitState, fit
 from dedl_experiments.speed import Speed, apply_to_modules
 from dedl_experiments.tasks.base import Task
@@ -240,3 +241,14 @@ def test_the_task_says_whether_a_cell_has_folds(overrides, folds) -> None:
 
     cfg = compose_config(overrides)
     assert task_class(cfg).folds(cfg) == folds
+
+
+def test_the_default_loss_is_the_configs_and_data_weights_need_the_tasks_own() -> None:
+    class DefaultLoss(Regression):
+        build_loss = Task.build_loss
+
+    task = DefaultLoss(compose_config(["loss=ce"]))
+    assert isinstance(task.criterion, nn.CrossEntropyLoss) and task.class_weights is None
+    with pytest.raises(ConfigError, match=r"^loss.weighting=inverse_frequency is invalid for "
+                                          r"task=segmentation: it must be one of: none, fixed$"):
+        DefaultLoss(compose_config([]))  # weighted_ce: weights from the data
