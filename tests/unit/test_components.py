@@ -254,3 +254,20 @@ def test_the_optimizer_is_its_yamls_target_with_the_tasks_rate(shared_data_dir, 
     # The APP keeps its own Adam at app.lr, as released, whatever the network's optimiser.
     assert type(task.optimizers["app"]) is torch.optim.Adam
     assert task.optimizers["app"].defaults["lr"] == cfg.app.lr
+
+
+def test_a_new_task_brings_its_encoder_settings_in_files_of_its_own(tmp_path) -> None:
+    """A task's per-encoder settings are its files (task_encoder/<task>_<encoder>.yaml), merged
+    into the encoder's node: no encoder file changes, and other tasks' cells keep their keys."""
+    segmentation = (CONF / "task" / "segmentation.yaml").read_text()
+    searchpath = user_conf(tmp_path, {
+        "task/tiles.yaml": segmentation.replace("name: segmentation", "name: tiles"),
+        "task_encoder/tiles_resnet34.yaml": ("# @package encoder\ntiles: my_resnet34\n"
+                                             "inits:\n  imagenet: {tiles: my_weights}\n")})
+    cfg = compose_config(["task=tiles", "encoder=resnet34", searchpath])
+    assert cfg.encoder.tiles == "my_resnet34" and cfg.encoder.inits.imagenet.tiles == "my_weights"
+    assert cfg.encoder.segmentation == "resnet34"  # the encoder's own file, as it is
+    assert "tiles" not in compose_config(["task=tiles", searchpath]).encoder  # no file for resnet18
+    for overrides in (["encoder=resnet34"], ["task=classification", "encoder=resnet34"]):
+        assert tracking.cell_key(compose_config([*overrides, searchpath]), "0" * 64) == \
+            tracking.cell_key(compose_config(overrides), "0" * 64)
