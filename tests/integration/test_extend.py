@@ -32,23 +32,30 @@ report:
 """
 
 
-def test_a_users_encoder_and_table_sweep_and_report(tmp_path: Path, shared_data_dir: Path) -> None:
+def sweep_and_report(tmp_path: Path, data_dir: Path, files: dict[str, str], table: str):
+    """A user's config folder holding `files`: the sweep of its experiment `table` on tiny data
+    (the CLI's output), then the table's report (its output), from the folder `work`."""
     conf = tmp_path / "my_conf"
-    (conf / "encoder").mkdir(parents=True)
-    (conf / "experiment").mkdir()
-    encoder = (CONF / "encoder" / "resnet18.yaml").read_text().replace("name: resnet18", "name: mynet")
-    (conf / "encoder" / "mynet.yaml").write_text(re.sub(r"(?m)^label: .*$", "label: My Net", encoder))
-    (conf / "experiment" / "mine.yaml").write_text(EXPERIMENT)
-
+    for name, text in files.items():
+        (conf / name).parent.mkdir(parents=True, exist_ok=True)
+        (conf / name).write_text(text)
     cwd = tmp_path / "work"
     cwd.mkdir()
-    sweep = run_cli(["-m", "+experiment=mine", f"hydra.searchpath=[file://{conf}]", *TINY,
-                     f"data_dir={shared_data_dir}"], cwd)
+    sweep = run_cli(["-m", f"+experiment={table}", f"hydra.searchpath=[file://{conf}]", *TINY,
+                     f"data_dir={data_dir}"], cwd)
+    report = run_cli([f"table={table}", f"config_dir={conf}", "budget=smoke", "init=random"], cwd,
+                     module="dedl_experiments.report")
+    return sweep, report, cwd
+
+
+def test_a_users_encoder_and_table_sweep_and_report(tmp_path: Path, shared_data_dir: Path) -> None:
+    encoder = (CONF / "encoder" / "resnet18.yaml").read_text().replace("name: resnet18", "name: mynet")
+    sweep, report, cwd = sweep_and_report(tmp_path, shared_data_dir, {
+        "encoder/mynet.yaml": re.sub(r"(?m)^label: .*$", "label: My Net", encoder),
+        "experiment/mine.yaml": EXPERIMENT}, "mine")
     assert "4 runs in sqlite:///mlflow.db" in sweep.stdout
     assert "seg-unet-mynet-app_none-cosine-random-smoke-s77" in sweep.stdout
 
-    report = run_cli(["table=mine", f"config_dir={conf}", "budget=smoke", "init=random"], cwd,
-                     module="dedl_experiments.report")
     assert "### mine: My net against ResNet-18" in report.stdout
     table = report.stdout[:report.stdout.index("#### Cost")]
     rows = {line.split("|")[1].strip(): line for line in table.splitlines()
@@ -97,20 +104,13 @@ report:
 def test_a_users_optimizer_ablation_sweeps_and_reports(tmp_path: Path, shared_data_dir: Path) -> None:
     """An Adam-vs-AdamW table from a user's config folder alone: the optimizer group's choices
     are swept like any other group's, and the report shows their columns, compared and claimed."""
-    conf = tmp_path / "my_conf"
-    (conf / "experiment").mkdir(parents=True)
-    (conf / "experiment" / "optimizers.yaml").write_text(OPTIMIZERS)
-    cwd = tmp_path / "work"
-    cwd.mkdir()
-    sweep = run_cli(["-m", "+experiment=optimizers", f"hydra.searchpath=[file://{conf}]", *TINY,
-                     f"data_dir={shared_data_dir}"], cwd)
+    sweep, report, cwd = sweep_and_report(tmp_path, shared_data_dir,
+                                          {"experiment/optimizers.yaml": OPTIMIZERS}, "optimizers")
     assert "4 runs in sqlite:///mlflow.db" in sweep.stdout
     # The paper's optimiser is left out of a run's name, another one is named.
     assert "seg-unet-resnet18-app_none-cosine-random-smoke-s26" in sweep.stdout
     assert "seg-unet-resnet18-app_none-adamw-cosine-random-smoke-s77" in sweep.stdout
 
-    report = run_cli(["table=optimizers", f"config_dir={conf}", "budget=smoke", "init=random"], cwd,
-                     module="dedl_experiments.report")
     out = report.stdout
     assert "### optimizers: Adam against AdamW" in out
     number = r"\d\.\d{4} ± \d\.\d+ \(n=2\)"
