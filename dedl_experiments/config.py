@@ -36,6 +36,8 @@ _VALUE_RULES: list[Rule] = [
     ("train.checkpoint_every", lambda x: isinstance(x, int) and x >= 0, "an integer >= 0"),
     ("optimizer.lr", positive, "a number > 0"),
     ("optimizer.weight_decay", non_negative, "a number >= 0"),
+    ("optimizer.momentum", non_negative, "a number >= 0"),
+    ("optimizer.nesterov", lambda x: isinstance(x, bool), "true or false"),
     ("loader.num_workers", lambda x: isinstance(x, int) and x >= 0, "an integer >= 0"),
     ("budget.scale", lambda x: positive(x) and x <= 1, "a number in (0, 1]"),
     ("force", lambda x: isinstance(x, bool), "true or false"),

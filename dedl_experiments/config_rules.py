@@ -85,7 +85,8 @@ def _source_option(cfg: DictConfig, path: str) -> str:
 
 # Arguments of only some options of a component's group (a loss's reduction, epsilon) and
 # settings a user's dataset YAML may leave out (non_finite): checked where they are given.
-_OPTION_ARGUMENTS = ("loss.reduction", "loss.epsilon", "dataset.non_finite")
+_OPTION_ARGUMENTS = ("loss.reduction", "loss.epsilon", "dataset.non_finite", "optimizer.momentum",
+                     "optimizer.nesterov")
 _ABSENT = object()
 
 

@@ -26,7 +26,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from dedl_experiments.conf import DISPLAY_KEY
+from dedl_experiments.conf import DISPLAY_KEY, PAPER_OPTIMIZER
 from dedl_experiments.folders import DiskFull, is_disk_full
 from dedl_experiments.retry import (FAIL_FAST, environment, is_duplicate_key_error, is_unreachable_error,
                                     retry_on_locked, server_retries, sqlite_path, sqlite_store_lock,
@@ -99,12 +99,17 @@ def is_cell_experiment(name: str) -> bool:
     return (name == "dedl" or name.startswith("dedl-")) and name not in (REPORTS_EXPERIMENT, CLAIMS_EXPERIMENT)
 
 
+# Choices added after runs were keyed by their data digest, at the value those runs trained
+# with: every key (with a digest or not) leaves them out at that value, so cells recorded before
+# keep their keys; another value is part of the key.
+ADDED_CHOICES = {"optimizer.name": PAPER_OPTIMIZER}
 # Settings added after runs were recorded without them, at the value that reproduces what those
 # runs did. A legacy key (no digest) leaves them out at that value, as those runs' keys did.
 ADDED_SETTINGS = {"loss.reduction": "mean", "loss.epsilon": None, "tiling.padding_label": "ignore",
                   "augment.rotation_fill": "ignore", "augment.perspective_p": 1.0,
                   "task.folds_method": "multilabel_stratified", "task.drop_last": False,
-                  "lr_schedule.interval": "epoch", "app_lr_schedule.interval": "epoch"}
+                  "lr_schedule.interval": "epoch", "app_lr_schedule.interval": "epoch",
+                  **ADDED_CHOICES}
 
 
 def _pop_path(values: dict, path: str, only_if: Any = ...) -> None:
@@ -135,6 +140,8 @@ def cell_values(cfg: DictConfig, dataset_digest: str | None) -> dict[str, Any]:
         values.pop(key, None)
     for path in NOT_CELL_PATHS:
         _pop_path(values, path)
+    for path, default in ADDED_CHOICES.items():
+        _pop_path(values, path, default)
     for group in values.values():
         if isinstance(group, dict):
             group.pop(DISPLAY_KEY, None)

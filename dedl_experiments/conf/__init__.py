@@ -20,6 +20,9 @@ CONFIG_PATH = "pkg://dedl_experiments.conf"
 CONF_DIR = Path(__file__).resolve().parent
 # A choice's display name in its group's YAML (`label: ResNet-18`): the report's, not the job's.
 DISPLAY_KEY = "label"
+# The paper's optimiser (conf/optimizer/adam.yaml, the default): runs recorded before the
+# optimizer group trained with it, so a cell's key and a run's name leave it out.
+PAPER_OPTIMIZER = "adam"
 
 
 def search_folder(entry: str | Path) -> Path:

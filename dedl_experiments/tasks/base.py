@@ -17,7 +17,16 @@ Life of a task in a job:
 
     Task.prepare(cfg)            the prepared data (built once, cached), before the cell's run starts
     Task.folds(cfg)              None: one run per cell; [0, 1, ...]: one child run per fold
-    Task(cfg, prepared, placement, fold)   placement: its device and its share of it (placement.py)
+    Task(cfg, prepared, placement, fold)  placement: its device and its share of it
+                                 (placement.py); builds, in this order (`build`, one hook each; a variant
+                                 task overrides the one it changes):
+      setup()                    the task's own state the builders read (splits, statistics)
+      build_network()            self.net (and any other trained module: the order of their
+                                 random initialisation)
+      build_loss()               self.criterion: the config's `loss` (`_target_`, losses.py)
+      build_optimizers()         self.optimizers: the config's `optimizer` (`_target_`:
+                                 torch.optim.Adam, AdamW, SGD; conf/optimizer/) on the network
+      build_schedulers()         self.schedulers: the config's `lr_schedule` on that optimiser
       modules(), optimizers,     what the loop trains and a checkpoint holds
       schedulers
       network()                  the network evaluated and saved (speed's channels_last applies to it)
@@ -48,9 +57,14 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from dedl_experiments import components
+from dedl_experiments.conf import PAPER_OPTIMIZER
+from dedl_experiments.config_rules import ConfigError
+from dedl_experiments.losses import build_loss, configured_class_weights
 from dedl_experiments.models import count_parameters
 from dedl_experiments.models.weights import PretrainedWeights
 from dedl_experiments.placement import JobPlacement
+from dedl_experiments.schedules import build_scheduler, schedule_interval
 
 
 class Metrics(Protocol):
@@ -72,19 +86,68 @@ class Task(abc.ABC):
     and recording are shared (see the module docstring for the order of the hooks)."""
 
     device: torch.device
-    # Set in __init__: the loop steps every optimiser after each training batch, and a
+    # Set by the build hooks: the loop steps every optimiser after each training batch, and a
     # checkpoint holds the state of every optimiser and scheduler under these names.
+    net: nn.Module
+    criterion: nn.Module
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
     # When each scheduler steps: "epoch" (the default) or "batch" (lr_schedule.interval).
     schedule_intervals: dict[str, str] = {}
+    # What the task passes to its loss besides the class weights (segmentation: ignore_index).
+    loss_arguments: dict[str, Any] = {}
 
     def __init__(self, cfg: DictConfig, prepared: Any, placement: JobPlacement,
                  fold: int | None = None) -> None:
         """A task of `cfg` on `prepared` data (from `prepare`), placed as the job decided, for
-        cross-validation fold `fold` (None where `folds` is None)."""
+        cross-validation fold `fold` (None where `folds` is None), built by `build`."""
         self.cfg, self.prepared, self.placement, self.fold = cfg, prepared, placement, fold
         self.device = placement.device
+        self.build()
+
+    # --- building: one hook per part, in this order -----------------------------------------
+
+    def build(self) -> None:
+        """The template every task is built by: its own state, then the network, the loss, the
+        optimisers and the schedulers. The order is the order of random initialisation (a
+        resumed run rebuilds the same weights): a task overrides hooks, not this."""
+        self.setup()
+        self.build_network()
+        self.build_loss()
+        self.build_optimizers()
+        self.build_schedulers()
+
+    def setup(self) -> None:
+        """The task's own state that the build hooks read (data splits, normalisation); none by
+        default."""
+
+    @abc.abstractmethod
+    def build_network(self) -> None:
+        """Set `self.net`, the network on `self.device`, and any other module the task trains
+        (`modules()`), in the order of their random initialisation."""
+
+    def data_class_weights(self) -> torch.Tensor:
+        """Class weights from the training data, for a loss whose `weighting` asks for them."""
+        raise ConfigError(f"loss.weighting={self.cfg.loss.weighting} is invalid for "
+                          f"task={self.cfg.task.name}: it must be one of: none, fixed")
+
+    def build_loss(self) -> None:
+        """Set `self.criterion`: the loss the config's `loss` node names (its `_target_`,
+        losses.py), with `self.class_weights` as its `weighting` says and `loss_arguments`."""
+        self.class_weights = configured_class_weights(self.cfg.loss, self.data_class_weights)
+        self.criterion = build_loss(self.cfg.loss, self.class_weights,
+                                    **self.loss_arguments).to(self.device)
+
+    def build_optimizers(self) -> None:
+        """Set `self.optimizers`: the config's `optimizer` (its `_target_`, conf/optimizer/) over
+        the network's parameters, as "net"."""
+        self.optimizers = {"net": components.build(self.cfg.optimizer, self.net.parameters())}
+
+    def build_schedulers(self) -> None:
+        """Set `self.schedulers`: the config's `lr_schedule` on the network's optimiser, stepped
+        after each epoch or batch as its `interval` says (`self.schedule_intervals`)."""
+        self.schedulers = {"net": build_scheduler(self.optimizers["net"], self.cfg.lr_schedule)}
+        self.schedule_intervals = {"net": schedule_interval(self.cfg.lr_schedule)}
 
     # The test metric a sweep's closing lines show for each run (sweep_callbacks.py).
     summary_metric: str
@@ -110,6 +173,12 @@ class Task(abc.ABC):
     def factors(cfg: DictConfig) -> dict[str, str]:
         """The settings this task's tables vary (architecture, encoder, ...), as short strings;
         seed, budget and dataset are added for every task."""
+
+    @staticmethod
+    def optimizer_in_name(cfg: DictConfig) -> list[str]:
+        """The optimiser's part of a run name: none for the paper's (runs named before the
+        optimizer group keep their names), else its name."""
+        return [] if cfg.optimizer.name == PAPER_OPTIMIZER else [cfg.optimizer.name]
 
     @staticmethod
     @abc.abstractmethod

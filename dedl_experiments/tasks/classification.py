@@ -18,13 +18,11 @@ from dedl_experiments.config_rules import Rule, check_rules, optional, positive
 from dedl_experiments.data.datasets import ImageDataset
 from dedl_experiments.data.prepare_classification import PreparedClassification, prepare_classification
 from dedl_experiments.data.transforms import IMAGENET_MEAN, IMAGENET_STD, classification_transform
-from dedl_experiments.losses import build_loss, configured_class_weights, label_class_weights
+from dedl_experiments.losses import label_class_weights
 from dedl_experiments.metrics import MultilabelMetrics
 from dedl_experiments.models import count_parameters
 from dedl_experiments.models.classification import build_classification_model
 from dedl_experiments.models.weights import PretrainedWeights
-from dedl_experiments.placement import JobPlacement
-from dedl_experiments.schedules import build_scheduler, schedule_interval
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.visualise import classification_grid
 
@@ -74,8 +72,9 @@ class ClassificationTask(Task):
 
     @staticmethod
     def run_name(cfg: DictConfig) -> str:
-        """cls-<encoder>-<init>[-<budget>]-s<seed>[-f<fold>] (no fold: the cell's parent run)."""
-        parts = ["cls", cfg.encoder.name, cfg.init.name]
+        """cls-<encoder>[-<optimizer>]-<init>[-<budget>]-s<seed>[-f<fold>] (no fold: the cell's
+        parent run; Adam, the paper's optimiser, left out)."""
+        parts = ["cls", cfg.encoder.name, *ClassificationTask.optimizer_in_name(cfg), cfg.init.name]
         if cfg.budget.name != "paper":
             parts.append(cfg.budget.name)
         parts.append(f"s{cfg.seed}")
@@ -85,7 +84,7 @@ class ClassificationTask(Task):
 
     @staticmethod
     def factors(cfg: DictConfig) -> dict[str, str]:
-        return {"encoder": cfg.encoder.name, "init": cfg.init.name}
+        return {"encoder": cfg.encoder.name, "init": cfg.init.name, "optimizer": cfg.optimizer.name}
 
     @staticmethod
     def pretrained_weights(cfg: DictConfig) -> PretrainedWeights:
@@ -98,11 +97,11 @@ class ClassificationTask(Task):
         """Every cross-validation fold, or the one `fold=K` asks for."""
         return [cfg.fold] if cfg.fold is not None else list(range(cfg.task.folds))
 
-    def __init__(self, cfg: DictConfig, prepared: PreparedClassification, placement: JobPlacement,
-                 fold: int):
-        super().__init__(cfg, prepared, placement, fold)
-        device = placement.device
-        task = cfg.task
+    prepared: PreparedClassification
+
+    def setup(self) -> None:
+        """This fold's training and validation images, and the input normalisation."""
+        cfg, prepared, task, fold = self.cfg, self.prepared, self.cfg.task, self.fold
         self.train_data, self.test_data = prepared.split("train"), prepared.split("test")
         if task.folds_method not in FOLDS_METHODS:
             raise ValueError(f"task.folds_method={task.folds_method!r} is invalid: it must be one "
@@ -115,28 +114,31 @@ class ClassificationTask(Task):
             # Multi-label stratified folds, the same for every seed (dataset.split_seed).
             self.val_idx = np.asarray(prepared.folds[fold])
         self.train_idx = np.setdiff1d(np.arange(len(self.train_data.names)), self.val_idx)
-        # Downloads missing weights unless HF_HUB_OFFLINE / DEDL_OFFLINE is set.
-        self.net = build_classification_model(cfg.encoder, cfg.init.name, task.num_classes,
-                                              prepared.image_size, allow_download=True).to(device)
         mean, std = IMAGENET_MEAN, IMAGENET_STD
         if task.normalise == "model":
             pretrained = timm.get_pretrained_cfg(cfg.encoder.classification)
             mean, std = pretrained.mean, pretrained.std
-        self.shift = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-        self.scale = torch.tensor(std, device=device).view(1, 3, 1, 1)
-        self.class_weights = configured_class_weights(
-            cfg.loss, lambda: label_class_weights(self.train_data.labels[self.train_idx]))
-        # The loss the config names (conf/loss/, losses.py).
-        self.criterion = build_loss(cfg.loss, self.class_weights).to(device)
-        self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.optimizer.lr,
-                                                   weight_decay=cfg.optimizer.weight_decay)}
-        self.schedulers = {"net": build_scheduler(self.optimizers["net"], cfg.lr_schedule)}
-        self.schedule_intervals = {"net": schedule_interval(cfg.lr_schedule)}
-        swa = task.swa
+        self.shift = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
+        self.scale = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
+
+    def build_network(self) -> None:
+        # Downloads missing weights unless HF_HUB_OFFLINE / DEDL_OFFLINE is set.
+        self.net = build_classification_model(self.cfg.encoder, self.cfg.init.name,
+                                              self.cfg.task.num_classes, self.prepared.image_size,
+                                              allow_download=True).to(self.device)
+
+    def data_class_weights(self) -> torch.Tensor:
+        """The released label-frequency weights of this fold's training images."""
+        return label_class_weights(self.train_data.labels[self.train_idx])
+
+    def build_schedulers(self) -> None:
+        """The `lr_schedule`, then, from `swa_start` on, stochastic weight averaging under SWALR."""
+        super().build_schedulers()
+        swa = self.cfg.task.swa
         self.swa_start = None
         if swa.enabled:
             self.swa_start = (swa.start_epoch if swa.start_epoch is not None
-                              else int(0.75 * cfg.train.epochs))
+                              else int(0.75 * self.cfg.train.epochs))
             self.swa_model = AveragedModel(self.net)
             self.swa_scheduler = SWALR(self.optimizers["net"], swa_lr=swa.lr,
                                        anneal_epochs=swa.anneal_epochs)

@@ -23,14 +23,13 @@ from dedl_experiments.data.prepare import PreparedSegmentation, prepare_segmenta
 from dedl_experiments.data.transforms import (IGNORE, check_outside_label, segmentation_transform,
                                               target_classes)
 from dedl_experiments.inference import predict_tiles
-from dedl_experiments.losses import build_loss, configured_class_weights, pixel_class_weights
+from dedl_experiments.losses import pixel_class_weights
 from dedl_experiments.metrics import (PADDED_METRICS, PADDED_SUFFIX, SegmentationMetrics,
                                       map_metrics)
 from dedl_experiments.models import count_parameters
 from dedl_experiments.models.app import AutoencoderPostProcessing
 from dedl_experiments.models.segmentation import build_segmentation_model
 from dedl_experiments.models.weights import PretrainedWeights
-from dedl_experiments.placement import JobPlacement
 from dedl_experiments.schedules import build_scheduler, schedule_interval
 from dedl_experiments.tasks.base import Task
 from dedl_experiments.visualise import segmentation_overlays
@@ -80,13 +79,13 @@ class SegmentationTask(Task):
 
     @staticmethod
     def run_name(cfg: DictConfig) -> str:
-        """seg-<architecture>-<encoder>-app_<app>[-applr_<schedule>]-<schedule>-<init>
-        [-t<tile>][-<budget>]-s<seed>: the defaults (constant APP schedule, 480 px tiles, the
-        paper budget) are left out."""
+        """seg-<architecture>-<encoder>-app_<app>[-applr_<schedule>][-<optimizer>]-<schedule>-
+        <init>[-t<tile>][-<budget>]-s<seed>: the defaults (constant APP schedule, Adam, 480 px
+        tiles, the paper budget) are left out."""
         parts = ["seg", cfg.architecture.name, cfg.encoder.name, f"app_{cfg.app.name}"]
         if cfg.app.name != "none" and cfg.app_lr_schedule.name != "constant":
             parts.append(f"applr_{cfg.app_lr_schedule.name}")
-        parts += [cfg.lr_schedule.name, cfg.init.name]
+        parts += [*SegmentationTask.optimizer_in_name(cfg), cfg.lr_schedule.name, cfg.init.name]
         if cfg.tiling.size != 480:
             parts.append(f"t{cfg.tiling.size}")
         if cfg.budget.name != "paper":
@@ -99,7 +98,7 @@ class SegmentationTask(Task):
         return {"architecture": cfg.architecture.name, "encoder": cfg.encoder.name,
                 "app": cfg.app.name, "init": cfg.init.name, "schedule": cfg.lr_schedule.name,
                 "app_schedule": cfg.app_lr_schedule.name if cfg.app.name != "none" else "-",
-                "tile": str(cfg.tiling.size)}
+                "tile": str(cfg.tiling.size), "optimizer": cfg.optimizer.name}
 
     @staticmethod
     def pretrained_weights(cfg: DictConfig) -> PretrainedWeights:
@@ -108,10 +107,24 @@ class SegmentationTask(Task):
 
     prepare = staticmethod(prepare_segmentation)
 
-    def __init__(self, cfg: DictConfig, prepared: PreparedSegmentation, placement: JobPlacement,
-                 fold: int | None = None):
-        super().__init__(cfg, prepared, placement, fold)
-        device = placement.device
+    prepared: PreparedSegmentation
+    loss_arguments = {"ignore_index": IGNORE}  # pixels outside the image are not counted
+
+    def setup(self) -> None:
+        cfg = self.cfg
+        # What zero padding and rotated-in corners count as in the loss and train/val metrics.
+        self.padding_label = check_outside_label("tiling.padding_label", cfg.tiling.padding_label)
+        self.rotation_fill = check_outside_label("augment.rotation_fill", cfg.augment.rotation_fill)
+        stats = self.prepared.stats["train"]
+        self.mean, self.std = stats["mean"], stats["std"]
+        # Normalisation with the training tiles' statistics, on the device.
+        self.shift = torch.tensor(self.mean, device=self.device).view(1, -1, 1, 1)
+        self.scale = torch.tensor(self.std, device=self.device).view(1, -1, 1, 1)
+
+    def build_network(self) -> None:
+        """The smp network, then (training only) the APP: in this order, as they draw their
+        initial weights."""
+        cfg, prepared = self.cfg, self.prepared
         weights = None
         if cfg.init.name != "random":
             weights = cfg.encoder.inits[cfg.init.name].segmentation
@@ -120,31 +133,28 @@ class SegmentationTask(Task):
             arch.name, cfg.encoder.segmentation, weights, attention=arch.attention,
             encoder_depth=arch.encoder_depth, decoder_channels=tuple(arch.decoder_channels),
             in_channels=prepared.channels, classes=cfg.task.num_classes,
-            smp_class=arch.smp_class, allow_download=True).to(device)  # unless HF_HUB_OFFLINE / DEDL_OFFLINE is set
+            smp_class=arch.smp_class, allow_download=True).to(self.device)  # unless HF_HUB_OFFLINE / DEDL_OFFLINE is set
         self.app = None
         if cfg.app.name != "none":
-            self.app = AutoencoderPostProcessing(prepared.tile_size, cfg.app.activation).to(device)
-        pixel_counts = np.asarray(prepared.stats["train"]["pixel_counts"])
-        self.class_weights = configured_class_weights(cfg.loss,
-                                                      lambda: pixel_class_weights(pixel_counts))
-        # The loss the config names (conf/loss/, losses.py); IGNORE pixels are not counted.
-        self.criterion = build_loss(cfg.loss, self.class_weights, ignore_index=IGNORE).to(device)
-        # What zero padding and rotated-in corners count as in the loss and train/val metrics.
-        self.padding_label = check_outside_label("tiling.padding_label", cfg.tiling.padding_label)
-        self.rotation_fill = check_outside_label("augment.rotation_fill", cfg.augment.rotation_fill)
-        self.optimizers = {"net": torch.optim.Adam(self.net.parameters(), lr=cfg.optimizer.lr,
-                                                   weight_decay=cfg.optimizer.weight_decay)}
-        self.schedulers = {"net": build_scheduler(self.optimizers["net"], cfg.lr_schedule)}
-        self.schedule_intervals = {"net": schedule_interval(cfg.lr_schedule),
-                                   "app": schedule_interval(cfg.app_lr_schedule)}
+            self.app = AutoencoderPostProcessing(prepared.tile_size, cfg.app.activation).to(self.device)
+
+    def data_class_weights(self) -> torch.Tensor:
+        """Normalised inverse pixel frequencies of the training tiles."""
+        return pixel_class_weights(np.asarray(self.prepared.stats["train"]["pixel_counts"]))
+
+    def build_optimizers(self) -> None:
+        """The network's optimiser (the config's `optimizer`) and the APP's own: Adam at
+        `app.lr`, as released, whichever optimiser the network has."""
+        super().build_optimizers()
         if self.app is not None:
-            self.optimizers["app"] = torch.optim.Adam(self.app.parameters(), lr=cfg.app.lr)
-            self.schedulers["app"] = build_scheduler(self.optimizers["app"], cfg.app_lr_schedule)
-        stats = prepared.stats["train"]
-        self.mean, self.std = stats["mean"], stats["std"]
-        # Normalisation with the training tiles' statistics, on the device.
-        self.shift = torch.tensor(self.mean, device=device).view(1, -1, 1, 1)
-        self.scale = torch.tensor(self.std, device=device).view(1, -1, 1, 1)
+            self.optimizers["app"] = torch.optim.Adam(self.app.parameters(), lr=self.cfg.app.lr)
+
+    def build_schedulers(self) -> None:
+        """The network's `lr_schedule` and the APP's own `app_lr_schedule`."""
+        super().build_schedulers()
+        self.schedule_intervals["app"] = schedule_interval(self.cfg.app_lr_schedule)
+        if self.app is not None:
+            self.schedulers["app"] = build_scheduler(self.optimizers["app"], self.cfg.app_lr_schedule)
 
     def describe(self) -> dict[str, float]:
         info = {"params_net": count_parameters(self.net),

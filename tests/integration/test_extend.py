@@ -32,23 +32,30 @@ report:
 """
 
 
-def test_a_users_encoder_and_table_sweep_and_report(tmp_path: Path, shared_data_dir: Path) -> None:
+def sweep_and_report(tmp_path: Path, data_dir: Path, files: dict[str, str], table: str):
+    """A user's config folder holding `files`: the sweep of its experiment `table` on tiny data
+    (the CLI's output), then the table's report (its output), from the folder `work`."""
     conf = tmp_path / "my_conf"
-    (conf / "encoder").mkdir(parents=True)
-    (conf / "experiment").mkdir()
-    encoder = (CONF / "encoder" / "resnet18.yaml").read_text().replace("name: resnet18", "name: mynet")
-    (conf / "encoder" / "mynet.yaml").write_text(re.sub(r"(?m)^label: .*$", "label: My Net", encoder))
-    (conf / "experiment" / "mine.yaml").write_text(EXPERIMENT)
-
+    for name, text in files.items():
+        (conf / name).parent.mkdir(parents=True, exist_ok=True)
+        (conf / name).write_text(text)
     cwd = tmp_path / "work"
     cwd.mkdir()
-    sweep = run_cli(["-m", "+experiment=mine", f"hydra.searchpath=[file://{conf}]", *TINY,
-                     f"data_dir={shared_data_dir}"], cwd)
+    sweep = run_cli(["-m", f"+experiment={table}", f"hydra.searchpath=[file://{conf}]", *TINY,
+                     f"data_dir={data_dir}"], cwd)
+    report = run_cli([f"table={table}", f"config_dir={conf}", "budget=smoke", "init=random"], cwd,
+                     module="dedl_experiments.report")
+    return sweep, report, cwd
+
+
+def test_a_users_encoder_and_table_sweep_and_report(tmp_path: Path, shared_data_dir: Path) -> None:
+    encoder = (CONF / "encoder" / "resnet18.yaml").read_text().replace("name: resnet18", "name: mynet")
+    sweep, report, cwd = sweep_and_report(tmp_path, shared_data_dir, {
+        "encoder/mynet.yaml": re.sub(r"(?m)^label: .*$", "label: My Net", encoder),
+        "experiment/mine.yaml": EXPERIMENT}, "mine")
     assert "4 runs in sqlite:///mlflow.db" in sweep.stdout
     assert "seg-unet-mynet-app_none-cosine-random-smoke-s77" in sweep.stdout
 
-    report = run_cli(["table=mine", f"config_dir={conf}", "budget=smoke", "init=random"], cwd,
-                     module="dedl_experiments.report")
     assert "### mine: My net against ResNet-18" in report.stdout
     table = report.stdout[:report.stdout.index("#### Cost")]
     rows = {line.split("|")[1].strip(): line for line in table.splitlines()
@@ -64,3 +71,54 @@ def test_a_users_encoder_and_table_sweep_and_report(tmp_path: Path, shared_data_
         "My Net": ("ok", "2"), "ResNet-18": ("ok", "2")}
     # Found on the search path, not copied into the package.
     assert not (CONF / "encoder" / "mynet.yaml").exists() and not (CONF / "experiment" / "mine.yaml").exists()
+
+
+OPTIMIZERS = """\
+# @package _global_
+# An ablation of my own: the paper's Adam against AdamW, on the default segmentation cell.
+table: optimizers
+hydra:
+  sweeper:
+    params:
+      optimizer: adam,adamw
+      seed: 26,77
+report:
+  title: Adam against AdamW
+  metric: test_iou
+  rows: [{label: ResNet-18, match: {encoder.name: resnet18}}]
+  columns:
+    optimizer: {adam: Adam, adamw: AdamW}
+  published:
+    ResNet-18: [0.4347, null]
+  comparisons:
+    - {name: Adam vs AdamW, columns: [Adam, AdamW]}
+  claims:
+    - id: adamw-beats-adam
+      kind: each
+      source: my hypothesis
+      text: Decoupled weight decay improves test IoU.
+      items: [{comparisons: [Adam vs AdamW]}]
+"""
+
+
+def test_a_users_optimizer_ablation_sweeps_and_reports(tmp_path: Path, shared_data_dir: Path) -> None:
+    """An Adam-vs-AdamW table from a user's config folder alone: the optimizer group's choices
+    are swept like any other group's, and the report shows their columns, compared and claimed."""
+    sweep, report, cwd = sweep_and_report(tmp_path, shared_data_dir,
+                                          {"experiment/optimizers.yaml": OPTIMIZERS}, "optimizers")
+    assert "4 runs in sqlite:///mlflow.db" in sweep.stdout
+    # The paper's optimiser is left out of a run's name, another one is named.
+    assert "seg-unet-resnet18-app_none-cosine-random-smoke-s26" in sweep.stdout
+    assert "seg-unet-resnet18-app_none-adamw-cosine-random-smoke-s77" in sweep.stdout
+
+    out = report.stdout
+    assert "### optimizers: Adam against AdamW" in out
+    number = r"\d\.\d{4} ± \d\.\d+ \(n=2\)"
+    assert "| Model | Adam (ours) | Adam (paper) | AdamW (ours) |" in out
+    assert re.search(rf"\| ResNet-18 \| {number} \| 0\.4347 \| {number} \|\n", out), out
+    assert "Missing:" not in out
+    assert re.search(r"\| Adam vs AdamW \| ResNet-18 \| 2 \| [+-]\d\.\d{4} \|", out), out
+    assert "- **adamw-beats-adam** (my hypothesis; rests on optimizers)" in out
+    with (cwd / "reports" / "optimizers" / "optimizers.csv").open() as handle:
+        cells = {line["column"]: (line["status"], line["n"]) for line in csv.DictReader(handle)}
+    assert cells == {"Adam": ("ok", "2"), "AdamW": ("ok", "2")}

@@ -7,7 +7,17 @@ from __future__ import annotations
 import pytest
 
 from conftest import compose_config
+from dedl_experiments.tasks import task_class
 from dedl_experiments.tracking import cell_key
+from dedl_experiments.tracking import factor_tags as tracking_factor_tags
+
+
+def run_name(cfg) -> str:
+    return task_class(cfg).run_name(cfg)
+
+
+def factor_tags(cfg) -> dict[str, str]:
+    return tracking_factor_tags(cfg, task_class(cfg).factors(cfg))
 
 BASE = ["budget=smoke", "init=random"]
 DIGEST = "0" * 64
@@ -41,6 +51,8 @@ def test_key_is_stable_and_short(base_key: str) -> None:
     ["+experiment=table2"],  # the table a sweep belongs to: Tables 1/2/6 share cells
     ["+experiment=table6"],
     ["claim.heartbeat_s=1", "claim.lease_s=5", "claim.on_busy=wait"],
+    # The paper's optimiser, the default, named: its cells were keyed before the choice existed.
+    ["optimizer=adam"],
     # How the report shows a cell: a choice's display name, an experiment's report block.
     ["encoder.label=Another name"],
     ["architecture.label=U-Net"],
@@ -66,6 +78,8 @@ def test_data_root_is_not_part_of_the_cell() -> None:
     ["seed=77"],
     ["optimizer.lr=0.001"],
     ["optimizer.weight_decay=0"],
+    ["optimizer=adamw"],
+    ["optimizer=sgd"],
     ["train.epochs=7"],
     ["budget.epochs=7"],
     ["train.batch_size=4"],
@@ -91,6 +105,33 @@ def test_classification_cells_differ_by_model_init_and_seed() -> None:
     keys = {cell_key(compose_config([*base, *extra]), DIGEST) for extra in (
         [], ["encoder=swin_base"], ["seed=994"], ["init=imagenet"], ["task.folds=3"])}
     assert len(keys) == 5
+
+
+@pytest.mark.parametrize("overrides, recorded", [
+    (["budget=smoke", "init=random"], "f964b54cf5b0a9de"),
+    (["budget=smoke", "init=random", "optimizer=adam"], "f964b54cf5b0a9de"),
+    (["task=classification", "budget=smoke", "init=random"], "6f0bb8f944744c30"),
+    (["task=classification"], "9db82c5f15c7ab72"),
+    ([], "c1599048e2338b02"),
+    (["+experiment=table2", "encoder=resnet50", "app=gelu", "seed=334"], "bf24342c1eb711fc"),
+    (["optimizer.lr=0.001"], "bca4de6a26f3cd4c"),
+])
+def test_the_key_with_a_digest_is_the_one_stores_recorded(overrides, recorded) -> None:
+    """Keys recorded before the optimizer group: its default (Adam, the paper's) keeps them."""
+    assert cell_key(compose_config(overrides), DIGEST) == recorded
+
+
+def test_another_optimizer_is_another_cell_named_and_tagged_by_it() -> None:
+    adam, adamw = compose_config(BASE), compose_config([*BASE, "optimizer=adamw"])
+    assert cell_key(adamw, DIGEST) != cell_key(adam, DIGEST)
+    assert cell_key(adamw, None) != cell_key(adam, None)
+    assert run_name(adam) == "seg-unet-resnet18-app_none-cosine-random-smoke-s26"
+    assert run_name(adamw) == "seg-unet-resnet18-app_none-adamw-cosine-random-smoke-s26"
+    assert factor_tags(adam)["optimizer"] == "adam" and factor_tags(adamw)["optimizer"] == "adamw"
+    classification = ["task=classification", *BASE, "fold=1"]
+    assert run_name(compose_config(classification)) == "cls-resnet18-random-smoke-s26-f1"
+    assert run_name(compose_config([*classification, "optimizer=sgd"])) == "cls-resnet18-sgd-random-smoke-s26-f1"
+    assert factor_tags(compose_config([*classification, "optimizer=sgd"]))["optimizer"] == "sgd"
 
 
 def test_the_data_content_is_part_of_the_cell(base_key: str) -> None:

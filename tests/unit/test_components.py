@@ -212,3 +212,63 @@ def test_a_tables_report_block_is_not_logged() -> None:
 def test_a_target_that_does_not_import_is_a_config_error(override, message) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate(compose_config(["budget=smoke", "init=random", override]))
+
+
+class MomentumSegmentation(SegmentationTask):
+    """A variant task overriding one build hook: SGD with momentum for the network."""
+
+    def build_optimizers(self) -> None:
+        self.optimizers = {"net": torch.optim.SGD(self.net.parameters(), lr=0.01, momentum=0.5)}
+
+
+def test_a_variant_task_overrides_one_build_hook(tmp_path, shared_data_dir) -> None:
+    segmentation = (CONF / "task" / "segmentation.yaml").read_text()
+    searchpath = user_conf(tmp_path, {"task/momentum.yaml": re.sub(
+        r"(?m)^  _target_: .*$", f"  _target_: {__name__}.MomentumSegmentation", segmentation)})
+    torch.manual_seed(0)
+    variant = task_of(tiny(shared_data_dir, searchpath, "task=momentum"))
+    torch.manual_seed(0)
+    plain = task_of(tiny(shared_data_dir))
+    assert type(variant.optimizers["net"]) is torch.optim.SGD
+    assert variant.optimizers["net"].defaults["momentum"] == 0.5
+    # The network, loss and schedule are the defaults', the schedule on the variant's optimiser.
+    assert all(torch.equal(a, b) for a, b in zip(variant.net.state_dict().values(),
+                                                 plain.net.state_dict().values()))
+    assert torch.equal(variant.criterion.weight, plain.criterion.weight)
+    assert type(variant.schedulers["net"]) is type(plain.schedulers["net"])
+    assert variant.schedulers["net"].optimizer is variant.optimizers["net"]
+
+
+@pytest.mark.parametrize("choice, optimizer_class, arguments", [
+    ("adam", torch.optim.Adam, {}),
+    ("adamw", torch.optim.AdamW, {"amsgrad": False}),
+    ("sgd", torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
+])
+def test_the_optimizer_is_its_yamls_target_with_the_tasks_rate(shared_data_dir, choice, optimizer_class,
+                                                                arguments) -> None:
+    cfg = tiny(shared_data_dir, f"optimizer={choice}", "app=gelu", "task.weight_decay=0.01")
+    task = task_of(cfg)
+    optimizer = task.optimizers["net"]
+    assert type(optimizer) is optimizer_class
+    assert optimizer.defaults["lr"] == cfg.task.lr == 3.6e-4 and optimizer.defaults["weight_decay"] == 0.01
+    assert arguments.items() <= optimizer.defaults.items()
+    # The APP keeps its own Adam at app.lr, as released, whatever the network's optimiser.
+    assert type(task.optimizers["app"]) is torch.optim.Adam
+    assert task.optimizers["app"].defaults["lr"] == cfg.app.lr
+
+
+def test_a_new_task_brings_its_encoder_settings_in_files_of_its_own(tmp_path) -> None:
+    """A task's per-encoder settings are its files (task_encoder/<task>_<encoder>.yaml), merged
+    into the encoder's node: no encoder file changes, and other tasks' cells keep their keys."""
+    segmentation = (CONF / "task" / "segmentation.yaml").read_text()
+    searchpath = user_conf(tmp_path, {
+        "task/tiles.yaml": segmentation.replace("name: segmentation", "name: tiles"),
+        "task_encoder/tiles_resnet34.yaml": ("# @package encoder\ntiles: my_resnet34\n"
+                                             "inits:\n  imagenet: {tiles: my_weights}\n")})
+    cfg = compose_config(["task=tiles", "encoder=resnet34", searchpath])
+    assert cfg.encoder.tiles == "my_resnet34" and cfg.encoder.inits.imagenet.tiles == "my_weights"
+    assert cfg.encoder.segmentation == "resnet34"  # the encoder's own file, as it is
+    assert "tiles" not in compose_config(["task=tiles", searchpath]).encoder  # no file for resnet18
+    for overrides in (["encoder=resnet34"], ["task=classification", "encoder=resnet34"]):
+        assert tracking.cell_key(compose_config([*overrides, searchpath]), "0" * 64) == \
+            tracking.cell_key(compose_config(overrides), "0" * 64)

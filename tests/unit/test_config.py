@@ -37,6 +37,8 @@ def test_defaults_are_the_papers_segmentation_setup():
     ["app=relu", "app_lr_schedule=cosine", "lr_schedule=constant"],
     ["budget=smoke", "init=random", "tiling=px256"],
     ["lr_schedule=step", "loss=ce", "seed=994"],
+    ["optimizer=adamw"],
+    ["optimizer=sgd", "task=classification"],
 ])
 def test_good_overrides_validate(overrides):
     validate(compose_config(overrides))
@@ -46,6 +48,9 @@ def test_good_overrides_validate(overrides):
     ("optimizer.lr=-1", "optimizer.lr=-1 is invalid: it must be a number > 0"),
     ("optimizer.lr=0", "optimizer.lr=0 is invalid"),
     ("optimizer.weight_decay=-0.1", "optimizer.weight_decay"),
+    ("optimizer=adamw optimizer.lr=0", "optimizer.lr=0 is invalid: it must be a number > 0"),
+    ("optimizer=sgd optimizer.momentum=-0.9", "optimizer.momentum=-0.9 is invalid: it must be a number >= 0"),
+    ("optimizer=sgd optimizer.nesterov=1", "optimizer.nesterov=1 is invalid: it must be true or false"),
     ("train.epochs=0", "train.epochs=0 is invalid: it must be an integer >= 1"),
     ("train.batch_size=0", "train.batch_size=0 is invalid: it must be an integer >= 1"),
     ("seed=-3", "seed=-3"),
@@ -58,7 +63,7 @@ def test_good_overrides_validate(overrides):
 ])
 def test_bad_values_fail_with_the_option_and_what_is_allowed(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("+", r"\+")):
-        validate(compose_config([override]))
+        validate(compose_config(override.split()))
 
 
 def test_unresolvable_interpolation_is_a_config_error():

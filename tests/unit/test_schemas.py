@@ -51,7 +51,7 @@ def test_a_wrong_type_of_an_app_setting_fails_at_compose_time() -> None:
     ("lr_schedule.t_maks=3", "lr_schedule.t_maks is not a setting of lr_schedule (its settings: name, interval, t_max, eta_min)"),
     ("budget.epoch=3", "budget.epoch is not a setting of budget (its settings: name, epochs, batch_size, scale, num_workers)"),
     ("tiling.pad=1", "tiling.pad is not a setting of tiling (its settings: size, stride, blank_threshold, drop_blank_train, padding_label)"),
-    ("optimizer.lrr=3", "optimizer.lrr is not a setting of optimizer (its settings: lr, weight_decay)"),
+    ("optimizer.lrr=3", "optimizer.lrr is not a setting of optimizer (its settings: name, label, lr, weight_decay)"),
 ])
 def test_a_misspelt_key_fails_at_compose_time(override: str, message: str) -> None:
     assert compose_error([override]) == message
@@ -60,6 +60,8 @@ def test_a_misspelt_key_fails_at_compose_time(override: str, message: str) -> No
 def test_an_unknown_option_lists_the_groups_options() -> None:
     assert compose_error(["lr_schedule=cosinus"]) == (
         "lr_schedule=cosinus is not an option of lr_schedule; its options: constant, cosine, step")
+    assert compose_error(["optimizer=foo"]) == (
+        "optimizer=foo is not an option of optimizer; its options: adam, adamw, sgd")
 
 
 def test_a_key_added_with_plus_to_a_schemas_group_is_a_config_error() -> None:

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from conftest import compose_config
 from dedl_experiments import checkpoint
+from dedl_experiments.config import ConfigError
 from dedl_experiments.loop import FitSettings, FitState, fit
 from dedl_experiments.placement import JobPlacement
 from dedl_experiments.speed import Speed, apply_to_modules
@@ -51,7 +52,7 @@ class MeanError:
 
 
 class Regression(Task):
-    """The smallest task: only the abstract hooks; every other hook is the base class's."""
+    """The smallest task: the abstract hooks, and build hooks of its own (it has no config)."""
 
     summary_metric = "test_error"
     prepare = staticmethod(lambda cfg: None)
@@ -62,9 +63,18 @@ class Regression(Task):
     def __init__(self, cfg=None, prepared=None, placement=JobPlacement(torch.device("cpu")),
                  fold=None) -> None:
         super().__init__(cfg, prepared, placement, fold)
+
+    def build_network(self) -> None:
         torch.manual_seed(0)
         self.net = nn.Linear(3, 1)
+
+    def build_loss(self) -> None:
+        self.criterion = nn.L1Loss()
+
+    def build_optimizers(self) -> None:
         self.optimizers = {"net": torch.optim.SGD(self.net.parameters(), lr=0.1)}
+
+    def build_schedulers(self) -> None:
         self.schedulers = {"net": torch.optim.lr_scheduler.StepLR(self.optimizers["net"], 1, 0.5)}
 
     @staticmethod
@@ -83,9 +93,9 @@ class Regression(Task):
 
     def step(self, batch, metrics: MeanError, train: bool) -> torch.Tensor:
         x, y = batch
-        error = (self.net(x) - y).abs()
-        metrics.update(error.detach())
-        return error.mean()
+        prediction = self.net(x)
+        metrics.update((prediction - y).abs().detach())
+        return self.criterion(prediction, y)
 
     def test_metrics(self, batch_size: int):
         return {"error": 0.0}, None
@@ -103,6 +113,45 @@ def test_a_task_without_a_required_hook_cannot_be_built() -> None:
     no_step = type("NoStep", (Task,), hooks)
     with pytest.raises(TypeError, match="abstract method '?step"):
         no_step(None, None, JobPlacement(torch.device("cpu")))
+
+
+def test_the_build_hooks_run_in_order_and_a_variant_overrides_one() -> None:
+    calls = []
+
+    class Recorded(Regression):
+        def setup(self) -> None:
+            calls.append("setup")
+
+        def build_network(self) -> None:
+            calls.append("network")
+            super().build_network()
+
+        def build_loss(self) -> None:
+            calls.append("loss")
+            super().build_loss()
+
+        def build_optimizers(self) -> None:
+            calls.append("optimizers")
+            super().build_optimizers()
+
+        def build_schedulers(self) -> None:
+            calls.append("schedulers")
+            super().build_schedulers()
+
+    task = Recorded()
+    assert calls == ["setup", "network", "loss", "optimizers", "schedulers"]
+    assert task.schedulers["net"].optimizer is task.optimizers["net"]
+
+    class Momentum(Regression):
+        def build_optimizers(self) -> None:
+            self.optimizers = {"net": torch.optim.SGD(self.net.parameters(), lr=0.1, momentum=0.9)}
+
+    variant, plain = Momentum(), Regression()
+    assert variant.optimizers["net"].defaults["momentum"] == 0.9
+    # Every other part is built as before, and the schedule runs on the variant's optimiser.
+    assert torch.equal(variant.net.weight, plain.net.weight)
+    assert isinstance(variant.criterion, nn.L1Loss)
+    assert variant.schedulers["net"].optimizer is variant.optimizers["net"]
 
 
 def test_the_defaults_of_a_task_without_extra_state() -> None:
@@ -194,3 +243,14 @@ def test_the_task_says_whether_a_cell_has_folds(overrides, folds) -> None:
 
     cfg = compose_config(overrides)
     assert task_class(cfg).folds(cfg) == folds
+
+
+def test_the_default_loss_is_the_configs_and_data_weights_need_the_tasks_own() -> None:
+    class DefaultLoss(Regression):
+        build_loss = Task.build_loss
+
+    task = DefaultLoss(compose_config(["loss=ce"]))
+    assert isinstance(task.criterion, nn.CrossEntropyLoss) and task.class_weights is None
+    with pytest.raises(ConfigError, match=r"^loss.weighting=inverse_frequency is invalid for "
+                                          r"task=segmentation: it must be one of: none, fixed$"):
+        DefaultLoss(compose_config([]))  # weighted_ce: weights from the data
