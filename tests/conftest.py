@@ -100,6 +100,18 @@ def isolated_weight_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.fixture(autouse=True)
+def _fresh_stop_flag():
+    """The stop flag (stop.STOP) is the process's: a test that signals itself leaves it set, and
+    a job resets it when it starts, but a test that calls the loop directly would stop at once.
+    Every test starts, and leaves, with no signal recorded."""
+    from dedl_experiments.stop import STOP
+
+    STOP.reset()
+    yield
+    STOP.reset()
+
+
+@pytest.fixture(autouse=True)
 def _data_dir_outside_the_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Config checks create data_dir: by default a test's goes to its own temporary folder,
     not ./data of the checkout (CLI subprocesses inherit it through cli_env)."""
