@@ -14,9 +14,9 @@ PORT ?= 5000
 # report (reports/tableN/: Markdown, CSV, PNG; also printed). Cells finished before are skipped,
 # whichever table's sweep ran them (Tables 6/7 are Table 2's cells, 5 is 4's; the timing tables 1,
 # 8, 10 train without early stopping, so their cells are their own). Every experiment file is a
-# target: a new table is a new file in dedl_experiments/conf/experiment/ (or in CONF).
-#   CONF=/path       your config folder (experiment/, encoder/, ... laid out as the package's
-#                    conf/): its experiment files are targets too; the sweep has it on Hydra's
+# target: a new table is a new file in conf/experiment/ (or in CONF).
+#   CONF=/path       your config folder (experiment/, encoder/, ... laid out as the
+#                    repository's conf/): its experiment files are targets too; the sweep has it on Hydra's
 #                    search path and the report reads it (config_dir=)
 #   SMOKE=1          smoke budget and random init (no downloads). Not random init for table12
 #                    and table13: they compare pretrained inits and need those weights.
@@ -24,7 +24,7 @@ PORT ?= 5000
 #   CLS_DATA=/path   classification tables (4, 5, 13) on your images (dataset=autofluorescence)
 #   ARGS='...'       more job overrides, e.g. ARGS='hydra/launcher=gpus' (a tracking.uri=...
 #                    in ARGS goes to the report too); REPORT_ARGS='...' more report options.
-EXPERIMENTS := $(wildcard dedl_experiments/conf/experiment/*.yaml $(if $(CONF),$(CONF)/experiment/*.yaml))
+EXPERIMENTS := $(wildcard conf/experiment/*.yaml $(if $(CONF),$(CONF)/experiment/*.yaml))
 TABLES := $(sort $(notdir $(basename $(EXPERIMENTS))))
 # Read from the experiment files: classification tables (they take CLS_DATA) and tables that
 # sweep the init (SMOKE=1 keeps their pretrained inits).

@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from dedl_experiments import job
 from dedl_experiments.checkpoint import CheckpointError
-from dedl_experiments.conf import CONFIG_PATH
+from dedl_experiments.config_files import CONFIG_PATH
 from dedl_experiments.config import ConfigError, compose_error_message
 from dedl_experiments.data.errors import DataError
 from dedl_experiments.folders import DiskFull

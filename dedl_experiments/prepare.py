@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from dedl_experiments import components
-from dedl_experiments.conf import CONFIG_PATH
+from dedl_experiments.config_files import CONFIG_PATH
 from dedl_experiments.config import ConfigError, validate
 from dedl_experiments.data.errors import DataError
 from multirun_launchers.devices import register_resolvers

@@ -15,7 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-from dedl_experiments import conf
+from dedl_experiments import config_files
 
 CONFIG_MODULE = "dedl_experiments.conf"
 
@@ -48,10 +48,10 @@ def compose_config(overrides: list[str], hydra: bool = False) -> DictConfig:
 def searchpath_override(extra: Iterable[str]) -> list[str]:
     """`hydra.searchpath=[...]` with the primary config's entries and then `extra` (folders or
     `file://`/`pkg://` entries); nothing when there are none to add."""
-    extra = [entry if "://" in entry else f"file://{conf.search_folder(entry)}" for entry in extra]
+    extra = [entry if "://" in entry else f"file://{config_files.search_folder(entry)}" for entry in extra]
     if not extra:
         return []
-    primary = conf.read(conf.CONF_DIR / "config.yaml").get("hydra", {}).get("searchpath", [])
+    primary = config_files.read(config_files.CONF_DIR / "config.yaml").get("hydra", {}).get("searchpath", [])
     return [f"hydra.searchpath=[{','.join(dict.fromkeys([*primary, *extra]))}]"]
 
 

@@ -26,7 +26,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from dedl_experiments.conf import DISPLAY_KEY, PAPER_OPTIMIZER
+from dedl_experiments.config_files import DISPLAY_KEY, PAPER_OPTIMIZER
 from dedl_experiments.folders import DiskFull, is_disk_full
 from dedl_experiments.retry import (FAIL_FAST, environment, is_duplicate_key_error, is_unreachable_error,
                                     retry_on_locked, server_retries, sqlite_path, sqlite_store_lock,

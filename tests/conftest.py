@@ -28,7 +28,7 @@ prepare_to_fork()
 register_resolvers()
 
 REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "dedl_experiments" / "conf"
+CONF = REPO / "conf"
 # A training job small enough for a test: 1/16-size synthetic images (12 tiles of 32 px each),
 # one epoch, random init (no downloads), a narrow decoder (a step costs a third of the default's),
 # on the CPU also where there is a GPU (bit-equal results; tests marked `gpu` override it).

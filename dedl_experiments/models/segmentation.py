@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from segmentation_models_pytorch.base.modules import Attention, SCSEModule
 from torch import Tensor, nn
 
-from dedl_experiments.conf import CONF_DIR
+from dedl_experiments.config_files import CONF_DIR
 from dedl_experiments.models import count_parameters  # noqa: F401  (re-exported)
 from dedl_experiments.models.weights import load_smp_encoder_weights
 

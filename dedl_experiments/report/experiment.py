@@ -29,7 +29,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from dedl_experiments import conf, sweeps
+from dedl_experiments import config_files, sweeps
 from dedl_experiments.report import claims
 from dedl_experiments.report.schema import ExperimentError, ReportBlock, check
 from dedl_experiments.report.spec import ColumnSpec, Comparison, Measure, Pair, Published, RowSpec, TableSpec
@@ -46,10 +46,10 @@ def _choices(key: str, values: list[Any], extra: tuple[str, ...]) -> list[tuple[
     """Each swept value's label and the params that select its runs: a config group's choice by
     its `name`, else by the plain values in which its file differs from the other choices'; any
     other key by its value as logged."""
-    paths = [conf.option_file(key, str(value), extra) for value in values]
+    paths = [config_files.option_file(key, str(value), extra) for value in values]
     if None in paths:
         return [(str(value), {key: str(value)}) for value in values]
-    data = [conf.read(path) for path in paths]
+    data = [config_files.read(path) for path in paths]
     if all("name" in d for d in data):
         matches = [{f"{key}.name": str(d["name"])} for d in data]
     else:
@@ -57,7 +57,7 @@ def _choices(key: str, values: list[Any], extra: tuple[str, ...]) -> list[tuple[
                   if "${" not in v and k != f"{key}.{conf.DISPLAY_KEY}"} for d in data]
         differ = {k for k in set().union(*plain) if len({p.get(k) for p in plain}) > 1}
         matches = [{k: v for k, v in p.items() if k in differ or len(plain) == 1} for p in plain]
-    return [(conf.label(key, str(value), extra), match) for value, match in zip(values, matches)]
+    return [(config_files.label(key, str(value), extra), match) for value, match in zip(values, matches)]
 
 
 def _logged(cfg: DictConfig) -> dict[str, str]:
@@ -74,7 +74,7 @@ def _fixed(cfg: DictConfig, name: str, swept: Iterable[str], extra: tuple[str, .
     for group in cfg.hydra.runtime.choices:
         if "/" not in group and group not in (*_NOT_FIXED, *swept) and f"{group}.name" in settings:
             fixed[f"{group}.name"] = logged[f"{group}.name"]
-    own = flatten(conf.read(conf.option_file("experiment", name, extra)))
+    own = flatten(config_files.read(config_files.option_file("experiment", name, extra)))
     for key in own:
         if key in settings and not key.startswith(tuple(f"{group}." for group in swept)):
             fixed[key] = logged[key]
@@ -105,10 +105,10 @@ class _Table:
 
     def __init__(self, name: str, extra: tuple[str, ...]):
         self.name, self.extra = name, extra
-        path = conf.option_file("experiment", name, extra)
+        path = config_files.option_file("experiment", name, extra)
         if path is None:
             raise ExperimentError(f"no experiment file experiment/{name}.yaml in "
-                                  f"{', '.join(map(str, conf.folders(extra)))}")
+                                  f"{', '.join(map(str, config_files.folders(extra)))}")
         self.where = str(path)
         self.cfg = sweeps.compose_config([f"+experiment={name}", *sweeps.searchpath_override(extra)], hydra=True)
         params = {key: sweeps.values(key, str(value)) for key, value in (self.cfg.hydra.sweeper.params or {}).items()}
@@ -125,7 +125,7 @@ class _Table:
             listed = {}
             for row in rows:
                 match = None if row.match is None else {str(k): str(v) for k, v in row.match.items()}
-                label = row.label or " ".join(conf.label(k.removesuffix(".name"), v, self.extra) if k.endswith(".name")
+                label = row.label or " ".join(config_files.label(k.removesuffix(".name"), v, self.extra) if k.endswith(".name")
                                               else v for k, v in (match or {}).items())
                 listed[row.label or " ".join((match or {}).values())] = RowSpec(label, match)
             return None, listed

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dedl_experiments import conf, tracking
+from dedl_experiments import config_files, tracking
 from dedl_experiments.report import tables
 
 OPTIONS = ("table", "budget", "init", "dataset", "metric", "out", "tracking.uri", "config_dir",
@@ -58,7 +58,7 @@ def _search_path(flat: dict[str, str]) -> list[str]:
     entries += [e.strip() for e in flat.get("hydra.searchpath", "").strip("[]").split(",") if e.strip()]
     for entry in entries:
         try:
-            folder = conf.search_folder(entry)
+            folder = config_files.search_folder(entry)
         except (ImportError, ValueError) as err:
             raise UsageError(f"config folder {entry}: {err}") from err
         if not folder.is_dir():
@@ -96,7 +96,7 @@ def parse_args(argv: list[str]) -> Options:
     init = flat.get("init")
     init = None if init in (None, "", "null") else init
     for group, value in (("budget", budget), ("init", init)):
-        valid = conf.options(group, search_path)
+        valid = config_files.options(group, search_path)
         if value is not None and valid and value not in valid:
             raise UsageError(f"unknown {group} {value!r}; valid: {', '.join(valid)}")
     uri = flat.get("tracking.uri")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from dedl_experiments import conf
+from dedl_experiments import config_files
 from dedl_experiments.report.claims import Claim
 from dedl_experiments.report.experiment import experiment_spec
 from dedl_experiments.report.spec import TableSpec
@@ -21,8 +21,8 @@ def _natural(name: str) -> list:
 def names(search_path: Iterable[str] = ()) -> list[str]:
     """The package's tables in the order of their names (table1, table2, ..., table10), then
     those only in the user's folders."""
-    package = conf.options("experiment")
-    users = [name for name in conf.options("experiment", search_path) if name not in package]
+    package = config_files.options("experiment")
+    users = [name for name in config_files.options("experiment", search_path) if name not in package]
     return sorted(package, key=_natural) + sorted(users, key=_natural)
 
 

@@ -58,7 +58,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from dedl_experiments import components
-from dedl_experiments.conf import PAPER_OPTIMIZER
+from dedl_experiments.config_files import PAPER_OPTIMIZER
 from dedl_experiments.config_rules import ConfigError
 from dedl_experiments.losses import build_loss, configured_class_weights
 from dedl_experiments.models import count_parameters

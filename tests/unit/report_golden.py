@@ -53,8 +53,8 @@ def run_config(items: tuple[tuple[str, str], ...]):
     overrides = [f"task={task}"]
     for key, value in params.items():
         group = key.removesuffix(".name")
-        path = conf.option_file(group, value) if key.endswith(".name") and group != "task" else None
-        if path is not None and conf.read(path).get("task", task) == task:
+        path = config_files.option_file(group, value) if key.endswith(".name") and group != "task" else None
+        if path is not None and config_files.read(path).get("task", task) == task:
             overrides.append(f"{group}={value}")
     cfg = sweeps.compose_config(overrides)
     logged = tracking.flatten(components.loggable_values(cfg))

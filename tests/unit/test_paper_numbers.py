@@ -6,7 +6,7 @@ import re
 import pytest
 from report_records import SEEDS, TABLES
 
-from dedl_experiments import conf
+from dedl_experiments import config_files
 from dedl_experiments.report.spec import Published
 
 # (table, row label, column label, the value exactly as the paper prints it)
@@ -232,7 +232,7 @@ PRINTED_FORM = re.compile(r"\d+h \d+m(?: \d\ds)?|0\.\d+(?:±0\.\d+)?")
 def test_files_write_numbers_as_printed(table: str) -> None:
     """Each printed number sits in its row's list as the paper prints it ("0.4347±0.0006",
     "1h 24m 44s", 0.4347), one per column, null where the paper prints none."""
-    published = conf.read(conf.option_file("experiment", table))["report"]["published"]
+    published = config_files.read(config_files.option_file("experiment", table))["report"]["published"]
     columns = len(TABLES[table].columns)
     for row, values in published.items():
         assert len(values) == columns, (table, row)
@@ -246,7 +246,7 @@ def test_sample_is_written_as_printed() -> None:
     for table, row_label, column, text in PRINTED:
         spec = TABLES[table]
         row = next(r for r in spec.rows if r.label == row_label)
-        published = conf.read(conf.option_file("experiment", table))["report"]["published"]
+        published = config_files.read(config_files.option_file("experiment", table))["report"]["published"]
         [values] = [v for k, v in published.items() if k == row_label or (row.match and k == " ".join(row.match.values()))]
         value = values[[c.label for c in spec.columns].index(column)]
         assert str(value) == text.replace("± ", "±"), (table, row_label, column)

@@ -14,7 +14,7 @@ import pytest
 from report_records import TABLES, run_in
 
 from conftest import CONF
-from dedl_experiments import conf
+from dedl_experiments import config_files
 from dedl_experiments.report import tables
 from dedl_experiments.report.build import build
 from dedl_experiments.report.experiment import experiment_spec
@@ -57,15 +57,15 @@ MINE = """\
 
 
 def test_labels_come_from_the_yaml_files(tmp_path: Path) -> None:
-    assert conf.label("encoder", "swin_base") == "Swin-B (patch 4, window 12)"
-    assert conf.label("architecture", "unetplusplus") == "UNet++"
+    assert config_files.label("encoder", "swin_base") == "Swin-B (patch 4, window 12)"
+    assert config_files.label("architecture", "unetplusplus") == "UNet++"
     # The paper's rows are labelled from there: no label table in the report.
-    assert [row.label for row in TABLES["table2"].rows] == [conf.label("encoder", f"resnet{d}") for d in (18, 34, 50, 101)]
+    assert [row.label for row in TABLES["table2"].rows] == [config_files.label("encoder", f"resnet{d}") for d in (18, 34, 50, 101)]
     folder = user_conf(tmp_path, MINE)
-    assert conf.label("encoder", "mynet", [str(folder)]) == "My Net"
-    assert "mynet" in conf.options("encoder", [f"file://{folder}"]) and "mynet" not in conf.options("encoder")
-    assert conf.label("app", "gelu") == "gelu"  # no label: the choice's name
-    assert conf.label("encoder", "mynet") == "mynet"  # not on the search path: not found
+    assert config_files.label("encoder", "mynet", [str(folder)]) == "My Net"
+    assert "mynet" in config_files.options("encoder", [f"file://{folder}"]) and "mynet" not in config_files.options("encoder")
+    assert config_files.label("app", "gelu") == "gelu"  # no label: the choice's name
+    assert config_files.label("encoder", "mynet") == "mynet"  # not on the search path: not found
 
 
 def test_a_user_experiment_is_a_table_derived_from_its_file(tmp_path: Path) -> None:

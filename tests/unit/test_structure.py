@@ -35,7 +35,7 @@ def test_hydra_internals_only_in_the_sweep_adapter() -> None:
 
 
 # The tasks' names, as their files name them (conf/task/<name>.yaml).
-TASK_NAMES = "|".join(sorted(path.stem for path in (REPO / "dedl_experiments" / "conf" / "task").glob("*.yaml")))
+TASK_NAMES = "|".join(sorted(path.stem for path in (REPO / "conf" / "task").glob("*.yaml")))
 TASK_NAME_LITERAL = rf"""["']({TASK_NAMES})["']"""
 # A comparison with a task's name or with a `task` value, or a lookup keyed by one.
 CHOICE_BY_TASK = (r"task\.name\s*[!=]=|[!=]=\s*\S*task\.name\b|hasattr\(\s*task|\.task\s*[!=]=|[!=]=\s*[\w.]*\.task\b"
@@ -87,3 +87,21 @@ def test_a_default_timeout_and_a_fast_target() -> None:
     assert recipes["test-fast"].endswith('-m "not slow"')
     assert recipes["test-fast"].startswith(recipes["test"])
     assert "-m pytest -n auto" in recipes["test"]
+
+
+def test_the_config_groups_are_at_the_root_and_installed_as_the_packages_configs() -> None:
+    import ast
+    import importlib.resources
+
+    assert (REPO / "conf" / "config.yaml").is_file() and (REPO / "conf" / "experiment").is_dir()
+    assert not list((REPO / "dedl_experiments").glob("conf/**/*.yaml"))  # no second copy
+    text = (REPO / "pyproject.toml").read_text()  # read without tomllib (Python 3.10 lacks it)
+    assert 'package-dir = {"dedl_experiments.conf" = "conf"}' in text
+    # packages.find cannot see a mapped folder, so the list is explicit: it must name every
+    # package folder, or an installed copy would lack it.
+    listed = ast.literal_eval(re.search(r"^packages = (\[.*?\])", text, re.M | re.S)[1])
+    folders = {".".join(path.parent.relative_to(REPO).parts) for root in PACKAGES
+               for path in (REPO / root).rglob("__init__.py") if "__pycache__" not in path.parts}
+    assert set(listed) == folders | {"dedl_experiments.conf"}
+    found = Path(str(importlib.resources.files("dedl_experiments.conf")))
+    assert found.resolve() == (REPO / "conf").resolve()

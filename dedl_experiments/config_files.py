@@ -1,5 +1,6 @@
-"""The Hydra configs, shipped inside the package: found as `pkg://dedl_experiments.conf` from any
-working directory and from a non-editable install. User config folders join through Hydra's
+"""The Hydra configs: the folder conf/ at the repository's root, installed as the package
+`dedl_experiments.conf` (pyproject.toml's package-dir), so `pkg://dedl_experiments.conf` finds
+them from a checkout, an editable install or a wheel. User config folders join through Hydra's
 search path (`hydra.searchpath=[file:///my/conf]`).
 
 The report reads the same files without composing a job: `options(group)` lists a group's
@@ -17,7 +18,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 CONFIG_PATH = "pkg://dedl_experiments.conf"
-CONF_DIR = Path(__file__).resolve().parent
+CONF_DIR = Path(str(importlib.resources.files("dedl_experiments.conf"))).resolve()
 # A choice's display name in its group's YAML (`label: ResNet-18`): the report's, not the job's.
 DISPLAY_KEY = "label"
 # The paper's optimiser (conf/optimizer/adam.yaml, the default): runs recorded before the
