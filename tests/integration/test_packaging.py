@@ -35,8 +35,8 @@ def test_a_wheel_install_runs_a_job_from_another_folder(tmp_path: Path) -> None:
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    for package in PACKAGES:
-        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in (*PACKAGES, "conf"):  # conf/: the configs, installed as dedl_experiments.conf
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "wheels"), str(source), cwd=tmp_path)
     [wheel] = (tmp_path / "wheels").glob("*.whl")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import open_dict
 
-from dedl_experiments import components, conf, sweeps, tracking
+from dedl_experiments import components, config_files, sweeps, tracking
 from dedl_experiments.folds import with_fold
 from dedl_experiments.report import cli
 from dedl_experiments.report.aggregate import RunRecord
