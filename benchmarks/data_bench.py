@@ -51,6 +51,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
+from dedl_experiments.config_files import CONF_DIR  # noqa: E402
 from dedl_experiments.data import synthetic, tiling  # noqa: E402
 from dedl_experiments.data.datasets import TileDataset  # noqa: E402
 from dedl_experiments.data.prepare import TileSplit, prepare_segmentation  # noqa: E402
@@ -89,7 +90,7 @@ def data_overrides(workdir: Path, tile: int, n_tiles: int, height: int = synthet
 def compose_config(overrides: list[str]):
     """The framework's config (conf/config.yaml) with these overrides, as the CLI builds it."""
     register_resolvers()
-    with initialize_config_dir(config_dir=str(REPO / "dedl_experiments" / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides)
 
 

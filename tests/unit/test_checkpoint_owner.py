@@ -102,8 +102,9 @@ def test_default_output_folders_name_the_microsecond():
 
     from hydra import compose, initialize_config_dir
 
-    conf = Path(__file__).resolve().parents[2] / "dedl_experiments" / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+    from conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", return_hydra_config=True)
     stamp = r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d-\d{6}"
     assert re.fullmatch(rf"outputs/run/{stamp}", cfg.hydra.run.dir), cfg.hydra.run.dir
