@@ -54,7 +54,7 @@ def _choices(key: str, values: list[Any], extra: tuple[str, ...]) -> list[tuple[
         matches = [{f"{key}.name": str(d["name"])} for d in data]
     else:
         plain = [{k: v for k, v in flatten(d, f"{key}.").items()
-                  if "${" not in v and k != f"{key}.{conf.DISPLAY_KEY}"} for d in data]
+                  if "${" not in v and k != f"{key}.{config_files.DISPLAY_KEY}"} for d in data]
         differ = {k for k in set().union(*plain) if len({p.get(k) for p in plain}) > 1}
         matches = [{k: v for k, v in p.items() if k in differ or len(plain) == 1} for p in plain]
     return [(config_files.label(key, str(value), extra), match) for value, match in zip(values, matches)]

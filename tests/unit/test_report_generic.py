@@ -225,5 +225,5 @@ def test_packaged_experiments_are_listed_from_their_files(tmp_path: Path, monkey
     package = tmp_path / "package"
     shutil.copytree(CONF, package)
     (package / "experiment" / "extra.yaml").write_text((package / "experiment" / "table2.yaml").read_text())
-    monkeypatch.setattr(conf, "CONF_DIR", package)
+    monkeypatch.setattr(config_files, "CONF_DIR", package)
     assert tables.names() == ["extra", *TABLES]  # in the order of their names
