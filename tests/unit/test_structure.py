@@ -1,6 +1,6 @@
 """The package's shape by plain measure: modules small enough to read, no sys.path edits, Hydra's
-private API behind one adapter (sweeps.py), no choice by a task's name, one cross-process lock
-(locks.py) and one sample type (data/samples.py)."""
+private API behind one adapter (config/sweeps.py), no choice by a task's name, one cross-process lock
+(run/locks.py) and one sample type (data/samples.py); the root holds only the entry points."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_no_sys_path_edits_in_the_package() -> None:
 def test_hydra_internals_only_in_the_sweep_adapter() -> None:
     users = {name for name, text in sources(*PACKAGES, "tests", "benchmarks").items()
              if re.search(r"^\s*(from|import) hydra\._internal", text, re.M)}
-    assert users == {"dedl_experiments/sweeps.py"}
+    assert users == {"dedl_experiments/config/sweeps.py"}
 
 
 # The tasks' names, as their files name them (conf/task/<name>.yaml).
@@ -64,7 +64,7 @@ def test_one_exclusive_file_lock() -> None:
     """Blocking flocks go through locks.exclusive_lock; the GPU slots of multirun_launchers take a
     non-blocking one of their own (a slot is skipped when held, not waited for)."""
     lockers = {name for name, text in sources(*PACKAGES).items() if "fcntl.flock" in text}
-    assert lockers <= {"dedl_experiments/locks.py", "multirun_launchers/devices.py"}
+    assert lockers <= {"dedl_experiments/run/locks.py", "multirun_launchers/devices.py"}
 
 
 def test_one_sample_type() -> None:
@@ -105,3 +105,20 @@ def test_the_config_groups_are_at_the_root_and_installed_as_the_packages_configs
     assert set(listed) == folders | {"dedl_experiments.conf"}
     found = Path(str(importlib.resources.files("dedl_experiments.conf")))
     assert found.resolve() == (REPO / "conf").resolve()
+
+
+# The package is laid out by stage (docs/architecture.md); its root holds only the entry points.
+ENTRY_POINTS = {"__init__.py", "__main__.py", "prepare.py", "predict.py", "weights.py"}
+
+
+def test_the_package_root_holds_the_entry_points_and_the_tests_mirror_the_stages() -> None:
+    package = REPO / "dedl_experiments"
+    assert {path.name for path in package.glob("*.py")} == ENTRY_POINTS
+    stages = {path.parent.name for path in package.glob("*/__init__.py")}
+    assert stages >= {"config", "data", "models", "tasks", "placement", "run", "training", "tracking",
+                      "inference", "report"}
+    tested = {path.name for path in (REPO / "tests" / "unit").iterdir() if path.is_dir()}
+    assert stages - tested == set(), "stages without a tests/unit/<stage>/ folder"
+    # At the top only what spans the package (imports, shape) or tests the test harness itself.
+    assert {path.name for path in (REPO / "tests" / "unit").glob("*.py")} <= {
+        "test_imports.py", "test_structure.py", "test_forked_cli.py", "test_gpu_tests.py"}
