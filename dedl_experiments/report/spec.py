@@ -100,6 +100,7 @@ class Claim:
     text: str  # what it says (quoted where short, else close to its words)
     table: str  # the table it rests on
     note: str = ""  # how the text is read onto the table, where that needs saying
+    readings: tuple = ()  # other reasonable readings of the text (claims.Reading)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Aggregation of run records into paper tables, and the rendered outputs."""
 
 import csv
+import itertools
 import statistics
 
 import pytest
@@ -16,13 +17,16 @@ from dedl_experiments.report.render import format_duration, run_link, to_csv, to
 from dedl_experiments.tracking import cell_values, flatten
 
 TABLE6 = TABLES["table6"]  # UNet IoU: rows ResNet-18..101, columns no/ReLU/GELU APP
+_seeds = itertools.count(1000)
 
 
 def make_run(
     spec: TableSpec, row: str, column: str, value: float | None, status: str = "FINISHED",
     metrics: dict[str, float] | None = None, **overrides: str
 ) -> RunRecord:
-    """A run whose params place it in (row, column) of spec, unless overridden."""
+    """A run whose params place it in (row, column) of spec, unless overridden; a seed of its own
+    unless given (a cell counts one run per seed and fold)."""
+    overrides.setdefault("seed", str(next(_seeds)))
     row_match = next(r.match for r in spec.rows if r.label == row)
     column_match = next(c.match for c in spec.columns if c.label == column)
     params = {**spec.fixed, **row_match, **column_match, **overrides}
