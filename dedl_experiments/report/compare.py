@@ -25,11 +25,13 @@ class ComparisonRow:
     comparison: Comparison
     pair: Pair
     metric: str  # "test_iou", or "a_metric vs b_metric" where the two sides differ
-    status: str  # "ok" (a result, maybe too few pairs), "failed", "not_logged", "missing", "invalid"
+    status: str  # "ok" (a result, maybe too few pairs), "failed", "not_logged", "missing", "invalid",
+    # "not_comparable" (times of runs on other devices or with other speed settings only)
     sides: str = ""  # for the unusable statuses: which side(s), by name ("invalid": how many runs)
     result: TestResult | None = None
     keys: list[Key] = field(default_factory=list)  # the pairs' units: (seed, "")
     fold_keys: list[Key] = field(default_factory=list)  # the (seed, fold) runs paired within them
+    differing: list[str] = field(default_factory=list)  # times: device/settings of runs left unpaired
     mean_a: float | None = None  # over the paired runs only
     mean_b: float | None = None
     p_holm: float | None = None
@@ -64,9 +66,15 @@ class ComparisonRow:
 
     @property
     def verdict(self) -> str:
-        a, b, result = self.a_name, self.b_name, self.result
-        if result is None and self.status == "invalid":
+        if self.status == "invalid":
             return f"invalid value in {self.sides}"
+        if self.status == "not_comparable":
+            return f"not comparable (device/settings differ: {'; '.join(self.differing)})"
+        return self._verdict() + (f" (runs left out, device/settings differ: {'; '.join(self.differing)})"
+                                  if self.differing else "")
+
+    def _verdict(self) -> str:
+        a, b, result = self.a_name, self.b_name, self.result
         if result is None:
             return f"{dict(_UNUSABLE)[self.status]} ({self.sides})"
         if result.kind == "too_few":
@@ -109,6 +117,10 @@ def _compare(comparison: Comparison, pair: Pair, a: Cell, b: Cell) -> Comparison
         return row
     row.keys, a_values, b_values = paired_values(a, b)
     row.fold_keys = units.fold_pairs(a, b)
+    row.differing = units.not_comparable(a, b)
+    if row.differing and not row.keys:
+        row.status = "not_comparable"
+        return row
     row.result = paired(a_values, b_values)
     if a_values:
         row.mean_a, row.mean_b = sum(a_values) / len(a_values), sum(b_values) / len(b_values)

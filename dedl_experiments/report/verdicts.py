@@ -108,11 +108,11 @@ def _each(claim: EachClaim, ev: Evidence) -> Verdict:
         listed = "; ".join(f"{_where(r)}: {fmt.signed(r.metric, r.paper_diff)}" for _, r in against)
         paper_detail = f"{agree} of {len(printed)} printed pairs as claimed" + (f"; not: {listed}" if listed else "")
     tally = {"as claimed": [], "against": [], "without evidence": [], "with invalid values": [],
-             "without enough runs": []}
+             "not comparable": [], "without enough runs": []}
     for item, row in rows:
         direction = row.direction
         key = ("with invalid values" if row.status == "invalid" or (row.result and row.result.kind == "invalid")
-               else "without enough runs" if direction is None else "without evidence" if direction == 0
+               else "not comparable" if row.status == "not_comparable" else "without enough runs" if direction is None else "without evidence" if direction == 0
                else "as claimed" if direction == _sign(item.expect) else "against")
         tally[key].append(row)
     n_agree, n_against = len(tally["as claimed"]), len(tally["against"])
@@ -122,7 +122,7 @@ def _each(claim: EachClaim, ev: Evidence) -> Verdict:
         ours = CONTRADICTED if n_against else SUPPORTED if n_agree == total else INCONCLUSIVE
     counts = ", ".join(f"{len(found)} {key}" for key, found in tally.items() if found)
     detail = f"{counts} of {total} pair(s) (Holm-corrected paired t-tests, alpha {ALPHA})"
-    shown = tally["against"] + tally["with invalid values"] + (tally["without evidence"] if ours == INCONCLUSIVE else [])
+    shown = tally["against"] + tally["with invalid values"] + tally["not comparable"] + (tally["without evidence"] if ours == INCONCLUSIVE else [])
     if shown:
         detail += "; " + "; ".join(f"{_where(row)}: {_numbers(row.metric, row.result, row.p_holm)} -> {row.verdict}"
                                    for row in shown[:6]) + (" ..." if len(shown) > 6 else "")

@@ -155,14 +155,15 @@ def test_timing_views_time_per_epoch_times_50() -> None:
     the printed time, and say exactly what is timed."""
     table1 = TABLES["table1"]
     runs = [make_run(table1, "ResNet-18", "With APP", None, seed="26",
-                     metrics={"train_time_s": 5300.0, "train_epoch_time_mean_s": 100.0}),
+                     metrics={"train_time_s": 5300.0, "train_epoch_time_mean_s": 100.0,
+                              "train_epoch_time_warm_mean_s": 98.0}),
             make_run(table1, "ResNet-18", "Without APP", None, seed="26", metrics={"train_time_s": 5100.0})]
     cells = aggregate(table1, runs)
     assert cell_at(cells, "ResNet-18", "With APP, 50 × epoch").mean == 5000.0
     assert cell_at(cells, "ResNet-18", "Without APP, 50 × epoch").status == "not_logged"
     text = to_markdown(table1, cells)
-    assert ("| ResNet-18 | 1h 25m 00s (n=1) | 1h 24m 44s | not logged | 1h 24m 44s | 1h 28m 20s (n=1) | "
-            "1h 27m 40s | 1h 23m 20s (n=1) | 1h 27m 40s |") in text
+    assert ("| ResNet-18 | 1h 25m 00s (n=1) | 1h 24m 44s | not logged | 1h 24m 44s | not logged | 1h 24m 44s | "
+            "1h 28m 20s (n=1) | 1h 27m 40s | 1h 23m 20s (n=1) | 1h 27m 40s | 1h 21m 40s (n=1) | 1h 27m 40s |") in text
     assert "Timed: `train_time_s` is the wall time of the training loop" in text
 
 
@@ -194,7 +195,8 @@ def test_markdown_shows_ours_paper_missing_and_failed() -> None:
 def test_markdown_formats_times_and_reference_rows() -> None:
     table1 = TABLES["table1"]
     text = to_markdown(table1, aggregate(table1, [make_run(table1, "ResNet-18", "With APP", 5300.0)]))
-    assert "| ResNet-18 | missing | 1h 24m 44s | missing | 1h 24m 44s | 1h 28m 20s (n=1) | 1h 27m 40s |" in text
+    assert ("| ResNet-18 | missing | 1h 24m 44s | missing | 1h 24m 44s | missing | 1h 24m 44s | 1h 28m 20s (n=1) | "
+            "1h 27m 40s |") in text
     table5 = TABLES["table5"]
     assert "| Van Buren et al. [23] | — | 0.63 |" in to_markdown(table5, aggregate(table5, []))
 

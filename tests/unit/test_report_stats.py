@@ -173,3 +173,29 @@ def test_nan_is_its_own_status_never_tested_nor_in_holms_family() -> None:
     cell = next(c for c in aggregate(TABLE6, runs) if (c.row, c.column) == ("ResNet-50", "With ReLU AE"))
     assert (cell.n, cell.invalid, cell.mean) == (2, 1, pytest.approx(0.405))
     assert paired([0.1, float("nan")], [0.2, 0.3]).kind == "invalid"
+
+
+def test_times_pair_only_runs_of_one_device_and_speed_settings() -> None:
+    table1 = TABLES["table1"]
+    h100, h200 = {"dedl.device_name": "NVIDIA H100"}, {"dedl.device_name": "NVIDIA H200"}
+
+    def times(column, seconds, tags, **params):
+        return [run_in(table1, "ResNet-18", column, {"train_time_s": s}, seed=seed, tags=tags, **params)
+                for seed, s in zip((1, 2, 3), seconds)]
+
+    def wall(runs):
+        return rows_by(table1, runs)[("none vs GELU APP (wall)", "ResNet-18")]
+
+    same = wall(times("Without APP", [5000, 5010, 4990], h100) + times("With APP", [5100, 5105, 5092], h100))
+    assert same.status == "ok" and same.result.n == 3
+    other_gpu = wall(times("Without APP", [5000, 5010, 4990], h100) + times("With APP", [4100, 4105, 4092], h200))
+    assert (other_gpu.status, other_gpu.result) == ("not_comparable", None)
+    assert other_gpu.verdict == "not comparable (device/settings differ: device: NVIDIA H100 vs NVIDIA H200)"
+    compile_off = wall(times("Without APP", [5000, 5010, 4990], h100, **{"speed.compile": "True"})
+                       + times("With APP", [5100, 5105, 5092], h100, **{"speed.compile": "False"}))
+    assert compile_off.verdict == "not comparable (device/settings differ: speed.compile: True vs False)"
+    # Some seeds on another GPU: those are left out, and named.
+    mixed = wall(times("Without APP", [5000, 5010, 4990], h100)
+                 + times("With APP", [5100, 5105], h100) + [run_in(table1, "ResNet-18", "With APP",
+                                                                   {"train_time_s": 4000}, seed=3, tags=h200)])
+    assert mixed.result.n == 2 and "runs left out, device/settings differ: device: NVIDIA H100 vs NVIDIA H200" in mixed.verdict
