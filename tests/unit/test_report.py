@@ -315,3 +315,28 @@ def test_mixed_settings_are_settings_of_the_cell_key() -> None:
                        **{**recorded, "optimizer.lr": "0.001"}))
     [note] = build(TABLE6, runs, parse_args(["table=table6"])).notes
     assert "(optimizer.lr: 0.00036, 0.001)" in note
+
+
+def test_forest_plot_of_the_comparisons(tmp_path) -> None:
+    """One row per comparison: ours with its CI, the paper's difference, untested ones by status."""
+    from matplotlib.figure import Figure
+
+    from dedl_experiments.report import forest
+    from dedl_experiments.report.compare import compare_table
+
+    runs = [run_in(TABLE6, "ResNet-18", column, 0.40 + gain + 0.01 * seed, seed=seed)
+            for seed in (1, 2, 3) for column, gain in (("Without AE", 0.0), ("With ReLU AE", 0.02),
+                                                       ("With GELU AE", 0.03 + 0.001 * seed))]
+    rows = compare_table(TABLE6, aggregate(TABLE6, runs))
+    drawn: list = []
+    original = Figure.savefig
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Figure, "savefig", lambda self, *a, **k: (drawn.append(self), original(self, *a, **k)))
+        forest.to_forest_png(TABLE6, rows, tmp_path / "table6_forest.png")
+    assert (tmp_path / "table6_forest.png").read_bytes().startswith(b"\x89PNG")
+    axes = drawn[0].axes[0]
+    assert [label.get_text() for label in axes.get_yticklabels()] == [
+        f"{row.comparison.name}: {row.pair.label}" for row in rows]
+    tested = sum(row.result is not None and row.result.ci is not None for row in rows)
+    assert len(axes.collections) == tested == 3  # a CI per tested comparison of ResNet-18
+    assert any(text.get_text().startswith("missing") for text in axes.texts)
