@@ -45,7 +45,7 @@ def to_forest_png(spec: TableSpec, rows: list[ComparisonRow], path: str | Path) 
     axes.set_yticks(range(len(rows)), labels, fontsize=7)
     axes.set_ylim(len(rows) - 0.4, -0.6)  # the first comparison on top
     unit = "minutes" if durations else " / ".join(dict.fromkeys(row.metric for row in rows)) or spec.metric
-    axes.set_xlabel(f"B - A ({unit}); ours with 95 % CI, runs paired by seed", fontsize=8)
+    axes.set_xlabel(f"B - A ({unit}); ours with 95 % CI, unit of replication the seed", fontsize=8)
     axes.set_title(f"{spec.name}: paired differences", fontsize=10)
     axes.grid(axis="x", color="0.9")
     axes.legend(handles=[

@@ -83,7 +83,8 @@ class Pair:
 
 @dataclass(frozen=True)
 class Comparison:
-    """An ablation axis: B against A in each of its pairs (runs paired by seed and fold)."""
+    """An ablation axis: B against A in each of its pairs (runs paired by seed; with folds, the
+    per-seed means over the folds: units.py)."""
 
     name: str  # "UNet: none vs GELU"
     a_name: str  # "none"
