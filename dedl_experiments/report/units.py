@@ -19,7 +19,7 @@ import statistics
 
 from dedl_experiments.report.aggregate import Cell, RunRecord, newest
 from dedl_experiments.report.fmt import is_duration
-from dedl_experiments.tracking import DEVICE_NAME_TAG
+from dedl_experiments.tracking.run_tags import DEVICE_NAME_TAG
 
 UNIT = "seed"
 Key = tuple[str, str]  # (seed, fold); fold "" without folds
