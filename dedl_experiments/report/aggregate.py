@@ -6,6 +6,7 @@ Pure functions over plain records, so that they can be tested without MLflow.
 from __future__ import annotations
 
 import functools
+import math
 import statistics
 from dataclasses import dataclass, field
 
@@ -40,7 +41,7 @@ class Cell:
     status: "ok" (at least one finished value), "failed" (no finished value but at
     least one failed or killed run), "not_logged" (finished runs, none of which logged the
     view's metric, e.g. runs older than the metric), "missing" (no run at all: never shown as
-    zero) or "reference" (a published-only row such as prior work, which no run can fill).
+    zero), "invalid" (every value NaN or infinite) or "reference" (a published-only row such as prior work, which no run can fill).
     """
 
     row: str
@@ -55,6 +56,7 @@ class Cell:
     metric: str = ""
     sources: list[RunRecord] = field(default_factory=list)  # the run behind each value, in order
     runs: list[RunRecord] = field(default_factory=list)  # every run of the cell, failed ones too
+    invalid: int = 0  # values that are NaN or infinite (left out of n, mean and std)
 
 
 def matches(selector: dict[str, str], params: dict[str, str]) -> bool:
@@ -70,9 +72,19 @@ def pair_key(run: RunRecord) -> tuple[str, str]:
     return seed, "" if fold in ("None", "null") else fold
 
 
+def newest(runs: list[RunRecord], values: list[float]) -> dict[tuple[str, str], tuple[RunRecord, float]]:
+    """Per (seed, fold), the newest run and its value: a rerun replaces the run it repeats."""
+    found: dict[tuple[str, str], tuple[RunRecord, float]] = {}
+    for run, value in zip(runs, values):
+        key = pair_key(run)
+        if key not in found or run.start_time >= found[key][0].start_time:
+            found[key] = (run, value)
+    return found
+
+
 def aggregate(spec: TableSpec, runs: list[RunRecord]) -> list[Cell]:
-    """One cell per (row, view) in table order. Classification callers pass one
-    record per fold per seed; the cell summarises all of them together."""
+    """One cell per (row, view) in table order, of the newest finished run per seed (and fold):
+    a classification cell summarises every fold of every seed together."""
     table_runs = [run for run in runs if matches(spec.fixed, run.params)]
     cells = []
     for row in spec.rows:
@@ -86,8 +98,9 @@ def aggregate(spec: TableSpec, runs: list[RunRecord]) -> list[Cell]:
                 if matches(row.match, run.params) and matches(view.column.match, run.params)
             ]
             finished = [run for run in cell_runs if run.status == "FINISHED"]
-            sources = [run for run in finished if view.metric in run.metrics]
-            values = [run.metrics[view.metric] * view.scale for run in sources]
+            logged = [run for run in finished if view.metric in run.metrics]
+            kept = newest(logged, [run.metrics[view.metric] * view.scale for run in logged])
+            sources, values = [run for run, _ in kept.values()], [value for _, value in kept.values()]
             failed = sum(run.status in _UNFINISHED_STATUSES for run in cell_runs)
             cell = _summarise(row.label, view.label, values, failed, published, bool(finished))
             cell.metric, cell.sources, cell.runs = view.metric, sources, cell_runs
@@ -97,8 +110,12 @@ def aggregate(spec: TableSpec, runs: list[RunRecord]) -> list[Cell]:
 
 def _summarise(row: str, column: str, values: list[float], failed: int, published: Published | None,
                finished: bool = False) -> Cell:
-    if values:
-        std = statistics.stdev(values) if len(values) > 1 else None
-        return Cell(row, column, len(values), statistics.fmean(values), std, values, failed, published, "ok")
-    status = "not_logged" if finished else "failed" if failed else "missing"
-    return Cell(row, column, 0, None, None, [], failed, published, status)
+    """n, mean and std over the finite values; NaN or infinite ones are counted as `invalid`."""
+    finite = [value for value in values if math.isfinite(value)]
+    invalid = len(values) - len(finite)
+    if finite:
+        std = statistics.stdev(finite) if len(finite) > 1 else None
+        return Cell(row, column, len(finite), statistics.fmean(finite), std, values, failed, published, "ok",
+                    invalid=invalid)
+    status = "invalid" if invalid else "not_logged" if finished else "failed" if failed else "missing"
+    return Cell(row, column, 0, None, None, values, failed, published, status, invalid=invalid)

@@ -9,16 +9,23 @@ Kinds of claim (verdicts.py evaluates them, on the paper's printed numbers and o
 - AverageClaim: B - A averaged over the listed pairs (per seed, the mean over the pairs) is in
   the claimed direction and, where the text gives a size, about that size: in points of the
   metric (the paper's "5 %" and "26 %" are points: 0.9834 - 0.933, 0.891 - 0.63), or relative
-  to A for times. "About" is read as within half the size either way (``tolerance``).
+  to A for times. The paper's printed numbers read "about" as within half the size either way
+  (``tolerance``); our runs' CI is set against the claimed size itself (effects.py).
+  ``consistently``: each listed pair goes the claimed way too, not only their average.
 - ContrastClaim: the averaged B - A of ``items`` exceeds that of ``others``.
 - BestClaim: the best mean among ``among`` is one of ``winners``.
 - ReferenceClaim: a cell beats a value printed for prior work, by about ``size``.
 - SpreadClaim: every listed cell's std over seeds is below ``below``.
 
 In the file, a claim is its `kind` (each, average, contrast, best, reference, spread), `id`,
-`source`, `text`, optional `note`, and its kind's fields: pairs of cells as lists of ItemsBlock
+`source`, `text`, optional `note`, optional `readings` (other reasonable readings of its text:
+each a `label` and the fields it reads otherwise, e.g. {label: GELU only, items: [...]} or
+{label: relative %, relative: true}; the report shows a reading wherever it changes a verdict),
+and its kind's fields: pairs of cells as lists of ItemsBlock
 (schema.py: comparison names x row keys, with the expected direction), cells as a CellsBlock
-(row keys x column labels), one cell as [row key, column label]:
+(row keys x column labels), one cell as [row key, column label]. An item block's `expect` is ">"
+(B > A), "<" (B < A) or "exempt" (the text makes an exception of those pairs: left out of the
+claim):
 
     claims:
       - id: unet-gelu-beats-relu-except-50
@@ -39,6 +46,7 @@ from dedl_experiments.report.schema import CellsBlock, ExperimentError, ItemsBlo
 from dedl_experiments.report.spec import Claim, TableSpec
 
 Position = tuple[str, str]  # (row label, view label)
+EXEMPT = "exempt"  # an item block's expect: pairs the claim's text makes an exception of
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,14 @@ class Item:
     comparison: str
     row: str
     expect: str = ">"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Another reasonable reading of a claim's text: the claim as read that way."""
+
+    label: str  # e.g. "GELU only"
+    claim: Claim
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +78,8 @@ class AverageClaim(Claim):
     items: tuple[Item, ...]
     size: float | None = None  # claimed |B - A|, in points, or relative to A if `relative`
     relative: bool = False
-    tolerance: float | None = None  # default: half the size
+    tolerance: float | None = None  # default: half the size (the paper's printed numbers' "about")
+    consistently: bool = False  # each pair of cells, not only the average, goes the claimed way
     fallback: tuple[Item, ...] = ()  # the same pairs on another measure, used when items have no pairs
 
 
@@ -130,6 +147,9 @@ class _Reader:
         expected: dict[tuple[str, str], str] = {}  # a later block's pair replaces an earlier's, in place
         for i, data in enumerate(blocks):
             block = check(data, ItemsBlock, self.where, f"{path}[{i}]")
+            if block.expect not in (">", "<", EXEMPT):
+                raise ExperimentError(f"{self.where}: {path}[{i}].expect must be '>', '<' or {EXEMPT}, "
+                                      f"not {block.expect!r}")
             for name in block.comparisons:
                 try:
                     comparison = self.spec.comparison(name)
@@ -141,7 +161,16 @@ class _Reader:
                         else self.rows(block.rows, f"{path}[{i}].rows"))
                 for row in rows:
                     expected[(name, row)] = block.expect
-        return tuple(Item(name, row, expect) for (name, row), expect in expected.items())
+        return tuple(Item(name, row, expect) for (name, row), expect in expected.items() if expect != EXEMPT)
+
+    def reading(self, data: dict, reading: object, path: str) -> Reading:
+        """Another reading of the claim: its fields as the reading sets them, the rest as the claim's."""
+        if not isinstance(reading, dict) or "label" not in reading:
+            raise ExperimentError(f"{self.where}: {path} must be a mapping with a label and the claim's fields it "
+                                  "reads otherwise")
+        other = {key: value for key, value in data.items() if key != "readings"}
+        other.update({key: value for key, value in reading.items() if key != "label"})
+        return Reading(str(reading["label"]), self.claim(other, path))
 
     def cells(self, data: dict, path: str) -> tuple[Position, ...]:
         block = check(data, CellsBlock, self.where, path)
@@ -158,7 +187,9 @@ class _Reader:
         keys(data, ["kind", *names], required, self.where, path)
         values = {}
         for name, value in data.items():
-            if name in _ITEMS:
+            if name == "readings":
+                value = tuple(self.reading(data, reading, f"{path}.readings[{i}]") for i, reading in enumerate(value))
+            elif name in _ITEMS:
                 value = self.items(value, f"{path}.{name}")
             elif name in _CELLS:
                 value = self.cells(value, f"{path}.{name}")

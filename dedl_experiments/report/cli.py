@@ -6,7 +6,7 @@ what its runs cost (device-hours, and a projection for missing runs), the paper'
 rest on it with the paper's own support and ours; `table=all` ends with every claim's verdict.
 Printed as Markdown and written to `<out>/<table>/`: `<table>.md` (also listing each cell's
 MLflow runs), `<table>.csv` (one line per cell: raw numbers, run ids, cost),
-`<table>_comparisons.csv`, `<table>.png`; with `table=all` also `<out>/claims/claims.md` and
+`<table>_comparisons.csv`, `<table>.png` and `<table>_forest.png` (forest.py); with `table=all` also `<out>/claims/claims.md` and
 `claims.csv`. All are logged as artifacts of a run `report-<table>-<budget>` in the MLflow
 experiment `dedl-reports`. Which runs count: see build.py; datasets by content: datasets.py.
 """
@@ -22,6 +22,7 @@ from dedl_experiments.report import fmt, tables
 from dedl_experiments.report.aggregate import RunRecord
 from dedl_experiments.report.build import TableReport, build
 from dedl_experiments.report.cost import device_kind, run_seconds
+from dedl_experiments.report.forest import to_forest_png
 from dedl_experiments.report.mlflow_runs import load_runs
 from dedl_experiments.tracking.run_tags import REPORTS_EXPERIMENT
 from dedl_experiments.report.options import USAGE, Options, UsageError, parse_args
@@ -64,6 +65,8 @@ def write(report: TableReport, text: str, out: Path, uri: str = "") -> Path:
     to_csv(report.spec, report.cells, folder / f"{name}.csv", report.cost, uri)
     comparisons_csv(name, report.comparisons, folder / f"{name}_comparisons.csv")
     to_png(report.spec, report.cells, folder / f"{name}.png")
+    if report.comparisons:
+        to_forest_png(report.spec, report.comparisons, folder / f"{name}_forest.png")
     return folder
 
 
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     single = len(options.tables) == 1
     where = options.out / (options.tables[0] if single else "<table>")
-    print(f"Written to {where}/ (.md with the runs of each cell, .csv, _comparisons.csv, .png)"
+    print(f"Written to {where}/ (.md with the runs of each cell, .csv, _comparisons.csv, .png, _forest.png)"
           + ("" if single else f" and {options.out / 'claims'}/ (claims.md, claims.csv)") + ".")
     if missing_store:
         print("Not logged to MLflow: the store does not exist.")

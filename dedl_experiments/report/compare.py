@@ -1,15 +1,18 @@
 """A table's paired comparisons (its ablation axes, spec.comparisons) over its cells.
 
-Runs of cell A and cell B are paired by seed (in cells with folds: seed and fold); per pair key the
-newest run counts. Each pair of cells is one paired t-test of B - A; Holm's correction runs
-across every test of the table, and the verdict of a test reads its corrected p-value.
+Runs of cell A and cell B are paired by seed; in cells with folds, by seed and fold, and then the
+per-seed means over those folds are the pairs (units.py: the seed is the replication unit). Per
+(seed, fold) the newest run counts. Each pair of cells is one paired t-test of B - A; Holm's
+correction runs across every test of the table, and the verdict of a test reads its corrected
+p-value. A pair with a NaN or infinite value is "invalid", never tested, never in Holm's family.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dedl_experiments.report.aggregate import Cell, RunRecord, pair_key
+from dedl_experiments.report import units
+from dedl_experiments.report.aggregate import Cell
 from dedl_experiments.report.spec import Comparison, Pair, Published, TableSpec
 from dedl_experiments.report.stats import ALPHA, TestResult, holm, paired
 
@@ -22,10 +25,13 @@ class ComparisonRow:
     comparison: Comparison
     pair: Pair
     metric: str  # "test_iou", or "a_metric vs b_metric" where the two sides differ
-    status: str  # "ok" (a result, maybe too few pairs), "failed", "not_logged", "missing"
-    sides: str = ""  # for the unusable statuses: which side(s), by name
+    status: str  # "ok" (a result, maybe too few pairs), "failed", "not_logged", "missing", "invalid",
+    # "not_comparable" (times of runs on other devices or with other speed settings only)
+    sides: str = ""  # for the unusable statuses: which side(s), by name ("invalid": how many runs)
     result: TestResult | None = None
-    keys: list[Key] = field(default_factory=list)  # the pairs' (seed, fold)
+    keys: list[Key] = field(default_factory=list)  # the pairs' units: (seed, "")
+    fold_keys: list[Key] = field(default_factory=list)  # the (seed, fold) runs paired within them
+    differing: list[str] = field(default_factory=list)  # times: device/settings of runs left unpaired
     mean_a: float | None = None  # over the paired runs only
     mean_b: float | None = None
     p_holm: float | None = None
@@ -60,6 +66,14 @@ class ComparisonRow:
 
     @property
     def verdict(self) -> str:
+        if self.status == "invalid":
+            return f"invalid value in {self.sides}"
+        if self.status == "not_comparable":
+            return f"not comparable (device/settings differ: {'; '.join(self.differing)})"
+        return self._verdict() + (f" (runs left out, device/settings differ: {'; '.join(self.differing)})"
+                                  if self.differing else "")
+
+    def _verdict(self) -> str:
         a, b, result = self.a_name, self.b_name, self.result
         if result is None:
             return f"{dict(_UNUSABLE)[self.status]} ({self.sides})"
@@ -74,10 +88,8 @@ class ComparisonRow:
 
 
 def paired_values(a: Cell, b: Cell) -> tuple[list[Key], list[float], list[float]]:
-    """The two cells' values paired by seed (and fold), in key order."""
-    a_by_key, b_by_key = _by_key(a), _by_key(b)
-    keys = sorted(set(a_by_key) & set(b_by_key), key=_sortable)
-    return keys, [a_by_key[k] for k in keys], [b_by_key[k] for k in keys]
+    """The two cells' values per replication unit (seed), in seed order."""
+    return units.paired_units(a, b)
 
 
 def compare_table(spec: TableSpec, cells: list[Cell]) -> list[ComparisonRow]:
@@ -99,22 +111,17 @@ def _compare(comparison: Comparison, pair: Pair, a: Cell, b: Cell) -> Comparison
         if sides:
             row.status, row.sides = status, ", ".join(sides)
             return row
+    invalid = units.invalid_runs(a, b)
+    if invalid:
+        row.status, row.sides = "invalid", f"{invalid} run{'s' * (invalid != 1)}"
+        return row
     row.keys, a_values, b_values = paired_values(a, b)
+    row.fold_keys = units.fold_pairs(a, b)
+    row.differing = units.not_comparable(a, b)
+    if row.differing and not row.keys:
+        row.status = "not_comparable"
+        return row
     row.result = paired(a_values, b_values)
     if a_values:
         row.mean_a, row.mean_b = sum(a_values) / len(a_values), sum(b_values) / len(b_values)
     return row
-
-
-def _by_key(cell: Cell) -> dict[Key, float]:
-    """Value per (seed, fold); of several runs with one key, the newest counts."""
-    newest: dict[Key, tuple[RunRecord, float]] = {}
-    for run, value in zip(cell.sources, cell.values):
-        key = pair_key(run)
-        if key not in newest or run.start_time >= newest[key][0].start_time:
-            newest[key] = (run, value)
-    return {key: value for key, (_, value) in newest.items()}
-
-
-def _sortable(key: Key) -> tuple:
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in key)

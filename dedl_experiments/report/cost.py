@@ -8,7 +8,8 @@ tiling table's accuracy and IoU of the same runs, are one cell). A full cell has
 run per seed of the paper (and per fold where the task has folds: as many as the runs recorded,
 `dedl.folds`, else as the table's sweep has); each missing run is projected at
 the mean time per run of, in this order: the cell's own timed runs, the same row's (encoder's),
-the same column's, the whole table's.
+the same column's, the whole table's; of those, only the runs of the device kind most of them
+used (GPU and CPU seconds are never averaged together).
 """
 
 from __future__ import annotations
@@ -118,9 +119,12 @@ def _project(cost: TableCost) -> None:
         for basis, groups in zip(BASES, ([group], same_row, same_column, cost.cells)):
             found = timed(groups)
             if found:
-                group.basis = basis
-                group.projected = group.missing * statistics.fmean(seconds for _, seconds in found)
-                group.projected_kind = Counter(device_kind(run) for run, _ in found).most_common(1)[0][0]
+                # Seconds of one device kind only (a GPU's and a CPU's never averaged together):
+                # the kind most of the basis's runs used.
+                kind = Counter(device_kind(run) for run, _ in found).most_common(1)[0][0]
+                group.basis, group.projected_kind = basis, kind
+                group.projected = group.missing * statistics.fmean(
+                    seconds for run, seconds in found if device_kind(run) == kind)
                 cost.projected[group.projected_kind] = cost.projected.get(group.projected_kind, 0.0) + group.projected
                 cost.bases[basis] += 1
                 break

@@ -44,11 +44,14 @@ def _format_ours(metric: str, cell: Cell) -> str:
         return cell.status.replace("_", " ")
     if cell.status == "failed":
         return f"failed ({cell.failed})"
+    if cell.status == "invalid":
+        return f"invalid value in {cell.invalid} run{'s' * (cell.invalid != 1)}"
     assert cell.mean is not None
     text = _format_mean(metric, cell.mean)
     if cell.std is not None:
         text += f" ± {_format_std(metric, cell.std)}"
-    counts = f"n={cell.n}" + (f", {cell.failed} failed" if cell.failed else "")
+    counts = (f"n={cell.n}" + (f", {cell.failed} failed" if cell.failed else "")
+              + (f", invalid value in {cell.invalid}" if cell.invalid else ""))
     return f"{text} ({counts})"
 
 

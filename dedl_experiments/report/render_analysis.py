@@ -12,6 +12,7 @@ from dedl_experiments.report.compare import ComparisonRow
 from dedl_experiments.report.cost import BASES, TableCost
 from dedl_experiments.report.render import run_link
 from dedl_experiments.report.stats import ALPHA, CONFIDENCE
+from dedl_experiments.report.units import UNIT
 from dedl_experiments.report.verdicts import Verdict
 
 
@@ -36,13 +37,15 @@ def _entries(row: ComparisonRow) -> list[str]:
 
 
 def comparisons_markdown(rows: list[ComparisonRow], by_fold: bool = False) -> str:
-    """`by_fold`: the table's cells have folds, and runs pair by seed and fold."""
+    """`by_fold`: the table's cells have folds: runs pair by seed and fold, and each seed's mean
+    over its folds is one pair."""
     if not rows:
         return ""
     tested = sum(1 for row in rows if row.result is not None and row.result.tested)
-    pairing = "seed and fold" if by_fold else "seed"
+    pairing = (f"the {UNIT}: runs paired by seed and fold, n = seeds (each seed's mean over its folds)" if by_fold
+               else f"the {UNIT}: runs paired by seed")
     lines = [
-        f"#### Paired comparisons (B - A; runs paired by {pairing}; paired t-test, {100 * CONFIDENCE:g} % CI; "
+        f"#### Paired comparisons (B - A; unit of replication {pairing}; paired t-test, {100 * CONFIDENCE:g} % CI; "
         f"Holm-corrected across the table's {tested} test(s), alpha {ALPHA})",
         "",
         f"| Comparison (A vs B) | Pair | n | B - A (ours) | {100 * CONFIDENCE:g} % CI | p | p (Holm) | Verdict | "
@@ -61,7 +64,7 @@ def comparisons_csv(table: str, rows: list[ComparisonRow], path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(["table", "comparison", "pair", "a", "b", "a_cell", "b_cell", "metric", "status", "n",
                          "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "p", "p_holm", "p_wilcoxon",
-                         "test", "verdict", "paper_a", "paper_b", "paper_diff", "pairs"])
+                         "test", "verdict", "paper_a", "paper_b", "paper_diff", "pairs", "fold_pairs"])
         for row in rows:
             result = row.result
             ci = result.ci if result and result.ci else (None, None)
@@ -74,6 +77,7 @@ def comparisons_csv(table: str, rows: list[ComparisonRow], path: Path) -> None:
                 result.kind if result else "", row.verdict,
                 _num(row.paper_a.mean if row.paper_a else None), _num(row.paper_b.mean if row.paper_b else None),
                 _num(row.paper_diff), ";".join(":".join(filter(None, key)) for key in row.keys),
+                ";".join(":".join(key) for key in row.fold_keys if key[1]),
             ])
 
 
@@ -141,6 +145,7 @@ def claim_markdown(verdict: Verdict) -> str:
     paper = verdict.paper + (f": {verdict.paper_detail}" if verdict.paper_detail else "")
     lines.append(f"  - The paper's numbers: {paper}")
     lines.append(f"  - Ours: **{verdict.ours}**: {verdict.ours_detail}")
+    lines += [f"  - If {reading}" for reading in verdict.readings]
     return "\n".join(lines)
 
 
@@ -163,11 +168,11 @@ def claims_csv(verdicts: list[Verdict], path: Path) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["claim", "source", "table", "text", "reading", "paper", "paper_detail", "ours",
-                         "ours_detail", "n", "mean_diff", "ci_low", "ci_high", "p"])
+                         "ours_detail", "n", "mean_diff", "ci_low", "ci_high", "p", "other_readings"])
         for v in verdicts:
             result = v.result
             ci = result.ci if result and result.ci else (None, None)
             writer.writerow([v.claim.id, v.claim.source, v.claim.table, v.claim.text, v.claim.note, v.paper,
                              v.paper_detail, v.ours, v.ours_detail, result.n if result else "",
                              _num(result.mean_diff if result else None), _num(ci[0]), _num(ci[1]),
-                             _num(result.p if result else None)])
+                             _num(result.p if result else None), "; ".join(v.readings)])

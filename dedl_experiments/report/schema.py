@@ -92,7 +92,8 @@ class ReportBlock:
 @dataclass
 class ItemsBlock:
     """Pairs of cells of a claim: each comparison x row (row keys; default: every pair of the
-    comparison), expecting B > A (">") or B < A ("<"). A later block's pair replaces an earlier's."""
+    comparison), expecting B > A (">") or B < A ("<"), or left out of the claim ("exempt"). A
+    later block's pair replaces an earlier's."""
 
     comparisons: list[str]
     rows: Optional[list] = None

@@ -83,7 +83,8 @@ class Pair:
 
 @dataclass(frozen=True)
 class Comparison:
-    """An ablation axis: B against A in each of its pairs (runs paired by seed and fold)."""
+    """An ablation axis: B against A in each of its pairs (runs paired by seed; with folds, the
+    per-seed means over the folds: units.py)."""
 
     name: str  # "UNet: none vs GELU"
     a_name: str  # "none"
@@ -100,6 +101,7 @@ class Claim:
     text: str  # what it says (quoted where short, else close to its words)
     table: str  # the table it rests on
     note: str = ""  # how the text is read onto the table, where that needs saying
+    readings: tuple = ()  # other reasonable readings of the text (claims.Reading)
 
 
 @dataclass(frozen=True)

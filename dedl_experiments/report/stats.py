@@ -4,7 +4,8 @@ Wilcoxon signed-rank test beside them (scipy.stats.wilcoxon) and Holm's correcti
 table's tests (statsmodels' multipletests). No formula is written out here.
 
 Differences are always B - A. Cases where a test says nothing are named, never computed:
-fewer than 2 pairs ("too_few"), every pair equal ("identical": no difference), the same
+a NaN or infinite value ("invalid": never tested, never in Holm's family), fewer than 2 pairs
+("too_few"), every pair equal ("identical": no difference), the same
 nonzero difference in every pair ("constant": zero variance, the t statistic is undefined).
 """
 
@@ -28,7 +29,8 @@ _RELATIVE_TOLERANCE = 1e-12
 @dataclass(frozen=True)
 class TestResult:
     """One test of B - A. kind: "test" (a p-value and a CI), "identical", "constant" (CI of
-    zero width, no p) or "too_few" (n < 2: no numbers at all)."""
+    zero width, no p), "too_few" (n < 2: no numbers at all) or "invalid" (a NaN or infinite
+    value among them: no numbers at all)."""
 
     kind: str
     n: int
@@ -81,6 +83,8 @@ def holm(pvalues: Sequence[float], alpha: float = ALPHA) -> tuple[list[bool], li
 
 def _degenerate(diffs: np.ndarray, values: np.ndarray) -> TestResult | None:
     n = len(diffs)
+    if not np.all(np.isfinite(values)):
+        return TestResult("invalid", n)
     if n < 2:
         return TestResult("too_few", n)
     tolerance = _RELATIVE_TOLERANCE * max(1.0, float(np.max(np.abs(values))))

@@ -1,37 +1,45 @@
 """Verdicts on the paper's claims (claims.py): the paper's own support, from its printed
-numbers, and ours, from the runs of the table the claim rests on.
+numbers, and ours, from the runs of the table the claim rests on. Every test is on the seed, the
+replication unit (units.py).
 
-Ours is "supported", "contradicted" or "inconclusive" (or "not evaluated" where the report
-cannot judge it, e.g. with metric=... replacing the table's metric):
+Ours is worded by what the runs show (effects.py for one test's words; "not evaluated" where the
+report cannot judge it, e.g. with metric=... replacing the table's metric):
 
 - EachClaim reads the table's Holm-corrected comparison verdicts. "Always": supported when every
   pair shows the claimed direction, contradicted when any shows the opposite. "Most": supported
   when more than half do, contradicted when at least half show the opposite (so that no outcome
-  of the rest could make a majority).
-- Average, contrast, best and reference claims are one t-test each (alpha 0.05, no correction):
-  contradicted by a significant difference the other way, or by a 95 % CI that excludes the
-  claimed size (within its tolerance); supported by a significant difference the claimed way
-  whose CI reaches the claimed size; inconclusive otherwise.
+  of the rest could make a majority). Pairs a claim exempts are not among its pairs.
+- Average, contrast, best and reference claims are one t-test each (alpha 0.05, no correction),
+  worded by what its 95 % CI excludes (effects.py): supported / contradicted / inconclusive for
+  a direction, smaller than claimed / consistent with the claim / larger than claimed for a size.
+  An average claimed to hold "consistently" also needs each of its pairs of cells the claimed way:
+  one significantly the other way (Holm) contradicts it, one whose mean difference is the other
+  way leaves it inconclusive.
 - A SpreadClaim compares each cell's std with its bound.
-Zero-variance and identical pairs, missing, failed and unlogged cells, n < 2: inconclusive,
-with the reason.
+Zero-variance and identical pairs, missing, failed, invalid and unlogged cells, n < 2:
+inconclusive, with the reason. A claim's other readings (`readings:` in its file) are judged too,
+and shown under its verdict where they would change it.
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from dedl_experiments.report import fmt
+from dedl_experiments.report import fmt, units
 from dedl_experiments.report.aggregate import Cell
 from dedl_experiments.report.claims import (
     AverageClaim, BestClaim, Claim, ContrastClaim, EachClaim, Item, ReferenceClaim, SpreadClaim,
 )
 from dedl_experiments.report.compare import ComparisonRow, paired_values
+from dedl_experiments.report.effects import (
+    CONSISTENT, CONTRADICTED, HOLDS, INCONCLUSIVE, LARGER, NOT_EVALUATED, SMALLER, SUPPORTED, judge,
+)
 from dedl_experiments.report.spec import TableSpec
 from dedl_experiments.report.stats import ALPHA, TestResult, paired, versus
 
-SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED = "supported", "contradicted", "inconclusive", "not evaluated"
+__all__ = ["CONSISTENT", "CONTRADICTED", "INCONCLUSIVE", "LARGER", "NOT_EVALUATED", "SMALLER", "SUPPORTED",
+           "Evidence", "Verdict", "evaluate"]
 SUPPORTS, DOES_NOT, NOTHING = "supports it", "does not support it", "prints nothing to test it"
 
 
@@ -43,6 +51,7 @@ class Verdict:
     ours: str
     ours_detail: str
     result: TestResult | None = None  # the single test behind ours, where there is one
+    readings: list[str] = field(default_factory=list)  # other readings that would change a verdict
 
 
 @dataclass
@@ -67,11 +76,13 @@ class Evidence:
 def evaluate(claim: Claim, evidence: Evidence | None) -> Verdict:
     if evidence is None:
         return Verdict(claim, "", "", NOT_EVALUATED, f"{claim.table} is not in this report")
-    judge = {EachClaim: _each, AverageClaim: _average, ContrastClaim: _contrast, BestClaim: _best,
-             ReferenceClaim: _reference, SpreadClaim: _spread}[type(claim)]
-    verdict = judge(claim, evidence)
+    verdict = _JUDGES[type(claim)](claim, evidence)
     if evidence.blocked:
         verdict.ours, verdict.ours_detail, verdict.result = NOT_EVALUATED, evidence.blocked, None
+    for reading in claim.readings:
+        other = evaluate(reading.claim, evidence)
+        if (other.paper, other.ours) != (verdict.paper, verdict.ours):
+            verdict.readings.append(f"read as {reading.label}: the paper's numbers: {other.paper}; ours: {other.ours}")
     return verdict
 
 
@@ -96,10 +107,12 @@ def _each(claim: EachClaim, ev: Evidence) -> Verdict:
         paper = SUPPORTS if holds else DOES_NOT
         listed = "; ".join(f"{_where(r)}: {fmt.signed(r.metric, r.paper_diff)}" for _, r in against)
         paper_detail = f"{agree} of {len(printed)} printed pairs as claimed" + (f"; not: {listed}" if listed else "")
-    tally = {"as claimed": [], "against": [], "without evidence": [], "without enough runs": []}
+    tally = {"as claimed": [], "against": [], "without evidence": [], "with invalid values": [],
+             "not comparable": [], "without enough runs": []}
     for item, row in rows:
         direction = row.direction
-        key = ("without enough runs" if direction is None else "without evidence" if direction == 0
+        key = ("with invalid values" if row.status == "invalid" or (row.result and row.result.kind == "invalid")
+               else "not comparable" if row.status == "not_comparable" else "without enough runs" if direction is None else "without evidence" if direction == 0
                else "as claimed" if direction == _sign(item.expect) else "against")
         tally[key].append(row)
     n_agree, n_against = len(tally["as claimed"]), len(tally["against"])
@@ -109,7 +122,7 @@ def _each(claim: EachClaim, ev: Evidence) -> Verdict:
         ours = CONTRADICTED if n_against else SUPPORTED if n_agree == total else INCONCLUSIVE
     counts = ", ".join(f"{len(found)} {key}" for key, found in tally.items() if found)
     detail = f"{counts} of {total} pair(s) (Holm-corrected paired t-tests, alpha {ALPHA})"
-    shown = tally["against"] + (tally["without evidence"] if ours == INCONCLUSIVE else [])
+    shown = tally["against"] + tally["with invalid values"] + tally["not comparable"] + (tally["without evidence"] if ours == INCONCLUSIVE else [])
     if shown:
         detail += "; " + "; ".join(f"{_where(row)}: {_numbers(row.metric, row.result, row.p_holm)} -> {row.verdict}"
                                    for row in shown[:6]) + (" ..." if len(shown) > 6 else "")
@@ -192,28 +205,16 @@ def _size_text(claim, metric: str) -> str:
 
 
 def _judge_effect(claim, sign: int, result: TestResult, scale: float) -> tuple[str, str]:
-    """Verdict on one test of a difference claimed in direction `sign` (and maybe size)."""
-    if result.kind == "too_few":
-        return INCONCLUSIVE, "not enough runs"
-    if result.kind == "identical":
-        return INCONCLUSIVE, "identical results (no difference), test undefined"
-    if result.kind == "constant":
-        return INCONCLUSIVE, "the same difference in every pair: zero variance, test undefined"
-    effect = sign * result.mean_diff / scale
-    low, high = sorted(sign * bound / scale for bound in result.ci)
-    significant = result.p < ALPHA
-    if significant and effect < 0:
-        return CONTRADICTED, "significant difference in the other direction"
-    size = getattr(claim, "size", None)
-    if size is not None:
-        tolerance = claim.tolerance if claim.tolerance is not None else size / 2
-        if high < size - tolerance:
-            return CONTRADICTED, "smaller than claimed: the 95 % CI excludes the claimed size"
-        if low > size + tolerance:
-            return CONTRADICTED, "larger than claimed: the 95 % CI excludes the claimed size"
-    if significant:
-        return SUPPORTED, "significant in the claimed direction" + (", CI reaches the claimed size" if size else "")
-    return INCONCLUSIVE, "no significant difference"
+    return judge(getattr(claim, "size", None), sign, result, scale)
+
+
+def _claimed(claim, sign: int, metric: str) -> str:
+    """The claimed B - A our CI is set against (the paper's numbers are read with its tolerance)."""
+    if claim.size is None:
+        return ""
+    if getattr(claim, "relative", False):
+        return f" (claimed {fmt.percent(sign * claim.size)})"
+    return f" (claimed {fmt.signed(metric, sign * claim.size)})"
 
 
 def _paper_effect(claim, sign: int, diff: float, a_mean: float, metric: str) -> tuple[str, str]:
@@ -236,9 +237,28 @@ def _average(claim: AverageClaim, ev: Evidence) -> Verdict:
     result = paired(pool.a, pool.b)
     scale = statistics.fmean(pool.a) if claim.relative and pool.a else 1.0
     ours, why = _partial(*_judge_effect(claim, sign, result, scale), pool.used, pool.total)
+    if claim.consistently:
+        ours, why = _consistently(ev, claim.items, ours, why)
     numbers = _numbers(pool.metric, result, relative_to=scale if claim.relative else None)
-    detail = f"B - A averaged over {pool.used} of {pool.total} pair(s) of cells, per seed{measure}: {numbers}; {why}"
+    detail = (f"B - A averaged over {pool.used} of {pool.total} pair(s) of cells, per seed{measure}: {numbers}"
+              f"{_claimed(claim, sign, pool.metric)}; {why}")
     return Verdict(claim, paper, paper_detail, ours, detail, result)
+
+
+def _consistently(ev: Evidence, items: tuple[Item, ...], ours: str, why: str) -> tuple[str, str]:
+    """"Consistently" is more than the mean: each pair of cells must go the claimed way. One
+    significantly the other way (Holm) contradicts; one whose mean difference is the other way,
+    or that has no test, leaves at best inconclusive."""
+    rows = [(item, ev.row(item)) for item in items]
+    against = [row for item, row in rows if row.direction == -_sign(item.expect)]
+    if against:
+        return CONTRADICTED, why + "; not consistent: " + "; ".join(f"{_where(row)}: {row.verdict}" for row in against)
+    astray = [row for item, row in rows if row.result is None or row.result.mean_diff is None
+              or row.result.mean_diff * _sign(item.expect) <= 0]
+    if astray and ours in HOLDS:
+        listed = "; ".join(f"{_where(row)}: {_numbers(row.metric, row.result)}" for row in astray[:4])
+        return INCONCLUSIVE, f"{why}, but not every pair of cells goes the claimed way ({listed}) (it would be {ours})"
+    return ours, why + ("; every pair of cells goes the claimed way" if ours in HOLDS else "")
 
 
 def _contrast(claim: ContrastClaim, ev: Evidence) -> Verdict:
@@ -301,10 +321,10 @@ def _reference(claim: ReferenceClaim, ev: Evidence) -> Verdict:
         paper, paper_detail = NOTHING, ""
     else:
         paper, paper_detail = _paper_effect(claim, 1, published.mean - claim.reference, 1.0, cell.metric)
-    result = versus(cell.values, claim.reference)
+    result = versus(units.seed_values(cell), claim.reference)
     ours, why = _judge_effect(claim, 1, result, 1.0)
-    detail = (f"{claim.cell[0]} against {claim.reference:g}: {_numbers(cell.metric, result)} (one-sample t-test); "
-              f"{why}{_size_text(claim, cell.metric)}")
+    detail = (f"{claim.cell[0]} against {claim.reference:g}: {_numbers(cell.metric, result)} (one-sample t-test "
+              f"of the per-seed values){_claimed(claim, 1, cell.metric)}; {why}")
     return Verdict(claim, paper, paper_detail, ours, detail, result)
 
 
@@ -333,3 +353,7 @@ def _spread(claim: SpreadClaim, ev: Evidence) -> Verdict:
     if above:
         detail += f"; {len(above)} cell(s) at or above {fmt.value(metric, claim.below)}"
     return Verdict(claim, paper, paper_detail, ours, detail)
+
+
+_JUDGES = {EachClaim: _each, AverageClaim: _average, ContrastClaim: _contrast, BestClaim: _best,
+           ReferenceClaim: _reference, SpreadClaim: _spread}

@@ -19,6 +19,7 @@ from dedl_experiments.training.loop import FitSettings, FitState, fit
 from dedl_experiments.placement.peak_memory import record_peak_memory
 from dedl_experiments.placement.speed import apply_to_modules, peak_memory_mb, reset_peak_memory, speed_settings
 from dedl_experiments.tasks.base import Task
+from dedl_experiments.training.warmup import warmup_metrics
 
 
 def train_and_test(cfg: DictConfig, task: Task, settings: FitSettings, tracker: mlflow_store.Tracker,
@@ -51,6 +52,7 @@ def train_and_test(cfg: DictConfig, task: Task, settings: FitSettings, tracker: 
         tracker.log_metrics(run_id, row, step=epoch)
 
     start = time.perf_counter()
+    first_epoch = state.epoch  # a resumed run compiles again in its first epoch here
     state = fit(task, settings, state, speed, on_epoch_end)
     test_start = time.perf_counter()
     final = task.final_state(state.best_state, cfg.seed)
@@ -65,6 +67,7 @@ def train_and_test(cfg: DictConfig, task: Task, settings: FitSettings, tracker: 
     epoch_times = [row["epoch_train_time_s"] for row in state.history if "epoch_train_time_s" in row]
     if epoch_times:
         result["train_epoch_time_mean_s"] = float(np.mean(epoch_times))
+    result |= warmup_metrics(state.history, {0, first_epoch})
     result |= task.result_extras()
     tracker.log_metrics(run_id, result)
     record_peak_memory(cfg, task.device)  # what speed.jobs_per_gpu=auto sizes pools by (CUDA only)

@@ -110,7 +110,7 @@ def check_report(cwd: Path, expected: dict[str, float], run_ids: set[str]) -> st
     assert f"Dataset: synthetic (digest {digest[:8]})" in proc.stdout
 
     # The comparisons under the table: n pairs, difference, CI, p, Holm verdict, the paper's delta.
-    assert "#### Paired comparisons (B - A; runs paired by seed;" in proc.stdout
+    assert "#### Paired comparisons (B - A; unit of replication the seed: runs paired by seed;" in proc.stdout
     assert "| UNet: none vs ReLU | ResNet-18 | — | — | — | — | — | failed (ReLU) | +0.0261 |" in proc.stdout
     assert "| UNet: none vs GELU | ResNet-18 | — | — | — | — | — | missing (GELU) | +0.0441 |" in proc.stdout
     # Its cost, measured and projected, by device kind.

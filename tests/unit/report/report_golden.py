@@ -106,6 +106,7 @@ def render(out: Path, monkeypatch) -> str:
     monkeypatch.setattr(cli.store_checks, "check_store", lambda uri: None)
     monkeypatch.setattr(cli, "load_runs", lambda uri: runs)
     monkeypatch.setattr(cli, "to_png", lambda *args: None)
+    monkeypatch.setattr(cli, "to_forest_png", lambda *args: None)
     monkeypatch.setattr(cli, "log_report", lambda *args: "report-all-paper")
     printed = io.StringIO()
     with redirect_stdout(printed):

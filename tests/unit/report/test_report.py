@@ -1,6 +1,7 @@
 """Aggregation of run records into paper tables, and the rendered outputs."""
 
 import csv
+import itertools
 import statistics
 
 import pytest
@@ -16,13 +17,16 @@ from dedl_experiments.report.render import format_duration, run_link, to_csv, to
 from dedl_experiments.tracking.cells import cell_values, flatten
 
 TABLE6 = TABLES["table6"]  # UNet IoU: rows ResNet-18..101, columns no/ReLU/GELU APP
+_seeds = itertools.count(1000)
 
 
 def make_run(
     spec: TableSpec, row: str, column: str, value: float | None, status: str = "FINISHED",
     metrics: dict[str, float] | None = None, **overrides: str
 ) -> RunRecord:
-    """A run whose params place it in (row, column) of spec, unless overridden."""
+    """A run whose params place it in (row, column) of spec, unless overridden; a seed of its own
+    unless given (a cell counts one run per seed and fold)."""
+    overrides.setdefault("seed", str(next(_seeds)))
     row_match = next(r.match for r in spec.rows if r.label == row)
     column_match = next(c.match for c in spec.columns if c.label == column)
     params = {**spec.fixed, **row_match, **column_match, **overrides}
@@ -151,14 +155,15 @@ def test_timing_views_time_per_epoch_times_50() -> None:
     the printed time, and say exactly what is timed."""
     table1 = TABLES["table1"]
     runs = [make_run(table1, "ResNet-18", "With APP", None, seed="26",
-                     metrics={"train_time_s": 5300.0, "train_epoch_time_mean_s": 100.0}),
+                     metrics={"train_time_s": 5300.0, "train_epoch_time_mean_s": 100.0,
+                              "train_epoch_time_warm_mean_s": 98.0}),
             make_run(table1, "ResNet-18", "Without APP", None, seed="26", metrics={"train_time_s": 5100.0})]
     cells = aggregate(table1, runs)
     assert cell_at(cells, "ResNet-18", "With APP, 50 × epoch").mean == 5000.0
     assert cell_at(cells, "ResNet-18", "Without APP, 50 × epoch").status == "not_logged"
     text = to_markdown(table1, cells)
-    assert ("| ResNet-18 | 1h 25m 00s (n=1) | 1h 24m 44s | not logged | 1h 24m 44s | 1h 28m 20s (n=1) | "
-            "1h 27m 40s | 1h 23m 20s (n=1) | 1h 27m 40s |") in text
+    assert ("| ResNet-18 | 1h 25m 00s (n=1) | 1h 24m 44s | not logged | 1h 24m 44s | not logged | 1h 24m 44s | "
+            "1h 28m 20s (n=1) | 1h 27m 40s | 1h 23m 20s (n=1) | 1h 27m 40s | 1h 21m 40s (n=1) | 1h 27m 40s |") in text
     assert "Timed: `train_time_s` is the wall time of the training loop" in text
 
 
@@ -190,7 +195,8 @@ def test_markdown_shows_ours_paper_missing_and_failed() -> None:
 def test_markdown_formats_times_and_reference_rows() -> None:
     table1 = TABLES["table1"]
     text = to_markdown(table1, aggregate(table1, [make_run(table1, "ResNet-18", "With APP", 5300.0)]))
-    assert "| ResNet-18 | missing | 1h 24m 44s | missing | 1h 24m 44s | 1h 28m 20s (n=1) | 1h 27m 40s |" in text
+    assert ("| ResNet-18 | missing | 1h 24m 44s | missing | 1h 24m 44s | missing | 1h 24m 44s | 1h 28m 20s (n=1) | "
+            "1h 27m 40s |") in text
     table5 = TABLES["table5"]
     assert "| Van Buren et al. [23] | — | 0.63 |" in to_markdown(table5, aggregate(table5, []))
 
@@ -309,3 +315,28 @@ def test_mixed_settings_are_settings_of_the_cell_key() -> None:
                        **{**recorded, "optimizer.lr": "0.001"}))
     [note] = build(TABLE6, runs, parse_args(["table=table6"])).notes
     assert "(optimizer.lr: 0.00036, 0.001)" in note
+
+
+def test_forest_plot_of_the_comparisons(tmp_path) -> None:
+    """One row per comparison: ours with its CI, the paper's difference, untested ones by status."""
+    from matplotlib.figure import Figure
+
+    from dedl_experiments.report import forest
+    from dedl_experiments.report.compare import compare_table
+
+    runs = [run_in(TABLE6, "ResNet-18", column, 0.40 + gain + 0.01 * seed, seed=seed)
+            for seed in (1, 2, 3) for column, gain in (("Without AE", 0.0), ("With ReLU AE", 0.02),
+                                                       ("With GELU AE", 0.03 + 0.001 * seed))]
+    rows = compare_table(TABLE6, aggregate(TABLE6, runs))
+    drawn: list = []
+    original = Figure.savefig
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Figure, "savefig", lambda self, *a, **k: (drawn.append(self), original(self, *a, **k)))
+        forest.to_forest_png(TABLE6, rows, tmp_path / "table6_forest.png")
+    assert (tmp_path / "table6_forest.png").read_bytes().startswith(b"\x89PNG")
+    axes = drawn[0].axes[0]
+    assert [label.get_text() for label in axes.get_yticklabels()] == [
+        f"{row.comparison.name}: {row.pair.label}" for row in rows]
+    tested = sum(row.result is not None and row.result.ci is not None for row in rows)
+    assert len(axes.collections) == tested == 3  # a CI per tested comparison of ResNet-18
+    assert any(text.get_text().startswith("missing") for text in axes.texts)

@@ -106,3 +106,12 @@ def test_a_full_cell_has_the_fold_count_its_runs_recorded(tags: dict, expected: 
 def test_no_timed_runs() -> None:
     text = cost_markdown(cost_of(TABLE9, []))
     assert "no run of this table logged its time" in text and "no timed run to project them from" in text
+
+
+def test_projection_never_averages_gpu_and_cpu_seconds() -> None:
+    # Two GPU runs of an hour and one CPU run of ten: the 2 missing runs are projected from the GPU runs alone.
+    runs = [timed(TABLE9, "EfficientNet-B0", "Without APP", 3600.0, seed) for seed in (1, 2)]
+    runs.append(timed(TABLE9, "EfficientNet-B0", "Without APP", 36000.0, 3, tags=CPU))
+    group = next(g for g in cost_of(TABLE9, runs).cells if (g.row, g.column) == ("EfficientNet-B0", "Without APP"))
+    assert (group.missing, group.projected_kind) == (2, "GPU")
+    assert group.projected == pytest.approx(2 * 3600.0)

@@ -123,7 +123,7 @@ TITLED = "title: Mine\n"
     ("claims: [{kind: each, id: x, source: y, text: z, items: [{comparison: [a]}]}]\n",
      "unknown key report.claims[0].items[0].comparison; valid keys: comparisons, rows, expect"),
     ("claims: [{kind: best, id: x, source: y, text: z, among: {}, winner: {}}]\n",
-     "unknown key report.claims[0].winner; valid keys: kind, id, source, text, note, among, winners"),
+     "unknown key report.claims[0].winner; valid keys: kind, id, source, text, note, readings, among, winners"),
     ("claims: [{kind: every, id: x}]\n", "report.claims[0].kind must be one of each, average, contrast, best"),
     ("comparisons: [{name: none vs gelu, columns: [none, GELU]}]\n",
      "report.comparisons[0]: give columns: [A, B] of none; gelu, or rows: [A, B] of mynet, resnet18 and a column"),

@@ -3,10 +3,15 @@ degenerate cases (n < 2, ties, zero variance, failed cells) and Holm's correctio
 
 from __future__ import annotations
 
+import csv
 import math
+import statistics
 
 import pytest
 from report_records import TABLES, evidence, run_in, seeds
+from scipy import stats
+
+from dedl_experiments.report.aggregate import aggregate
 
 from dedl_experiments.report.render_analysis import comparisons_csv, comparisons_markdown
 from dedl_experiments.report.stats import holm, paired, versus
@@ -113,20 +118,84 @@ def test_holm_across_the_table_decides_the_verdict() -> None:
     assert (down.verdict, down.direction) == ("GELU < ReLU", -1)
 
 
-def test_classification_pairs_by_seed_and_fold_and_newest_run_counts(tmp_path) -> None:
+def test_classification_pairs_per_seed_means_over_folds_and_newest_run_counts(tmp_path) -> None:
+    # The seed is the replication unit: 2 seeds x 2 folds are 2 pairs (df 1), not 4.
     table13 = TABLES["table13"]
     row = "EfficientNet-B0"
     runs = [run_in(table13, row, "ImageNet", 0.80 + 0.01 * seed + 0.001 * fold, seed=seed, fold=fold)
             for seed in (1, 2) for fold in (0, 1)]
-    runs += [run_in(table13, row, "Advprop", 0.82 + 0.01 * seed, seed=seed, fold=0) for seed in (1, 2, 3)]
+    runs += [run_in(table13, row, "Advprop", 0.82 + 0.01 * seed + 0.003 * fold, seed=seed, fold=fold)
+             for seed in (1, 2) for fold in (0, 1)]
+    runs.append(run_in(table13, row, "Advprop", 0.83, seed=3, fold=0))  # no partner: left out
     # A rerun of seed 1 fold 0: the newer one counts.
     runs.append(run_in(table13, row, "Advprop", 0.90, seed=1, fold=0, start=10))
     [row_result] = [r for r in evidence(table13, runs).rows if r.comparison.name == "ImageNet vs AdvProp"
                     and r.pair.label == row]
-    assert row_result.keys == [("1", "0"), ("2", "0")]
-    assert row_result.mean_a == pytest.approx((0.81 + 0.82) / 2)
-    assert row_result.mean_b == pytest.approx((0.90 + 0.84) / 2)
+    assert row_result.result.n == 2
+    assert row_result.keys == [("1", ""), ("2", "")]
+    assert row_result.fold_keys == [("1", "0"), ("1", "1"), ("2", "0"), ("2", "1")]
+    a = [statistics.fmean([0.81, 0.811]), statistics.fmean([0.82, 0.821])]
+    b = [statistics.fmean([0.90, 0.833]), statistics.fmean([0.84, 0.843])]
+    assert row_result.result.p == pytest.approx(stats.ttest_rel(b, a).pvalue)
+    assert row_result.mean_a == pytest.approx(statistics.fmean(a))
     path = tmp_path / "table13_comparisons.csv"
     comparisons_csv("table13", [row_result], path)
-    text = path.read_text()
-    assert "pairs" in text.splitlines()[0] and "1:0;2:0" in text
+    lines = list(csv.DictReader(path.open()))
+    assert (lines[0]["n"], lines[0]["pairs"], lines[0]["fold_pairs"]) == ("2", "1;2", "1:0;1:1;2:0;2:1")
+    assert "n = seeds" in comparisons_markdown([row_result], by_fold=True)
+
+
+def test_a_cells_n_mean_and_std_count_the_newest_run_per_seed_and_fold() -> None:
+    table13 = TABLES["table13"]
+    runs = [run_in(table13, "EfficientNet-B0", "ImageNet", value, seed=1, fold=0, start=start)
+            for value, start in ((0.5, 0), (0.9, 5), (0.7, 3))]
+    runs.append(run_in(table13, "EfficientNet-B0", "ImageNet", 0.8, seed=1, fold=1))
+    cell = next(c for c in aggregate(table13, runs) if (c.row, c.column) == ("EfficientNet-B0", "ImageNet"))
+    assert (cell.n, cell.values) == (2, [0.9, 0.8])
+    assert cell.mean == pytest.approx(0.85) and cell.std == pytest.approx(statistics.stdev([0.9, 0.8]))
+
+
+def test_nan_is_its_own_status_never_tested_nor_in_holms_family() -> None:
+    runs = []
+    for row, gain in (("ResNet-18", 0.05), ("ResNet-34", 0.04)):
+        base = [0.40, 0.42, 0.41, 0.43, 0.40]
+        noise = [0.001, -0.002, 0.002, 0.0, -0.001]
+        runs += seeds(TABLE6, row, "With ReLU AE", base)
+        runs += seeds(TABLE6, row, "With GELU AE", [x + gain + e for x, e in zip(base, noise)])
+    clean = rows_by(TABLE6, runs)[("ReLU vs GELU", "ResNet-18")]
+    runs += seeds(TABLE6, "ResNet-50", "With ReLU AE", [0.4, 0.41, float("nan")])
+    runs += seeds(TABLE6, "ResNet-50", "With GELU AE", [0.5, float("inf"), 0.52])
+    rows = rows_by(TABLE6, runs)
+    bad = rows[("ReLU vs GELU", "ResNet-50")]
+    assert (bad.status, bad.result, bad.p_holm, bad.verdict) == ("invalid", None, None, "invalid value in 2 runs")
+    # Holm's family is the two clean tests: the NaN one does not inflate their p-values.
+    assert rows[("ReLU vs GELU", "ResNet-18")].p_holm == pytest.approx(clean.p_holm)
+    cell = next(c for c in aggregate(TABLE6, runs) if (c.row, c.column) == ("ResNet-50", "With ReLU AE"))
+    assert (cell.n, cell.invalid, cell.mean) == (2, 1, pytest.approx(0.405))
+    assert paired([0.1, float("nan")], [0.2, 0.3]).kind == "invalid"
+
+
+def test_times_pair_only_runs_of_one_device_and_speed_settings() -> None:
+    table1 = TABLES["table1"]
+    h100, h200 = {"dedl.device_name": "NVIDIA H100"}, {"dedl.device_name": "NVIDIA H200"}
+
+    def times(column, seconds, tags, **params):
+        return [run_in(table1, "ResNet-18", column, {"train_time_s": s}, seed=seed, tags=tags, **params)
+                for seed, s in zip((1, 2, 3), seconds)]
+
+    def wall(runs):
+        return rows_by(table1, runs)[("none vs GELU APP (wall)", "ResNet-18")]
+
+    same = wall(times("Without APP", [5000, 5010, 4990], h100) + times("With APP", [5100, 5105, 5092], h100))
+    assert same.status == "ok" and same.result.n == 3
+    other_gpu = wall(times("Without APP", [5000, 5010, 4990], h100) + times("With APP", [4100, 4105, 4092], h200))
+    assert (other_gpu.status, other_gpu.result) == ("not_comparable", None)
+    assert other_gpu.verdict == "not comparable (device/settings differ: device: NVIDIA H100 vs NVIDIA H200)"
+    compile_off = wall(times("Without APP", [5000, 5010, 4990], h100, **{"speed.compile": "True"})
+                       + times("With APP", [5100, 5105, 5092], h100, **{"speed.compile": "False"}))
+    assert compile_off.verdict == "not comparable (device/settings differ: speed.compile: True vs False)"
+    # Some seeds on another GPU: those are left out, and named.
+    mixed = wall(times("Without APP", [5000, 5010, 4990], h100)
+                 + times("With APP", [5100, 5105], h100) + [run_in(table1, "ResNet-18", "With APP",
+                                                                   {"train_time_s": 4000}, seed=3, tags=h200)])
+    assert mixed.result.n == 2 and "runs left out, device/settings differ: device: NVIDIA H100 vs NVIDIA H200" in mixed.verdict
