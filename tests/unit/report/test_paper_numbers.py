@@ -89,7 +89,8 @@ MATCH_VALUES = {
 }
 
 METRICS = {"test_iou", "train_time_s", "test_f1_micro", "test_recall_as_released", "test_pixel_accuracy",
-           "test_iou_padded", "test_pixel_accuracy_padded", "train_epoch_time_mean_s"}
+           "test_iou_padded", "test_pixel_accuracy_padded", "train_epoch_time_mean_s",
+           "train_epoch_time_warm_mean_s"}  # training/warmup.py
 
 
 def parse_printed(text: str) -> Published:
@@ -168,7 +169,8 @@ def test_ablation_axes() -> None:
     assert names("table6") == names("table7") == ["none vs ReLU", "none vs GELU", "ReLU vs GELU"]
     assert names("table3") == ["UNet: constant LR vs cosine LR", "UNet++: constant LR vs cosine LR"]
     assert names("table1") == names("table8") == names("table10") == [
-        "none vs GELU APP (wall)", "none vs GELU APP (50 × epoch)"]
+        "none vs GELU APP (wall)", "none vs GELU APP (50 × epoch)",
+        "none vs GELU APP (50 × warm epoch)"]
     assert names("table9") == names("table11") == ["none vs GELU APP"]
     assert names("table12") == names("table13") == ["ImageNet vs AdvProp", "ImageNet vs Noisy Student"]
     assert names("table4") == ["NFNet-F3 vs Swin-B", "Swin-L vs Swin-B"]
