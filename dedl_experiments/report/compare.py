@@ -26,6 +26,7 @@ class ComparisonRow:
     sides: str = ""  # for the unusable statuses: which side(s), by name
     result: TestResult | None = None
     keys: list[Key] = field(default_factory=list)  # the pairs' (seed, fold)
+    differences: list[float] = field(default_factory=list)  # B - A per pair, in key order: what was tested
     mean_a: float | None = None  # over the paired runs only
     mean_b: float | None = None
     p_holm: float | None = None
@@ -101,6 +102,7 @@ def _compare(comparison: Comparison, pair: Pair, a: Cell, b: Cell) -> Comparison
             return row
     row.keys, a_values, b_values = paired_values(a, b)
     row.result = paired(a_values, b_values)
+    row.differences = [b - a for a, b in zip(a_values, b_values)]
     if a_values:
         row.mean_a, row.mean_b = sum(a_values) / len(a_values), sum(b_values) / len(b_values)
     return row
