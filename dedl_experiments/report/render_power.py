@@ -39,15 +39,15 @@ def extra_seconds(needed: dict[Position, int], done: dict[Position, int], cost: 
     """Projected seconds (by device kind) and runs of the seeds the cells still need."""
     seconds: dict[str, float] = {}
     runs = 0
-    if cost is None:
-        return seconds, runs
     for (row, view), seeds in needed.items():
         more = max(0, seeds - done.get((row, view), 0)) * runs_per_seed
+        runs += more
+        if cost is None:
+            continue
         group = next((g for g in cost.cells if g.row == row and view in g.views), None)
         projected = per_run(cost, group) if group is not None and more else None
         if projected is not None:
             seconds[projected[1]] = seconds.get(projected[1], 0.0) + more * projected[0]
-        runs += more
     return seconds, runs
 
 
