@@ -228,7 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"error: {err}\n\n{USAGE}", file=sys.stderr)
         return 2
-    spec = tables.spec(options.tables[0], options.search_path)
+    try:
+        spec = tables.spec(options.tables[0], options.search_path)
+    except ValueError as err:  # an experiment file the report cannot read as a table
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     effect = options.effect or spec.effect
     extra_dirs = options.search_path
     if own.get("run") == "true":
