@@ -22,9 +22,12 @@ def seeds_done(cells: list[Cell]) -> dict[Position, int]:
 
 
 def settle(rows: list[PowerRow], cells: list[Cell]) -> tuple[list[PowerRow], list[PowerRow], dict[Position, int]]:
-    """The inconclusive comparisons within MOST_SEEDS seeds, those beyond, and the seeds each of
-    their cells needs (the most any of its comparisons needs)."""
-    inconclusive = [power for power in rows if not power.row.reject and power.needed is not None]
+    """The inconclusive comparisons that more seeds (up to MOST_SEEDS) would settle, those that
+    would need more than that, and the seeds each of their cells needs (the most any of its
+    comparisons needs). One that already has the seeds to detect its effect is left out: more
+    seeds would not change what its runs show (an effect that large is not there)."""
+    inconclusive = [power for power in rows if not power.row.reject and power.needed is not None
+                    and power.needed > power.row.result.n]
     reachable = [power for power in inconclusive if power.needed <= MOST_SEEDS]
     beyond = [power for power in inconclusive if power.needed > MOST_SEEDS]
     needed: dict[Position, int] = {}
@@ -80,5 +83,5 @@ def power_markdown(rows: list[PowerRow], effect: str | float, cells: list[Cell],
     if not reachable:
         line = (f"None of the {len(beyond)} inconclusive comparison(s) can be settled at {effect_words} within "
                 f"{MOST_SEEDS} seeds per cell" if beyond else
-                f"No inconclusive comparison with an effect of interest ({effect_words})")
+                f"No inconclusive comparison that more seeds would settle at {effect_words}")
     return "\n".join(lines + ["", line + "."]) + "\n"

@@ -75,12 +75,19 @@ def test_the_table_says_what_settling_its_inconclusive_comparisons_needs() -> No
     rows = power_rows(ROWS, PAPER)
     cells = [_cell("ResNet-18", column, 3) for column in ("none", "relu", "gelu", "gelu2")]
     text = power_markdown(rows, PAPER, cells, None)
-    relu, gelu = rows[0].needed, rows[1].needed  # both compare with `none`
-    more = (max(relu, gelu) - 3) + (relu - 3) + (gelu - 3)
+    relu, gelu = rows[0].needed, rows[1].needed  # both compare with `none`; an inconclusive one counts where
+    unsettled = [needed for needed in (relu, gelu) if needed > 3]  # 3 seeds are not enough for its effect
+    assert unsettled and max(unsettled) > 3
+    more = (max(unsettled) - 3) + sum(needed - 3 for needed in unsettled)
     assert "alpha / 4 = 0.013" in text
-    assert (f"To settle 2 inconclusive comparison(s) at the paper's effect sizes: up to {max(relu, gelu)} seeds per "
-            f"cell, projected no timed run to project from ({more} more run(s))") in text
+    assert (f"To settle {len(unsettled)} inconclusive comparison(s) at the paper's effect sizes: up to "
+            f"{max(unsettled)} seeds per cell, projected no timed run to project from ({more} more run(s))") in text
     assert "| none vs relu | ResNet-18 | 3 |" in text
+    # At an effect its 3 seeds already detect, an inconclusive comparison needs no more seeds.
+    large = power_rows(ROWS, 0.5)
+    assert all(row.needed <= 3 for row in large)
+    assert "No inconclusive comparison that more seeds would settle at an effect of 0.5000." in \
+        power_markdown(large, 0.5, cells, None)
 
 
 @pytest.mark.parametrize("value", ["-0.1", "0", "big", "nan"])
