@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedl_experiments import config_files
+from dedl_experiments.config import config_files
 from dedl_experiments.report import fmt, tables
 from dedl_experiments.report.aggregate import RunRecord, pair_key
 from dedl_experiments.report.build import build

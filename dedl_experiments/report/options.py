@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dedl_experiments import config_files, tracking
+from dedl_experiments.config import config_files
+from dedl_experiments.tracking import mlflow_store
 from dedl_experiments.report import power, tables
 
 OPTIONS = ("table", "budget", "init", "dataset", "metric", "out", "tracking.uri", "config_dir",
@@ -33,7 +34,7 @@ usage: python -m dedl_experiments.report table=NAME [key=value ...]
                       (the paper's printed difference of the pair) or a number, e.g.
                       0.02; default: the table's `effect:`, else paper
   out=DIR             report folder (default reports/)
-  tracking.uri=URI    MLflow store (default $MLFLOW_TRACKING_URI or {tracking.DEFAULT_URI})
+  tracking.uri=URI    MLflow store (default $MLFLOW_TRACKING_URI or {mlflow_store.DEFAULT_URI})
 """
 
 
@@ -111,7 +112,7 @@ def parse_args(argv: list[str]) -> Options:
             raise UsageError(str(err)) from None
     uri = flat.get("tracking.uri")
     if uri in (None, "", "null"):
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or mlflow_store.DEFAULT_URI
     return Options(
         tables=known if table == "all" else [table], table_arg=table, uri=uri,
         budget=budget, init=init,

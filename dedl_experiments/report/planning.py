@@ -13,7 +13,7 @@ variance is pooled because a comparison's own pilot variance, with 2 degrees of 
 tie its seeds to its own noise: comparisons whose pilot spread happened to be small would stop
 at k seeds with a small spread in their final test, which lifts the family-wise error above
 alpha (simulated: 0.08-0.12 with m = 24 disjoint comparisons). Pooled, the false-positive rate
-stays at alpha (`simulate`; tests/unit/test_planning.py); the price is that a comparison much
+stays at alpha (`simulate`; tests/unit/report/test_planning.py); the price is that a comparison much
 noisier than the table's others gets fewer seeds than it needs.
 
 Seeds come from the seed sequence (`seed_sequence`): the table's seeds, then 1000, 1001, ...
