@@ -24,6 +24,9 @@ PORT ?= 5000
 #   CLS_DATA=/path   classification tables (4, 5, 13) on your images (dataset=autofluorescence)
 #   ARGS='...'       more job overrides, e.g. ARGS='hydra/launcher=gpus' (a tracking.uri=...
 #                    in ARGS goes to the report too); REPORT_ARGS='...' more report options.
+#   SEEDS=auto       run a pilot (the table's first 3 seeds), plan the seeds each cell needs
+#                    from the pilot's spread (python -m dedl_experiments.plan), run them, then
+#                    report; PLAN_ARGS='pilot=3 max_seeds=10 effect=paper' changes the plan.
 EXPERIMENTS := $(wildcard conf/experiment/*.yaml $(if $(CONF),$(CONF)/experiment/*.yaml))
 TABLES := $(sort $(notdir $(basename $(EXPERIMENTS))))
 # Read from the experiment files: classification tables (they take CLS_DATA) and tables that
@@ -33,6 +36,7 @@ INIT_TABLES := $(notdir $(basename $(shell grep -lE '^ +init: ' $(EXPERIMENTS)))
 comma := ,
 SEARCH_PATH := $(if $(CONF),'hydra.searchpath=[pkg://multirun_launchers/conf$(comma)file://$(abspath $(CONF))]')
 REPORT := $(BIN)/python -m dedl_experiments.report
+PLAN := $(BIN)/python -m dedl_experiments.plan
 BUDGET := $(if $(SMOKE),smoke,paper)
 # Overrides of the sweep of table $(1).
 sweep_args = $(if $(SMOKE),budget=smoke $(if $(filter $(1),$(INIT_TABLES)),,init=random)) \
@@ -100,8 +104,10 @@ clean: ## Remove outputs, generated data, the MLflow store and caches (keeps .ve
 	rm -rf outputs data mlflow.db mlflow.db.lock mlartifacts mlruns reports .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
+# SEEDS=auto: the planner runs the pilot's sweep and then the plan's (the same overrides after --).
 $(TABLES): install
-	$(RUN) -m +experiment=$@ $(strip $(call sweep_args,$@))
+	$(if $(filter auto,$(SEEDS)),$(PLAN) table=$@ run=true $(strip $(report_args) $(PLAN_ARGS)) -- \
+		$(strip $(call sweep_args,$@)),$(RUN) -m +experiment=$@ $(strip $(call sweep_args,$@)))
 	$(REPORT) table=$@ $(strip $(report_args))
 
 # `make help` lines of the table targets (their recipe is the rule above).

@@ -30,6 +30,8 @@ from dedl_experiments.report.render import to_csv, to_markdown, to_png
 from dedl_experiments.report.render_analysis import (
     claims_csv, claims_markdown, claims_summary, comparisons_csv, comparisons_markdown, cost_markdown, runs_markdown,
 )
+from dedl_experiments.report.power import power_rows
+from dedl_experiments.report.render_power import power_markdown
 from dedl_experiments.report.verdicts import Verdict, evaluate
 
 
@@ -38,6 +40,13 @@ def _claims_note(options: Options) -> str:
         return ""
     return (f"Our verdicts rest on budget={options.budget} runs, not on the paper's training budget: they "
             "show the machinery, not the paper's results.")
+
+
+def seeds_markdown(report: TableReport, effect: str | float) -> str:
+    """The seeds each tested comparison needs, and what settling the inconclusive ones costs."""
+    cost, seeds = report.cost, len(report.spec.seeds)
+    runs_per_seed = max(1, cost.expected // seeds) if cost is not None and seeds else 1
+    return power_markdown(power_rows(report.comparisons, effect), effect, report.cells, cost, runs_per_seed)
 
 
 def markdown(report: TableReport, options: Options, verdicts: list[Verdict] = ()) -> str:
@@ -51,6 +60,7 @@ def markdown(report: TableReport, options: Options, verdicts: list[Verdict] = ()
     notes = "".join(f"\nNote: {note}\n" for note in report.notes)
     parts = [to_markdown(report.spec, report.cells) + f"\n{summary}\n{notes}",
              comparisons_markdown(report.comparisons, by_fold=report.spec.folds is not None),
+             seeds_markdown(report, options.effect or report.spec.effect),
              cost_markdown(report.cost) if report.cost else "",
              claims_markdown(list(verdicts), f"The paper's claims on {report.spec.name}", _claims_note(options))]
     return "\n".join(part for part in parts if part)

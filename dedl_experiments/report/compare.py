@@ -32,6 +32,7 @@ class ComparisonRow:
     keys: list[Key] = field(default_factory=list)  # the pairs' units: (seed, "")
     fold_keys: list[Key] = field(default_factory=list)  # the (seed, fold) runs paired within them
     differing: list[str] = field(default_factory=list)  # times: device/settings of runs left unpaired
+    differences: list[float] = field(default_factory=list)  # B - A per pair, in key order: what was tested
     mean_a: float | None = None  # over the paired runs only
     mean_b: float | None = None
     p_holm: float | None = None
@@ -122,6 +123,7 @@ def _compare(comparison: Comparison, pair: Pair, a: Cell, b: Cell) -> Comparison
         row.status = "not_comparable"
         return row
     row.result = paired(a_values, b_values)
+    row.differences = [b - a for a, b in zip(a_values, b_values)]
     if a_values:
         row.mean_a, row.mean_b = sum(a_values) / len(a_values), sum(b_values) / len(b_values)
     return row

@@ -106,28 +106,33 @@ def table_cost(spec: TableSpec, cells: list[Cell]) -> TableCost:
     return cost
 
 
-def _project(cost: TableCost) -> None:
-    def timed(groups) -> list[tuple[RunRecord, float]]:
-        return [pair for group in groups for pair in group.timed_runs()]
+def per_run(cost: TableCost, group: CellCost) -> tuple[float, str, str] | None:
+    """What one more run of the cell is projected to take: (seconds, device kind, basis), at the
+    mean time per run of the first of BASES with timed runs; None when no run was timed."""
+    same_column = [g for g in cost.cells if g.column == group.column]
+    same_row = [g for g in cost.cells if g.row == group.row]
+    for basis, groups in zip(BASES, ([group], same_row, same_column, cost.cells)):
+        found = [pair for g in groups for pair in g.timed_runs()]
+        if found:
+            # Seconds of one device kind only (a GPU's and a CPU's never averaged together): the
+            # kind most of the basis's runs used.
+            kind = Counter(device_kind(run) for run, _ in found).most_common(1)[0][0]
+            seconds = statistics.fmean(seconds for run, seconds in found if device_kind(run) == kind)
+            return seconds, kind, basis
+    return None
 
+
+def _project(cost: TableCost) -> None:
     for group in cost.cells:
         if not group.missing:
             continue
         cost.missing += group.missing
-        same_column = [g for g in cost.cells if g.column == group.column]
-        same_row = [g for g in cost.cells if g.row == group.row]
-        for basis, groups in zip(BASES, ([group], same_row, same_column, cost.cells)):
-            found = timed(groups)
-            if found:
-                # Seconds of one device kind only (a GPU's and a CPU's never averaged together):
-                # the kind most of the basis's runs used.
-                kind = Counter(device_kind(run) for run, _ in found).most_common(1)[0][0]
-                group.basis, group.projected_kind = basis, kind
-                group.projected = group.missing * statistics.fmean(
-                    seconds for run, seconds in found if device_kind(run) == kind)
-                cost.projected[group.projected_kind] = cost.projected.get(group.projected_kind, 0.0) + group.projected
-                cost.bases[basis] += 1
-                break
+        projected = per_run(cost, group)
+        if projected is not None:
+            seconds, group.projected_kind, group.basis = projected
+            group.projected = group.missing * seconds
+            cost.projected[group.projected_kind] = cost.projected.get(group.projected_kind, 0.0) + group.projected
+            cost.bases[group.basis] += 1
 
 
 def _folds(spec: TableSpec, runs) -> int:

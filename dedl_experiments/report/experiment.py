@@ -30,7 +30,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.config import config_files, sweeps
-from dedl_experiments.report import claims
+from dedl_experiments.report import claims, power
 from dedl_experiments.report.schema import ExperimentError, ReportBlock, check
 from dedl_experiments.report.spec import ColumnSpec, Comparison, Measure, Pair, Published, RowSpec, TableSpec
 from dedl_experiments.tasks import task_class
@@ -200,6 +200,14 @@ class _Table:
             found.append(Comparison(block.name, a_name, b_name, pairs))
         return tuple(found)
 
+    def effect(self) -> str | float:
+        if self.block.effect is None:
+            return power.PAPER
+        try:
+            return power.parse_effect(self.block.effect, f"{self.where}: report.effect")
+        except ValueError as err:
+            raise ExperimentError(str(err)) from None
+
     def spec(self) -> TableSpec:
         row_key, rows = self.rows()
         columns = self.columns(row_key)
@@ -215,6 +223,7 @@ class _Table:
             published=self.published(rows, columns), fixed=fixed, seeds=self.seeds, timed=self.block.timed,
             note=self.block.note or f"Derived from {self.where} ({what}).",
             folds=None if folds is None else len(folds),
+            effect=self.effect(),
             recipe={key: logged[key] for key in task.recipe_settings if key in logged})
         spec = dataclasses.replace(spec, comparisons=self.comparisons(rows, spec))
         keys = {key: row.label for key, row in rows.items()}

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from dedl_experiments.config import config_files
 from dedl_experiments.tracking import mlflow_store
-from dedl_experiments.report import tables
+from dedl_experiments.report import power, tables
 
 OPTIONS = ("table", "budget", "init", "dataset", "metric", "out", "tracking.uri", "config_dir",
-           "hydra.searchpath", "where.KEY")
+           "hydra.searchpath", "where.KEY", "effect")
 
 USAGE = f"""\
 usage: python -m dedl_experiments.report table=NAME [key=value ...]
@@ -30,6 +30,9 @@ usage: python -m dedl_experiments.report table=NAME [key=value ...]
   metric=NAME         show this MLflow metric instead of the table's (e.g.
                       test_recall_as_released, the released code's 'F1')
   where.KEY=VALUE     also require param KEY=VALUE (KEY=* drops a recipe filter)
+  effect=WHAT         effect of interest for the seeds each comparison needs: paper
+                      (the paper's printed difference of the pair) or a number, e.g.
+                      0.02; default: the table's `effect:`, else paper
   out=DIR             report folder (default reports/)
   tracking.uri=URI    MLflow store (default $MLFLOW_TRACKING_URI or {mlflow_store.DEFAULT_URI})
 """
@@ -51,6 +54,7 @@ class Options:
     out: Path = Path("reports")
     where: dict[str, str] = field(default_factory=dict)
     search_path: list[str] = field(default_factory=list)  # user config folders, after the package's
+    effect: str | float | None = None  # replaces the tables' effect of interest
 
 
 def _search_path(flat: dict[str, str]) -> list[str]:
@@ -100,6 +104,12 @@ def parse_args(argv: list[str]) -> Options:
         valid = config_files.options(group, search_path)
         if value is not None and valid and value not in valid:
             raise UsageError(f"unknown {group} {value!r}; valid: {', '.join(valid)}")
+    effect = flat.get("effect")
+    if effect is not None:
+        try:
+            effect = power.parse_effect(effect, "effect")
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     uri = flat.get("tracking.uri")
     if uri in (None, "", "null"):
         uri = os.environ.get("MLFLOW_TRACKING_URI") or mlflow_store.DEFAULT_URI
@@ -107,5 +117,5 @@ def parse_args(argv: list[str]) -> Options:
         tables=known if table == "all" else [table], table_arg=table, uri=uri,
         budget=budget, init=init,
         dataset=flat.get("dataset") or "auto", metric=flat.get("metric"),
-        out=Path(flat.get("out") or "reports"), where=where, search_path=search_path,
+        out=Path(flat.get("out") or "reports"), where=where, search_path=search_path, effect=effect,
     )

@@ -17,6 +17,8 @@ line naming the file, the key and the valid keys (`check`).
         - {name: none vs GELU, columns: [Without AE, With GELU AE]}
       timed: what the timing columns time
       note: where the paper contradicts itself
+      effect: paper                      # effect of interest for the seeds needed: paper
+                                         # (each pair's printed difference) or a number, 0.02
       claims: [...]                      # the paper's claims on the table (report/claims.py)
 
 A row's key (in `published`, in claims and row comparisons) is its choice (`resnet18`) for rows
@@ -86,6 +88,7 @@ class ReportBlock:
     comparisons: Optional[list[ComparisonBlock]] = None
     timed: str = ""
     note: str = ""
+    effect: Union[str, float, None] = None  # of interest, for the seeds needed: "paper" (default) or a number
     claims: list[dict] = field(default_factory=list)  # checked by report/claims.py, by kind
 
 

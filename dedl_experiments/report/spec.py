@@ -122,6 +122,7 @@ class TableSpec:
     # outside the tables are left out where the table neither fixes nor varies the setting.
     recipe: dict[str, str] = field(default_factory=dict)
     claims: tuple[Claim, ...] = ()  # the paper's claims that rest on the table
+    effect: str | float = "paper"  # of interest, for the seeds a comparison needs (report/power.py)
 
     def metric_for(self, column: ColumnSpec) -> str:
         return column.metric or self.metric

@@ -108,7 +108,7 @@ def test_the_config_groups_are_at_the_root_and_installed_as_the_packages_configs
 
 
 # The package is laid out by stage (docs/architecture.md); its root holds only the entry points.
-ENTRY_POINTS = {"__init__.py", "__main__.py", "prepare.py", "predict.py", "weights.py"}
+ENTRY_POINTS = {"__init__.py", "__main__.py", "prepare.py", "predict.py", "weights.py", "plan.py"}
 
 
 def test_the_package_root_holds_the_entry_points_and_the_tests_mirror_the_stages() -> None:

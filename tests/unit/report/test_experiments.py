@@ -237,3 +237,12 @@ def test_make_targets_of_a_users_config_folder(tmp_path) -> None:
     assert sweep.endswith(f"-m dedl_experiments -m +experiment=mine budget=smoke dataset=autofluorescence "
                           f"dataset.root=/cls 'hydra.searchpath=[pkg://multirun_launchers/conf,file://{tmp_path}]'")
     assert report.endswith(f"-m dedl_experiments.report table=mine budget=smoke init=random config_dir={tmp_path}")
+
+
+def test_make_table_seeds_auto_plans_from_a_pilot() -> None:
+    """SEEDS=auto: the planner runs the pilot and the planned seeds with the sweep's overrides
+    (after --) and takes the report's options; then the report."""
+    plan, report = make_dry_run("table2", "SEEDS=auto", "SMOKE=1", "ARGS=encoder=resnet18", "PLAN_ARGS=max_seeds=5")
+    assert plan.endswith("-m dedl_experiments.plan table=table2 run=true budget=smoke init=random max_seeds=5 -- "
+                         "budget=smoke init=random encoder=resnet18")
+    assert report.endswith("-m dedl_experiments.report table=table2 budget=smoke init=random")

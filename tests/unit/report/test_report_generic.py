@@ -117,7 +117,7 @@ TITLED = "title: Mine\n"
 
 @pytest.mark.parametrize(("block", "message"), [
     ("titel: Mine\n", "unknown key report.titel; valid keys: title, metric, fixed, rows, columns, also, "
-                       "published, comparisons, timed, note, claims"),
+                       "published, comparisons, timed, note, effect, claims"),
     ("columns: [{label: none, match: {app.name: none}, metrik: x}]\n",
      "unknown key report.columns[0].metrik; valid keys: label, match, metric, also"),
     ("claims: [{kind: each, id: x, source: y, text: z, items: [{comparison: [a]}]}]\n",
