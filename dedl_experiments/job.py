@@ -64,7 +64,7 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
     install_test_pauses()
     tracking.check_store(tracking.tracking_uri(cfg))
     task_type = task_class(cfg)
-    prepared = task_type.prepare(cfg)
+    prepared = task_type.training_subset(cfg, task_type.prepare(cfg))
     tracker = tracking.Tracker.from_config(cfg)
     key, name = tracking.cell_key(cfg, prepared.digest), task_type.run_name(cfg)
     done = lifecycle.finished_run(tracker, key)
