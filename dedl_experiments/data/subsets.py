@@ -58,6 +58,15 @@ def without_subset_keys(dataset: dict) -> dict:
     return {key: value for key, value in dataset.items() if key not in KEYS}
 
 
+def name_part(cfg: DictConfig) -> list[str]:
+    """The subset's part of a run name: `train0.25` or `train8img`, none for every sample (the
+    names of runs recorded before these settings)."""
+    count, fraction = cfg.dataset.train_count, cfg.dataset.train_fraction
+    if count is not None:
+        return [f"train{count}img"]
+    return [] if fraction == 1 else [f"train{fraction:g}"]
+
+
 def _setting(cfg: DictConfig) -> str:
     count = cfg.dataset.train_count
     return f"{COUNT}={count}" if count is not None else f"{FRACTION}={cfg.dataset.train_fraction}"

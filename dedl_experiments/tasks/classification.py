@@ -74,11 +74,12 @@ class ClassificationTask(Task):
 
     @staticmethod
     def run_name(cfg: DictConfig) -> str:
-        """cls-<encoder>[-<optimizer>]-<init>[-<budget>]-s<seed>[-f<fold>] (no fold: the cell's
-        parent run; Adam, the paper's optimiser, left out)."""
+        """cls-<encoder>[-<optimizer>]-<init>[-<budget>][-train<fraction>]-s<seed>[-f<fold>] (no
+        fold: the cell's parent run; Adam, the paper's optimiser, and every training image left out)."""
         parts = ["cls", cfg.encoder.name, *ClassificationTask.optimizer_in_name(cfg), cfg.init.name]
         if cfg.budget.name != "paper":
             parts.append(cfg.budget.name)
+        parts += subsets.name_part(cfg)
         parts.append(f"s{cfg.seed}")
         if cfg.fold is not None:
             parts.append(f"f{cfg.fold}")

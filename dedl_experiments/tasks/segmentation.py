@@ -82,8 +82,8 @@ class SegmentationTask(Task):
     @staticmethod
     def run_name(cfg: DictConfig) -> str:
         """seg-<architecture>-<encoder>-app_<app>[-applr_<schedule>][-<optimizer>]-<schedule>-
-        <init>[-t<tile>][-<budget>]-s<seed>: the defaults (constant APP schedule, Adam, 480 px
-        tiles, the paper budget) are left out."""
+        <init>[-t<tile>][-<budget>][-train<fraction>]-s<seed>: the defaults (constant APP schedule,
+        Adam, 480 px tiles, the paper budget, every training image) are left out."""
         parts = ["seg", cfg.architecture.name, cfg.encoder.name, f"app_{cfg.app.name}"]
         if cfg.app.name != "none" and cfg.app_lr_schedule.name != "constant":
             parts.append(f"applr_{cfg.app_lr_schedule.name}")
@@ -92,6 +92,7 @@ class SegmentationTask(Task):
             parts.append(f"t{cfg.tiling.size}")
         if cfg.budget.name != "paper":
             parts.append(cfg.budget.name)
+        parts += subsets.name_part(cfg)
         parts.append(f"s{cfg.seed}")
         return "-".join(parts)
 

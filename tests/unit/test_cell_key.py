@@ -160,6 +160,11 @@ def test_the_legacy_key_is_the_one_stores_recorded_before_digests(overrides, rec
 
 def test_a_training_subset_is_another_cell_also_of_runs_recorded_before_digests() -> None:
     every = cell_key(compose_config(BASE), None)
+    assert run_name(compose_config([*BASE, "dataset.train_fraction=1.0"])) == run_name(compose_config(BASE))
+    assert run_name(compose_config([*BASE, "dataset.train_fraction=0.0625"])) == \
+        "seg-unet-resnet18-app_none-cosine-random-smoke-train0.0625-s26"
+    assert run_name(compose_config(["task=classification", *BASE, "dataset.train_count=8", "fold=0"])) == \
+        "cls-resnet18-random-smoke-train8img-s26-f0"
     assert cell_key(compose_config([*BASE, "dataset.train_fraction=1.0"]), None) == every
     keys = {cell_key(compose_config([*BASE, *extra]), None) for extra in (
         ["dataset.train_fraction=0.5"], ["dataset.train_fraction=0.25"], ["dataset.train_count=3"])}
