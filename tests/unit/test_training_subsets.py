@@ -164,3 +164,15 @@ def test_classification_subsets_are_taken_inside_each_folds_training_part() -> N
             "part: fewer than one batch")):
         ClassificationTask.training_subset(cfg, SimpleNamespace(
             folds=folds, split=lambda name: SimpleNamespace(names=names)))
+
+
+def test_a_task_without_its_own_subset_refuses_one_and_takes_the_data_as_prepared() -> None:
+    from dedl_experiments.tasks.base import Task
+
+    cfg = settings(0.5)
+    cfg.task = {"name": "regression"}
+    prepared = object()
+    with pytest.raises(ConfigError, match=re.escape("task=regression does not take a training subset")):
+        Task.training_subset(cfg, prepared)
+    cfg.dataset.train_fraction = 1.0
+    assert Task.training_subset(cfg, prepared) is prepared
