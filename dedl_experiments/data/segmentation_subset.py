@@ -12,7 +12,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from dedl_experiments.data import subsets, tiling
-from dedl_experiments.data.prepare import PixelSums, PreparedSegmentation, TileSplit, select_samples, tile_counts
+from dedl_experiments.data.preparation import PixelSums, PreparedSegmentation, TileSplit, select_samples, tile_counts
 
 
 def training_subset(cfg: DictConfig, prepared: PreparedSegmentation) -> PreparedSegmentation:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from dedl_experiments.config_rules import ConfigError, Rule, check_rules, optional, positive, positive_int
+from dedl_experiments.config.config_rules import ConfigError, Rule, check_rules, optional, positive, positive_int
 
 FRACTION, COUNT = "dataset.train_fraction", "dataset.train_count"
 # The dataset keys that select training samples: not part of a prepared cache's fingerprint.
