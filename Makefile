@@ -19,7 +19,9 @@ PORT ?= 5000
 #                    repository's conf/): its experiment files are targets too; the sweep has it on Hydra's
 #                    search path and the report reads it (config_dir=)
 #   SMOKE=1          smoke budget and random init (no downloads). Not random init for table12
-#                    and table13: they compare pretrained inits and need those weights.
+#                    and table13: they compare pretrained inits and need those weights. An
+#                    experiment file with a line `# SMOKE=1 overrides: ...` gets those overrides
+#                    instead (data_efficiency: random init only, two fractions, two seeds).
 #   DATA=/path       segmentation tables on your inForm export (dataset=myositis)
 #   CLS_DATA=/path   classification tables (4, 5, 13) on your images (dataset=autofluorescence)
 #   ARGS='...'       more job overrides, e.g. ARGS='hydra/launcher=gpus' (a tracking.uri=...
@@ -38,8 +40,10 @@ SEARCH_PATH := $(if $(CONF),'hydra.searchpath=[pkg://multirun_launchers/conf$(co
 REPORT := $(BIN)/python -m dedl_experiments.report
 PLAN := $(BIN)/python -m dedl_experiments.plan
 BUDGET := $(if $(SMOKE),smoke,paper)
+# The overrides an experiment file declares for SMOKE=1 (its line `# SMOKE=1 overrides: ...`).
+smoke_overrides = $(shell sed -n 's/^\# SMOKE=1 overrides: //p' $(filter %/$(1).yaml,$(EXPERIMENTS)))
 # Overrides of the sweep of table $(1).
-sweep_args = $(if $(SMOKE),budget=smoke $(if $(filter $(1),$(INIT_TABLES)),,init=random)) \
+sweep_args = $(if $(SMOKE),budget=smoke $(or $(call smoke_overrides,$(1)),$(if $(filter $(1),$(INIT_TABLES)),,init=random))) \
 	$(if $(filter $(1),$(CLASSIFICATION_TABLES)),\
 		$(if $(CLS_DATA),dataset=autofluorescence dataset.root=$(CLS_DATA)),\
 		$(if $(DATA),dataset=myositis dataset.root=$(DATA))) \
@@ -125,6 +129,7 @@ table11: ## Table 11: test IoU, UNet++ without / with APP, EfficientNet-B0..B7, 
 table12: ## Table 12: test IoU by init, UNet, EfficientNet-B0..B7 (120 jobs; pretrained weights even with SMOKE=1)
 table13: ## Table 13: classification F1 by init, EfficientNet-B0..B7 (120 jobs; pretrained weights even with SMOKE=1)
 tiling: ## Section 5.1: 256 vs 480 px tiles, UNet++ ResNet-34 (10 jobs)
+data_efficiency: ## Not in the paper: test IoU by training-set size (nested subsets), UNet-ResNet18, no / GELU APP x random / ImageNet init (100 jobs; SMOKE=1: random init, 2 fractions, 2 seeds, 8 jobs)
 tables: $(TABLES) ## Every table above and any other experiment file (options: SMOKE=1, DATA=/path, CLS_DATA=/path, CONF=/path, ARGS='...'; see the Makefile)
 
 report: install ## Report of every table from the runs in the store (SMOKE=1: the smoke runs) into reports/

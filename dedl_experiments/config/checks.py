@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.config.config_rules import (ConfigError, Rule, check_rules, non_negative, optional, positive,
                                            positive_int)
+from dedl_experiments.data import subsets
 from dedl_experiments.run.folders import writable_folder_problem
 
 _CUDA_DEVICE = re.compile(r"^cuda(?::(?P<index>\d+))?$")
@@ -153,6 +154,7 @@ def validate(cfg: DictConfig) -> None:
     _check_schema_keys(cfg)
     _check_report_block(cfg)
     check_rules(cfg, _VALUE_RULES)
+    subsets.check_settings(cfg)
     if cfg.dataset.name != "synthetic" and OmegaConf.is_missing(cfg.dataset, "root"):
         raise ConfigError(f"dataset={cfg.dataset.name} needs dataset.root=/path/to/the/data")
     if cfg.dataset.get("colour", "grey") not in ("grey", "rgb"):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 GROUP = "schema"
 # Numbers keep the type they are written with (`eta_min: 0` stays 0, not 0.0): a converted value
@@ -117,6 +117,20 @@ class Claim:
     on_busy: str = MISSING  # skip | wait
 
 
+# --- datasets: each has its reader's own keys; these are every dataset's ------------------------
+
+@dataclass
+class TrainingSubset:
+    """The training samples a job keeps (data/subsets.py): nested subsets chosen by the seed.
+    config.yaml puts these before the dataset option, so every dataset YAML, a user's included,
+    gets them at their defaults. Stored as plain values (the option's own keys merge into them;
+    a misspelt key still fails): config.py checks their values."""
+    # Share of the training samples kept, in (0, 1].
+    train_fraction: float = 1.0
+    # A number of training samples instead (null: train_fraction decides).
+    train_count: Optional[int] = None
+
+
 SCHEMAS: dict[str, type] = {
     "lr_schedule/constant": ConstantSchedule,
     "lr_schedule/cosine": CosineSchedule,
@@ -141,3 +155,6 @@ def store(path: str, schema: type) -> None:
 def register() -> None:
     for path, schema in SCHEMAS.items():
         store(path, schema)
+    # As plain values: a dataset option's own keys merge into it.
+    dataset = OmegaConf.to_container(OmegaConf.structured(TrainingSubset))
+    ConfigStore.instance().store(group=GROUP, name="dataset", node=dataset)

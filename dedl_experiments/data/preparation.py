@@ -12,6 +12,7 @@ identity.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.config import components
 from dedl_experiments.config.checks import scaled_tile_size
-from dedl_experiments.data import splits as splits_mod, tiling
+from dedl_experiments.data import splits as splits_mod, subsets, tiling
 from dedl_experiments.data.cache import build_once, dataset_digest, file_sha256
 from dedl_experiments.data.checks import check_image_and_mask, warn_duplicates_across_splits
 from dedl_experiments.data.errors import DataError
@@ -70,9 +71,47 @@ class PreparedSegmentation:
     images: dict[str, dict]  # sample name -> {height, width, split}
     stats: dict
     digest: str  # content digest of the raw files and their splits (data/cache.py)
+    # The training samples kept (dataset.train_fraction / train_count, data/segmentation_subset.py);
+    # None: every training sample, straight from the cache.
+    train_samples: tuple[str, ...] | None = None
 
     def split(self, name: str) -> TileSplit:
+        if name == "train" and self.train_samples is not None:
+            return self._train_subset
         return load_split(self.root, name)
+
+    @functools.cached_property
+    def _train_subset(self) -> TileSplit:
+        return select_samples(load_split(self.root, "train"), self.train_samples or ())
+
+
+def select_samples(split: TileSplit, samples: tuple[str, ...] | list[str]) -> TileSplit:
+    """The tiles of `samples` alone, in the split's order (copied into memory)."""
+    keep = set(samples)
+    index = np.array([k for k, t in enumerate(split.tiles) if t["sample"] in keep], dtype=np.int64)
+    return TileSplit(np.asarray(split.images[index]), np.asarray(split.targets[index]),
+                     np.asarray(split.blank[index]), [split.tiles[k] for k in index])
+
+
+class PixelSums:
+    """Per-channel sums over whole images (padding excluded) and the masks' pixel counts: a
+    split's normalisation statistics and class frequencies."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(2, dtype=np.int64)
+        self.total = self.total_sq = self.n_px = 0.0
+
+    def add(self, image: np.ndarray, mask: np.ndarray) -> None:
+        self.counts += np.bincount(mask.ravel().astype(np.int64), minlength=2)[:2]
+        self.total += image.sum(axis=(-2, -1), dtype=np.float64)
+        self.total_sq += np.square(image, dtype=np.float64).sum(axis=(-2, -1))
+        self.n_px += image.shape[-2] * image.shape[-1]
+
+    def stats(self) -> dict:
+        mean = self.total / self.n_px
+        return {"pixel_counts": self.counts.tolist(), "mean": np.atleast_1d(mean).tolist(),
+                "std": np.sqrt(np.maximum(np.atleast_1d(self.total_sq / self.n_px - mean * mean),
+                                          1e-12)).tolist()}
 
 
 def open_raw_segmentation(cfg: DictConfig) -> RawSegmentation:
@@ -88,7 +127,7 @@ def _fingerprint(cfg: DictConfig, raw: RawSegmentation, tile_size: int) -> str:
             for p in (s.image, s.mask):
                 st = p.stat()
                 files.append([split, str(p), st.st_size, st.st_mtime_ns])
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    dataset = subsets.without_subset_keys(OmegaConf.to_container(cfg.dataset, resolve=True))
     params = {"version": CACHE_VERSION, "files": files, "channel": cfg.task.channel,
               "dataset": dataset, "tile_size": tile_size, "stride": cfg.tiling.stride,
               "blank_threshold": cfg.tiling.blank_threshold}
@@ -104,8 +143,7 @@ def _write_split(out: Path, name: str, cfg: DictConfig, raw: RawSegmentation, ti
     parts: dict[str, list[np.ndarray]] = {"images": [], "targets": [], "blank": []}
     tiles_meta: list[dict] = []
     skipped: list[str] = []
-    counts = np.zeros(2, dtype=np.int64)
-    total = total_sq = n_px = 0.0
+    sums = PixelSums()
     for sample in raw.by_split[name]:
         try:
             image, mask = raw.read(sample)
@@ -128,27 +166,23 @@ def _write_split(out: Path, name: str, cfg: DictConfig, raw: RawSegmentation, ti
         parts["targets"].append(np.where(valid, mask_tiles, IGNORE).astype(np.uint8))
         parts["blank"].append(tiling.blank_tiles(img_tiles, cfg.tiling.blank_threshold))
         tiles_meta += [{"sample": sample.name, "y": y, "x": x} for y, x in positions]
-        counts += np.bincount(mask.ravel().astype(np.int64), minlength=2)[:2]
-        total += image.sum(axis=(-2, -1), dtype=np.float64)
-        total_sq += np.square(image, dtype=np.float64).sum(axis=(-2, -1))
-        n_px += h * w
+        sums.add(image, mask)
     if not tiles_meta:
         raise DataError(f"dataset {raw.root}: no usable sample in split {name!r}"
                         + (f" ({len(skipped)} skipped as unreadable)" if skipped else ""))
     blank = np.concatenate(parts["blank"])
     save_split(out, name, np.concatenate(parts["images"]), np.concatenate(parts["targets"]),
                blank, tiles_meta)
-    mean = total / n_px
     return {
         "images": len(raw.by_split[name]) - len(skipped),
         "skipped": skipped,
-        "tiles": int(len(blank)),
-        "blank_tiles": int(blank.sum()),
-        "blank_share": float(blank.mean()),
-        "pixel_counts": counts.tolist(),
-        "mean": np.atleast_1d(mean).tolist(),
-        "std": np.sqrt(np.maximum(np.atleast_1d(total_sq / n_px - mean * mean), 1e-12)).tolist(),
+        **tile_counts(blank),
+        **sums.stats(),
     }
+
+
+def tile_counts(blank: np.ndarray) -> dict:
+    return {"tiles": int(len(blank)), "blank_tiles": int(blank.sum()), "blank_share": float(blank.mean())}
 
 
 def prepare_segmentation(cfg: DictConfig) -> PreparedSegmentation:

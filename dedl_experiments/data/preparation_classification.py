@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.config import components
-from dedl_experiments.data import splits as splits_mod
+from dedl_experiments.data import splits as splits_mod, subsets
 from dedl_experiments.data.cache import build_once, dataset_digest, file_sha256
 from dedl_experiments.data.checks import warn_duplicates_across_splits
 from dedl_experiments.data.errors import DataError
@@ -60,7 +60,7 @@ def _fingerprint(cfg: DictConfig, items: dict, size: int) -> str:
     files = [[split, str(p), p.stat().st_size, p.stat().st_mtime_ns, labels.tolist()]
              for split, pairs in items.items() for p, labels in pairs]
     params = {"version": CACHE_VERSION, "files": files, "size": size, "folds": cfg.task.folds,
-              "dataset": OmegaConf.to_container(cfg.dataset, resolve=True)}
+              "dataset": subsets.without_subset_keys(OmegaConf.to_container(cfg.dataset, resolve=True))}
     return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -66,7 +66,7 @@ def run(cfg: DictConfig, output_dir: Path, sweep_dir: str | None = None) -> dict
     install_test_pauses()
     store_checks.check_store(mlflow_store.tracking_uri(cfg))
     task_type = task_class(cfg)
-    prepared = task_type.prepare(cfg)
+    prepared = task_type.training_subset(cfg, task_type.prepare(cfg))
     tracker = mlflow_store.Tracker.from_config(cfg)
     key, name = cells.cell_key(cfg, prepared.digest), task_type.run_name(cfg)
     done = lifecycle.finished_run(tracker, key)

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.training import checkpoint
 from dedl_experiments.config import components
-from dedl_experiments.tracking import cells, mlflow_store
+from dedl_experiments.tracking import cells, mlflow_store, run_tags
 from dedl_experiments.training.loop import FitSettings, FitState, fit
 from dedl_experiments.placement.peak_memory import record_peak_memory
 from dedl_experiments.placement.speed import apply_to_modules, peak_memory_mb, reset_peak_memory, speed_settings
@@ -37,6 +37,7 @@ def train_and_test(cfg: DictConfig, task: Task, settings: FitSettings, tracker: 
         OmegaConf.save(cfg, config_path, resolve=True)
         tracker.log_artifact(run_id, config_path)
         tracker.log_params(run_id, cells.flatten(components.loggable_values(cfg)))
+        _log_training_set(cfg, task, tracker, run_id, output_dir)
         tracker.log_metrics(run_id, task.describe())
         state = FitState()
     else:
@@ -78,6 +79,18 @@ def train_and_test(cfg: DictConfig, task: Task, settings: FitSettings, tracker: 
     for path in (best_path, metrics_path, *task.write_artifacts(output_dir, test, extras)):
         tracker.log_artifact(run_id, path)
     return result
+
+
+def _log_training_set(cfg: DictConfig, task: Task, tracker: mlflow_store.Tracker, run_id: str,
+                      output_dir: Path) -> None:
+    """The training samples of the run: their counts as params and tags, their ids as an
+    artifact, so that nesting and pairing of subsets can be checked from the store."""
+    training = task.training_set()
+    if training is None:
+        return
+    tracker.log_params(run_id, training.params())
+    tracker.set_tags(run_id, training.tags(cfg, run_tags.TAG))
+    tracker.log_artifact(run_id, training.write(output_dir))
 
 
 def _log_missing_epochs(tracker: mlflow_store.Tracker, run_id: str, state: FitState) -> None:

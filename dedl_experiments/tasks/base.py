@@ -16,6 +16,8 @@ Before a job runs, from the config alone (the class is `tasks.task_class(cfg)`):
 Life of a task in a job:
 
     Task.prepare(cfg)            the prepared data (built once, cached), before the cell's run starts
+    Task.training_subset(cfg, p) the prepared data with the training samples the config keeps
+                                 (dataset.train_fraction / train_count), checked before the run starts
     Task.folds(cfg)              None: one run per cell; [0, 1, ...]: one child run per fold
     Task(cfg, prepared, placement, fold)  placement: its device and its share of it
                                  (placement.py); builds, in this order (`build`, one hook each; a variant
@@ -31,6 +33,7 @@ Life of a task in a job:
       schedulers
       network()                  the network evaluated and saved (speed's channels_last applies to it)
       describe()                 numbers logged once at the start (parameter counts, data sizes)
+      training_set()             the training samples it trains on (logged: counts, ids)
       loader(split, train, seed) batches of "train" / "val" (and "test" where the task reads it)
       new_metrics(), step(...)   one batch's loss, accumulating metrics (loop.run_epoch)
       end_epoch(epoch)           after validation: schedulers, SWA, ...
@@ -60,6 +63,7 @@ from torch import nn
 from dedl_experiments.config import components
 from dedl_experiments.config.config_files import PAPER_OPTIMIZER
 from dedl_experiments.config.config_rules import ConfigError
+from dedl_experiments.data import subsets
 from dedl_experiments.training.losses import build_loss, configured_class_weights
 from dedl_experiments.models import count_parameters
 from dedl_experiments.models.pretrained import PretrainedWeights
@@ -193,6 +197,17 @@ class Task(abc.ABC):
         """The prepared data of this config, built on first use."""
 
     @classmethod
+    def training_subset(cls, cfg: DictConfig, prepared: Any) -> Any:
+        """`prepared` with the training samples the config keeps (`dataset.train_fraction`,
+        `dataset.train_count`; nested subsets chosen by the seed, data/subsets.py), or a
+        ConfigError naming the option where too few are left. A task that does not override it
+        takes no subset."""
+        if subsets.is_subset(cfg):
+            raise ConfigError(f"task={cfg.task.name} does not take a training subset: "
+                              f"{subsets.FRACTION} must be 1.0 and {subsets.COUNT} null")
+        return prepared
+
+    @classmethod
     def folds(cls, cfg: DictConfig) -> list[int] | None:
         """None: a cell is one run. A list: a cell is a parent run with one child run per fold,
         each a task built with that `fold`."""
@@ -210,6 +225,11 @@ class Task(abc.ABC):
         return f"{cls.summary(summary)}, mean over {folds} folds"
 
     # --- training: what the loop calls --------------------------------------------------------
+
+    def training_set(self) -> subsets.TrainingSet | None:
+        """The training samples this task trains on (their ids and tile count, logged with the
+        run); None: not known."""
+        return None
 
     @abc.abstractmethod
     def modules(self) -> dict[str, nn.Module]:

@@ -15,6 +15,7 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from torch.utils.data import DataLoader
 
 from dedl_experiments.config.config_rules import Rule, check_rules, optional, positive
+from dedl_experiments.data import subsets
 from dedl_experiments.data.datasets import ImageDataset
 from dedl_experiments.data.preparation_classification import PreparedClassification, prepare_classification
 from dedl_experiments.data.transforms import IMAGENET_MEAN, IMAGENET_STD, classification_transform
@@ -63,7 +64,8 @@ class ClassificationTask(Task):
 
     summary_metric = "test_f1_micro"
     recipe_settings = ("lr_schedule.name", "lr_schedule.interval", "loss.name", "loss.epsilon", "task.swa.enabled",
-                       "task.folds_method", "task.drop_last", "augment.perspective_p")
+                       "task.folds_method", "task.drop_last", "augment.perspective_p",
+                       "dataset.train_fraction", "dataset.train_count")
     prepare = staticmethod(prepare_classification)
 
     @staticmethod
@@ -72,11 +74,12 @@ class ClassificationTask(Task):
 
     @staticmethod
     def run_name(cfg: DictConfig) -> str:
-        """cls-<encoder>[-<optimizer>]-<init>[-<budget>]-s<seed>[-f<fold>] (no fold: the cell's
-        parent run; Adam, the paper's optimiser, left out)."""
+        """cls-<encoder>[-<optimizer>]-<init>[-<budget>][-train<fraction>]-s<seed>[-f<fold>] (no
+        fold: the cell's parent run; Adam, the paper's optimiser, and every training image left out)."""
         parts = ["cls", cfg.encoder.name, *ClassificationTask.optimizer_in_name(cfg), cfg.init.name]
         if cfg.budget.name != "paper":
             parts.append(cfg.budget.name)
+        parts += subsets.name_part(cfg)
         parts.append(f"s{cfg.seed}")
         if cfg.fold is not None:
             parts.append(f"f{cfg.fold}")
@@ -99,21 +102,43 @@ class ClassificationTask(Task):
 
     prepared: PreparedClassification
 
-    def setup(self) -> None:
-        """This fold's training and validation images, and the input normalisation."""
-        cfg, prepared, task, fold = self.cfg, self.prepared, self.cfg.task, self.fold
-        self.train_data, self.test_data = prepared.split("train"), prepared.split("test")
+    @classmethod
+    def training_subset(cls, cfg: DictConfig, prepared: PreparedClassification) -> PreparedClassification:
+        """The subset is taken inside each fold's training part (`fold_indices`): checked here
+        for every fold of the job, before its runs start."""
+        names = prepared.split("train").names
+        for fold in cls.folds(cfg):
+            cls.fold_indices(cfg, prepared, names, fold)
+        return prepared
+
+    @staticmethod
+    def fold_indices(cfg: DictConfig, prepared: PreparedClassification, names: list[str],
+                     fold: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices into the training list of fold `fold`'s training images (the subset the
+        config keeps of the other folds' images) and of its validation images (that fold)."""
+        task = cfg.task
         if task.folds_method not in FOLDS_METHODS:
             raise ValueError(f"task.folds_method={task.folds_method!r} is invalid: it must be one "
                              f"of: {', '.join(FOLDS_METHODS)}")
         if task.folds_method == "kfold":
             # As released: shuffled KFold seeded with the run's seed (other folds per seed).
-            self.val_idx = kfold_validation_indices(len(self.train_data.names), task.folds,
-                                                    cfg.seed)[fold]
+            val_idx = kfold_validation_indices(len(names), task.folds, cfg.seed)[fold]
         else:
             # Multi-label stratified folds, the same for every seed (dataset.split_seed).
-            self.val_idx = np.asarray(prepared.folds[fold])
-        self.train_idx = np.setdiff1d(np.arange(len(self.train_data.names)), self.val_idx)
+            val_idx = np.asarray(prepared.folds[fold])
+        train_idx = np.setdiff1d(np.arange(len(names)), val_idx)
+        if subsets.is_subset(cfg):
+            where = f" in fold {fold}'s training part"
+            kept = set(subsets.training_ids(cfg, [names[i] for i in train_idx], where))
+            subsets.check_batch(cfg, len(kept), len(kept), len(train_idx), where)
+            train_idx = np.array([i for i in train_idx if names[i] in kept], dtype=train_idx.dtype)
+        return train_idx, val_idx
+
+    def setup(self) -> None:
+        """This fold's training and validation images, and the input normalisation."""
+        cfg, prepared, task = self.cfg, self.prepared, self.cfg.task
+        self.train_data, self.test_data = prepared.split("train"), prepared.split("test")
+        self.train_idx, self.val_idx = self.fold_indices(cfg, prepared, self.train_data.names, self.fold)
         mean, std = IMAGENET_MEAN, IMAGENET_STD
         if task.normalise == "model":
             pretrained = timm.get_pretrained_cfg(cfg.encoder.classification)
@@ -151,6 +176,10 @@ class ClassificationTask(Task):
             info |= {f"class_weight_{c}": float(w)
                      for c, w in zip(self.cfg.task.classes, self.class_weights)}
         return info
+
+    def training_set(self) -> subsets.TrainingSet:
+        names = self.train_data.names
+        return subsets.TrainingSet(tuple(names[i] for i in self.train_idx), len(self.train_idx))
 
     def modules(self) -> dict[str, nn.Module]:
         return {"net": self.net}

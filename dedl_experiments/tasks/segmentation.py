@@ -14,12 +14,13 @@ from torch.utils.data import DataLoader
 
 from dedl_experiments.config.config_rules import (ConfigError, Rule, check_rules, non_negative, optional,
                                            percentile_pair, positive, positive_int)
-from dedl_experiments.data import tiling
+from dedl_experiments.data import subsets, tiling
 from dedl_experiments.data.checks import NON_FINITE
 from dedl_experiments.data.datasets import TileDataset
 from dedl_experiments.data.device_augment import (DeviceTileDataset, DeviceTileLoader, DeviceTiles,
                                                   split_nbytes, use_device_data)
 from dedl_experiments.data.preparation import PreparedSegmentation, prepare_segmentation
+from dedl_experiments.data import segmentation_subset
 from dedl_experiments.data.transforms import (IGNORE, check_outside_label, segmentation_transform,
                                               target_classes)
 from dedl_experiments.inference.tiled import predict_tiles
@@ -61,7 +62,8 @@ class SegmentationTask(Task):
 
     summary_metric = "test_iou"
     recipe_settings = ("lr_schedule.name", "lr_schedule.interval", "app_lr_schedule.interval", "loss.name",
-                       "loss.reduction", "architecture.attention", "tiling.padding_label", "augment.rotation_fill")
+                       "loss.reduction", "architecture.attention", "tiling.padding_label", "augment.rotation_fill",
+                       "dataset.train_fraction", "dataset.train_count")
 
     @staticmethod
     def check_config(cfg: DictConfig) -> None:
@@ -80,8 +82,8 @@ class SegmentationTask(Task):
     @staticmethod
     def run_name(cfg: DictConfig) -> str:
         """seg-<architecture>-<encoder>-app_<app>[-applr_<schedule>][-<optimizer>]-<schedule>-
-        <init>[-t<tile>][-<budget>]-s<seed>: the defaults (constant APP schedule, Adam, 480 px
-        tiles, the paper budget) are left out."""
+        <init>[-t<tile>][-<budget>][-train<fraction>]-s<seed>: the defaults (constant APP schedule,
+        Adam, 480 px tiles, the paper budget, every training image) are left out."""
         parts = ["seg", cfg.architecture.name, cfg.encoder.name, f"app_{cfg.app.name}"]
         if cfg.app.name != "none" and cfg.app_lr_schedule.name != "constant":
             parts.append(f"applr_{cfg.app_lr_schedule.name}")
@@ -90,6 +92,7 @@ class SegmentationTask(Task):
             parts.append(f"t{cfg.tiling.size}")
         if cfg.budget.name != "paper":
             parts.append(cfg.budget.name)
+        parts += subsets.name_part(cfg)
         parts.append(f"s{cfg.seed}")
         return "-".join(parts)
 
@@ -106,6 +109,7 @@ class SegmentationTask(Task):
                                  cfg.encoder.inits[cfg.init.name].segmentation)
 
     prepare = staticmethod(prepare_segmentation)
+    training_subset = staticmethod(segmentation_subset.training_subset)  # whole images, before tiling
 
     prepared: PreparedSegmentation
     loss_arguments = {"ignore_index": IGNORE}  # pixels outside the image are not counted
@@ -167,6 +171,9 @@ class SegmentationTask(Task):
         if self.class_weights is not None:
             info.update({f"class_weight_{i}": float(w) for i, w in enumerate(self.class_weights)})
         return info
+
+    def training_set(self) -> subsets.TrainingSet:
+        return subsets.TrainingSet(tuple(self.prepared.splits["train"]), self.prepared.stats["train"]["tiles"])
 
     def modules(self) -> dict[str, nn.Module]:
         return {"net": self.net} | ({"app": self.app} if self.app is not None else {})

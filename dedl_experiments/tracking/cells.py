@@ -23,8 +23,10 @@ from dedl_experiments.config.config_files import DISPLAY_KEY, PAPER_OPTIMIZER
 # Top-level config keys that do not change what a cell computes.
 # `report` is an experiment file's report block (title, metric, published numbers): how a table
 # shows its cells, not what they compute.
+# `n_train_images`, `n_train_tiles`: params logged beside the config, counts that its training
+# subset and the data decide.
 NOT_CELL_KEYS = ("tracking", "force", "resume", "device", "data_dir", "loader", "speed", "table",
-                 "hydra", "claim", "adopt_legacy_runs", "report")
+                 "hydra", "claim", "adopt_legacy_runs", "report", "n_train_images", "n_train_tiles")
 # The data's identity is its content digest, not where it lies.
 # `dataset.non_finite`: with `error` a job on data holding NaN trains nothing, so `zero` never
 # gives a second result for the same data and config.
@@ -32,7 +34,9 @@ NOT_CELL_PATHS = ("dataset.root", "train.checkpoint_every", "dataset.non_finite"
 # Choices added after runs were keyed by their data digest, at the value those runs trained
 # with: every key (with a digest or not) leaves them out at that value, so cells recorded before
 # keep their keys; another value is part of the key.
-ADDED_CHOICES = {"optimizer.name": PAPER_OPTIMIZER}
+# The training subset's settings at their defaults (every training sample) likewise.
+ADDED_CHOICES = {"optimizer.name": PAPER_OPTIMIZER, "dataset.train_fraction": 1.0,
+                 "dataset.train_count": None}
 # Settings added after runs were recorded without them, at the value that reproduces what those
 # runs did. A legacy key (no digest) leaves them out at that value, as those runs' keys did.
 ADDED_SETTINGS = {"loss.reduction": "mean", "loss.epsilon": None, "tiling.padding_label": "ignore",

@@ -57,6 +57,10 @@ def test_key_is_stable_and_short(base_key: str) -> None:
     ["encoder.label=Another name"],
     ["architecture.label=U-Net"],
     ["+report.title=Mine", "+report.metric=test_dice"],
+    # Every training image, the default, named: cells recorded before training subsets.
+    ["dataset.train_fraction=1.0"],
+    ["dataset.train_fraction=1"],
+    ["dataset.train_count=null"],
 ])
 def test_where_and_how_a_job_runs_is_not_part_of_the_cell(base_key: str, override: list[str]) -> None:
     assert cell_key(compose_config([*BASE, *override]), DIGEST) == base_key
@@ -95,6 +99,8 @@ def test_data_root_is_not_part_of_the_cell() -> None:
     ["dataset=myositis", "dataset.root=/data"],
     ["dataset.generator_seed=1"],
     ["task=classification"],
+    ["dataset.train_fraction=0.5"],
+    ["dataset.train_count=3"],
 ])
 def test_every_hyperparameter_is_part_of_the_cell(base_key: str, override: list[str]) -> None:
     assert cell_key(compose_config([*BASE, *override]), DIGEST) != base_key
@@ -150,3 +156,22 @@ def test_the_legacy_key_is_the_one_stores_recorded_before_digests(overrides, rec
     """Keys recorded by the release before data digests: `adopt_legacy_runs=true` finds runs by
     them, so they must not drift as settings are added."""
     assert cell_key(compose_config(overrides), None) == recorded
+
+
+def test_a_training_subset_is_another_cell_also_of_runs_recorded_before_digests() -> None:
+    every = cell_key(compose_config(BASE), None)
+    assert run_name(compose_config([*BASE, "dataset.train_fraction=1.0"])) == run_name(compose_config(BASE))
+    assert run_name(compose_config([*BASE, "dataset.train_fraction=0.0625"])) == \
+        "seg-unet-resnet18-app_none-cosine-random-smoke-train0.0625-s26"
+    assert run_name(compose_config(["task=classification", *BASE, "dataset.train_count=8", "fold=0"])) == \
+        "cls-resnet18-random-smoke-train8img-s26-f0"
+    assert cell_key(compose_config([*BASE, "dataset.train_fraction=1.0"]), None) == every
+    keys = {cell_key(compose_config([*BASE, *extra]), None) for extra in (
+        ["dataset.train_fraction=0.5"], ["dataset.train_fraction=0.25"], ["dataset.train_count=3"])}
+    assert len(keys) == 3 and every not in keys
+
+
+def test_the_data_efficiency_tables_full_data_cells_are_table2s() -> None:
+    arm = ["app=gelu", "init=imagenet", "seed=77"]
+    assert cell_key(compose_config(["+experiment=data_efficiency", "dataset.train_fraction=1.0", *arm]), DIGEST) \
+        == cell_key(compose_config(["+experiment=table2", "architecture=unet", "encoder=resnet18", *arm]), DIGEST)
