@@ -14,11 +14,14 @@ Kinds of claim (verdicts.py evaluates them, on the paper's printed numbers and o
 - BestClaim: the best mean among ``among`` is one of ``winners``.
 - ReferenceClaim: a cell beats a value printed for prior work, by about ``size``.
 - SpreadClaim: every listed cell's std over seeds is below ``below``.
+- SavingClaim: each listed variant of the table's learning curves (spec.CurveSpec) reaches the
+  baseline's full-data score with fewer training images (curves.py: the 95 % CI of the fraction
+  of the images it needs lies below 1).
 
-In the file, a claim is its `kind` (each, average, contrast, best, reference, spread), `id`,
+In the file, a claim is its `kind` (each, average, contrast, best, reference, spread, saving), `id`,
 `source`, `text`, optional `note`, and its kind's fields: pairs of cells as lists of ItemsBlock
 (schema.py: comparison names x row keys, with the expected direction), cells as a CellsBlock
-(row keys x column labels), one cell as [row key, column label]:
+(row keys x column labels), one cell as [row key, column label], variants as their labels:
 
     claims:
       - id: unet-gelu-beats-relu-except-50
@@ -94,8 +97,14 @@ class SpreadClaim(Claim):
     below: float
 
 
+@dataclass(frozen=True, kw_only=True)
+class SavingClaim(Claim):
+    variants: tuple[str, ...]  # labels of the table's learning-curve variants
+
+
 KINDS: dict[str, type[Claim]] = {"each": EachClaim, "average": AverageClaim, "contrast": ContrastClaim,
-                                 "best": BestClaim, "reference": ReferenceClaim, "spread": SpreadClaim}
+                                 "best": BestClaim, "reference": ReferenceClaim, "spread": SpreadClaim,
+                                 "saving": SavingClaim}
 _ITEMS = ("items", "others", "fallback", "fallback_others")
 _CELLS = ("among", "winners", "cells")
 
@@ -148,6 +157,14 @@ class _Reader:
         views = self.views if block.columns is None else [self.view(v, path) for v in block.columns]
         return tuple((row, view) for row in self.rows(block.rows, path) for view in views)
 
+    def variants(self, listed: list, path: str) -> tuple[str, ...]:
+        known = [variant.label for variant in self.spec.curve.variants] if self.spec.curve else []
+        for label in listed:
+            if label not in known:
+                raise ExperimentError(f"{self.where}: {path}: no learning-curve variant {label!r}; variants: "
+                                      f"{'; '.join(known) or 'none (the table sweeps no training-set size)'}")
+        return tuple(listed)
+
     def claim(self, data: dict, path: str) -> Claim:
         kind = KINDS.get(data.get("kind")) if isinstance(data, dict) else None
         if kind is None:
@@ -162,6 +179,8 @@ class _Reader:
                 value = self.items(value, f"{path}.{name}")
             elif name in _CELLS:
                 value = self.cells(value, f"{path}.{name}")
+            elif name == "variants":
+                value = self.variants(value, f"{path}.variants")
             elif name == "cell":
                 value = (self.row(value[0], f"{path}.cell"), self.view(value[1], f"{path}.cell"))
             if name != "kind":

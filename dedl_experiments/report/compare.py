@@ -75,7 +75,7 @@ class ComparisonRow:
 
 def paired_values(a: Cell, b: Cell) -> tuple[list[Key], list[float], list[float]]:
     """The two cells' values paired by seed (and fold), in key order."""
-    a_by_key, b_by_key = _by_key(a), _by_key(b)
+    a_by_key, b_by_key = values_by_key(a), values_by_key(b)
     keys = sorted(set(a_by_key) & set(b_by_key), key=_sortable)
     return keys, [a_by_key[k] for k in keys], [b_by_key[k] for k in keys]
 
@@ -106,7 +106,7 @@ def _compare(comparison: Comparison, pair: Pair, a: Cell, b: Cell) -> Comparison
     return row
 
 
-def _by_key(cell: Cell) -> dict[Key, float]:
+def values_by_key(cell: Cell) -> dict[Key, float]:
     """Value per (seed, fold); of several runs with one key, the newest counts."""
     newest: dict[Key, tuple[RunRecord, float]] = {}
     for run, value in zip(cell.sources, cell.values):

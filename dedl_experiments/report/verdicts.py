@@ -13,6 +13,9 @@ cannot judge it, e.g. with metric=... replacing the table's metric):
   claimed size (within its tolerance); supported by a significant difference the claimed way
   whose CI reaches the claimed size; inconclusive otherwise.
 - A SpreadClaim compares each cell's std with its bound.
+- A SavingClaim reads the learning curves' data-saving figures (curves.py): supported when every
+  listed variant's 95 % bootstrap CI of the fraction of the images lies below 1, contradicted
+  when any lies above 1 (it needs more images, or never reaches the score), inconclusive otherwise.
 Zero-variance and identical pairs, missing, failed and unlogged cells, n < 2: inconclusive,
 with the reason.
 """
@@ -20,13 +23,14 @@ with the reason.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dedl_experiments.report import fmt
 from dedl_experiments.report.aggregate import Cell
 from dedl_experiments.report.claims import (
-    AverageClaim, BestClaim, Claim, ContrastClaim, EachClaim, Item, ReferenceClaim, SpreadClaim,
+    AverageClaim, BestClaim, Claim, ContrastClaim, EachClaim, Item, ReferenceClaim, SavingClaim, SpreadClaim,
 )
+from dedl_experiments.report.curves import CurveReport, analyse
 from dedl_experiments.report.compare import ComparisonRow, paired_values
 from dedl_experiments.report.spec import TableSpec
 from dedl_experiments.report.stats import ALPHA, TestResult, paired, versus
@@ -53,6 +57,12 @@ class Evidence:
     cells: list[Cell]
     rows: list[ComparisonRow]
     blocked: str = ""  # why claims on this table cannot be judged (e.g. another metric shown)
+    curves: CurveReport | None = field(default=None, repr=False)  # its learning curves, where it has them
+
+    def learning_curves(self) -> CurveReport | None:
+        if self.curves is None and self.spec.curve is not None:
+            self.curves = analyse(self.spec, [run for cell in self.cells for run in cell.runs])
+        return self.curves
 
     def row(self, item: Item) -> ComparisonRow:
         for row in self.rows:
@@ -68,7 +78,7 @@ def evaluate(claim: Claim, evidence: Evidence | None) -> Verdict:
     if evidence is None:
         return Verdict(claim, "", "", NOT_EVALUATED, f"{claim.table} is not in this report")
     judge = {EachClaim: _each, AverageClaim: _average, ContrastClaim: _contrast, BestClaim: _best,
-             ReferenceClaim: _reference, SpreadClaim: _spread}[type(claim)]
+             ReferenceClaim: _reference, SpreadClaim: _spread, SavingClaim: _saving}[type(claim)]
     verdict = judge(claim, evidence)
     if evidence.blocked:
         verdict.ours, verdict.ours_detail, verdict.result = NOT_EVALUATED, evidence.blocked, None
@@ -333,3 +343,18 @@ def _spread(claim: SpreadClaim, ev: Evidence) -> Verdict:
     if above:
         detail += f"; {len(above)} cell(s) at or above {fmt.value(metric, claim.below)}"
     return Verdict(claim, paper, paper_detail, ours, detail)
+
+
+def _saving(claim: SavingClaim, ev: Evidence) -> Verdict:
+    report = ev.learning_curves()
+    found = {saving.variant: saving for saving in report.savings} if report else {}
+    states, parts = [], []
+    for variant in claim.variants:
+        saving = found.get(variant)
+        ci = saving.ci if saving is not None and saving.fraction is not None else None
+        states.append(None if ci is None else 1 if ci[1] < 1 else -1 if ci[0] > 1 else 0)
+        parts.append(saving.text if saving is not None else f"{variant}: no learning curve")
+    ours = (CONTRADICTED if -1 in states else SUPPORTED if all(state == 1 for state in states)
+            else INCONCLUSIVE)
+    detail = "; ".join(parts) + f" (95 % bootstrap CI over {report.seeds if report else 0} seeds; a saving: below 1)"
+    return Verdict(claim, NOTHING, "", ours, detail)
