@@ -86,17 +86,27 @@ def value_at(form: Form, params: Sequence[float], x: float) -> float:
     return float(form.function(np.asarray([x], dtype=float), *params)[0])
 
 
-def size_reaching(form: Form, params: Sequence[float], target: float) -> float:
-    """The x at which the curve equals `target`; math.inf where it never does (a power law
-    levelling off short of it, a flat or opposite log-linear curve)."""
+def improves(form: Form, params: Sequence[float]) -> int:
+    """+1 where the curve rises with more images, -1 where it falls, 0 where it is flat (the
+    sign of b in both forms)."""
+    return int(np.sign(params[1]))
+
+
+def size_reaching(form: Form, params: Sequence[float], target: float, better: int = 1) -> float:
+    """The smallest x from which on the curve is at least as good as `target` (`better`: +1 where
+    higher scores are better, -1 where lower are): where it crosses the target moving the better
+    way; 0 where it is better at every size, math.inf where it never gets there (a power law
+    levelling off short of it, a curve moving the other way)."""
+    a, b = params[0], params[1]
     if form.name == LOG_LINEAR:
-        a, b = params
-        if b == 0:
-            return math.inf
+        if improves(form, params) != better:
+            return 0.0 if b == 0 and better * (a - target) >= 0 else math.inf
         exponent = (target - a) / b
         return math.inf if exponent > 1000 else 2.0 ** exponent
-    a, b, c = params
-    gap = a - target
-    if b == 0 or gap == 0 or (gap > 0) != (b > 0):
+    beyond = better * (a - target) > 0  # it levels off better than the target
+    if improves(form, params) != better:  # it worsens (or stays) with more images, towards a
+        return 0.0 if beyond else math.inf
+    if not beyond:
         return math.inf
-    return float((b / gap) ** (1.0 / c))
+    log_x = math.log(b / (a - target)) / params[2]
+    return math.inf if log_x > 700 else math.exp(log_x)  # beyond a float: never, in practice

@@ -98,6 +98,7 @@ def _images(spec: CurveSpec, cells: list[Cell]) -> tuple[dict[str, float | None]
     """Each size's number of training images, the axis' unit and how sizes without a logged
     count were placed."""
     logged: dict[str, int] = {}
+    with_runs = {cell.row for cell in cells if cell.values}
     for size in spec.sizes:
         counts = Counter(int(float(run.params[IMAGES_PARAM])) for cell in cells if cell.row == size.label
                          for run in cell.runs if IMAGES_PARAM in run.params)
@@ -109,7 +110,9 @@ def _images(spec: CurveSpec, cells: list[Cell]) -> tuple[dict[str, float | None]
     x: dict[str, float | None] = {}
     placed = []
     for size, value in zip(spec.sizes, spec.values):
-        if size.label in logged:
+        if size.label not in with_runs:  # nothing to place
+            x[size.label] = None
+        elif size.label in logged:
             x[size.label] = float(logged[size.label])
         elif not fraction:
             x[size.label] = value  # a count is a number of images; None (the whole set) stays unknown
@@ -119,12 +122,12 @@ def _images(spec: CurveSpec, cells: list[Cell]) -> tuple[dict[str, float | None]
         else:
             x[size.label] = value
     if fraction and not logged:
-        return x, FRACTION, [f"No run logged `{IMAGES_PARAM}`: the curves' x axis is the {FRACTION}."]
+        return x, FRACTION, [f"No run logged `{IMAGES_PARAM}`: the curves' x axis is the {FRACTION}."] if with_runs else []
     notes = []
     if placed:
         notes.append(f"Runs of {spec.key} = {', '.join(placed)} logged no `{IMAGES_PARAM}` (recorded before it was "
                      f"logged): their size is ceil(f N), N = {whole:g} training images from the sizes that logged it.")
-    unknown = [label for label, value in x.items() if value is None]
+    unknown = [label for label, value in x.items() if value is None and label in with_runs]
     if unknown:
         notes.append(f"Size(s) {', '.join(unknown)} left out of the curves: no run logged `{IMAGES_PARAM}`.")
     return x, IMAGES, notes
@@ -151,6 +154,7 @@ class _Analysis:
     def __init__(self, spec: CurveSpec, cells: list[Cell], x: dict[str, float | None], form: Form | None):
         self.spec, self.form = spec, form
         full = max((v for v in x.values() if v is not None), default=None)
+        self.better = 1  # the way scores improve: the way the baseline's curve moves with more images
         self.sizes = [(size.label, x[size.label] / full) for size in spec.sizes if x[size.label] is not None]
         self.full_size = max(self.sizes, key=lambda s: s[1])[0] if self.sizes else None
         by_key = {(c.row, c.column): values_by_key(c) for c in cells}
@@ -171,7 +175,9 @@ class _Analysis:
         return fitted, means.get((self.full_size, self.spec.baseline))
 
     def saving(self, params: tuple | None, target: float | None) -> float | None:
-        return None if params is None or target is None else curve_fit.size_reaching(self.form, params, target)
+        if params is None or target is None:
+            return None
+        return curve_fit.size_reaching(self.form, params, target, self.better)
 
 
 def analyse(spec: TableSpec, runs: list[RunRecord]) -> CurveReport:
@@ -186,6 +192,8 @@ def analyse(spec: TableSpec, runs: list[RunRecord]) -> CurveReport:
     analysis = _Analysis(curve, cells, x, form)
     means = _means(analysis.cells, None)
     fitted, target = analysis.fits(means)
+    if fitted.get(curve.baseline) is not None:
+        analysis.better = curve_fit.improves(form, fitted[curve.baseline]) or 1
     samples: dict[str, list[tuple]] = {v.label: [] for v in curve.variants}
     savings: dict[str, list[float]] = {v.label: [] for v in curve.variants}
     rng = np.random.default_rng(0)  # the same report from the same runs
@@ -231,17 +239,19 @@ def _saving(report: CurveReport, found: Curve, analysis: _Analysis, samples: lis
     spec, metric = report.spec, report.table.metric
     baseline = next(c for c in report.curves if c.variant == spec.baseline)
     reaches = f"{baseline.variant}'s full-data {metric}"
+    if analysis.full_size is None:
+        return Saving(found.variant, text=f"{found.variant}: cannot tell, no finished run of the curves' sizes yet")
     if report.target is None:
-        return Saving(found.variant, text=f"cannot tell: {baseline.variant} has no result at the full data "
-                                          f"({analysis.full_size})")
+        return Saving(found.variant, text=f"{found.variant}: cannot tell, {baseline.variant} has no result at the "
+                                          f"full data ({analysis.full_size})")
     reaches += f" ({report.target:.4f})"
     if found.params is None:
-        return Saving(found.variant, text=f"cannot tell whether {found.variant} reaches {reaches}: {found.why}")
+        return Saving(found.variant, text=f"{found.variant}: cannot tell whether it reaches {reaches}: {found.why}")
     fraction = analysis.saving(found.params, report.target)
     ci = _quantiles(samples)
     if math.isinf(fraction):
-        level = (f" (it levels off at {found.params[0]:.4f})" if report.form.name == curve_fit.POWER_LAW
-                 else " (its curve does not rise towards it)")
+        level = (" (it does not improve with more images)" if curve_fit.improves(report.form, found.params) != analysis.better
+                 else f" (it levels off at {found.params[0]:.4f})")
         return Saving(found.variant, fraction, ci, f"{found.variant} never reaches {reaches} on its fitted curve{level}")
     interval = f" [{share(ci[0])}, {share(ci[1])}]" if ci else " (no CI: fewer than 2 seeds)"
     text = f"{found.variant} reaches {reaches} with {share(fraction)}{interval} of the images"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from dedl_experiments.report import fmt
 from dedl_experiments.report.curve_fit import value_at
@@ -22,7 +23,7 @@ def _size(report: CurveReport, label: str) -> str:
     x = report.x[label]
     if x is None:
         return f"{label} (images unknown)"
-    return f"{label} ({x:g})" if report.unit == FRACTION else f"{label} ({x:g} images)"
+    return label if report.unit == FRACTION else f"{label} ({x:g} images)"
 
 
 def _point(metric: str, values: list[float]) -> str:
@@ -68,6 +69,8 @@ def _fits_table(report: CurveReport) -> list[str]:
 def markdown(report: CurveReport) -> str:
     spec, metric = report.spec, report.table.metric
     lines = [f"#### Learning curves: {metric} against the training-set size ({spec.key}), baseline {spec.baseline}", ""]
+    if not any(cell.values for cell in report.cells):
+        return "\n".join(lines) + "\nNo finished run of its sizes and variants yet: no curves.\n"
     lines += ["How much data each variant saves: the fraction of the training images it needs to reach the "
               f"baseline's full-data score, read off its fitted curve ({_PERCENT} bootstrap CI over "
               f"{report.seeds} seeds):", ""]
@@ -80,14 +83,19 @@ def markdown(report: CurveReport) -> str:
 
 
 def to_png(report: CurveReport, path: str | Path) -> None:
-    """The metric against the training-set size (log2 axis): per variant its means with
-    {_PERCENT} CI error bars and its fitted curve (dashed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure = Figure(figsize=(7.5, 4.5), layout="constrained")
-    axes = figure.add_subplot()
+    figure(report).savefig(path, dpi=100)
+
+
+def figure(report: CurveReport) -> Figure:
+    """The metric against the training-set size (log2 axis): per variant its means with 95 % CI
+    error bars and its fitted curve (dashed); the baseline's full-data score (dotted), where a
+    variant's curve crosses it is its data-saving figure."""
+    drawn = Figure(figsize=(7.5, 4.5), layout="constrained")
+    axes = drawn.add_subplot()
     by_position = {(c.row, c.column): c for c in report.cells}
-    full = report.full
+    full, sizes, fitted = report.full, set(), False
     for index, variant in enumerate(report.spec.variants):
         colour = f"C{index % 10}"
         points = [(report.x[size.label], by_position[(size.label, variant.label)].values)
@@ -99,16 +107,28 @@ def to_png(report: CurveReport, path: str | Path) -> None:
         means = np.array([np.mean(values) for _, values in points])
         cis = [mean_ci(values) or (mean, mean) for (_, values), mean in zip(points, means)]
         errors = np.array([[mean - ci[0] for ci, mean in zip(cis, means)], [ci[1] - mean for ci, mean in zip(cis, means)]])
-        axes.errorbar(xs, means, yerr=errors, fmt="o", color=colour, capsize=4, label=f"{variant.label} (mean, {_PERCENT} CI)")
+        axes.errorbar(xs, means, yerr=errors, fmt="o", color=colour, capsize=4, label=variant.label)
+        sizes.update(xs)
         curve = next(c for c in report.curves if c.variant == variant.label)
         if curve.params is not None and full:
             grid = np.geomspace(xs.min(), xs.max(), 100)
-            axes.plot(grid, [value_at(report.form, curve.params, x / full) for x in grid], "--", color=colour,
-                      label=f"{variant.label} ({report.form.name} fit)")
+            axes.plot(grid, [value_at(report.form, curve.params, x / full) for x in grid], "--", color=colour)
+            fitted = True
+    if report.target is not None:
+        axes.axhline(report.target, color="grey", linestyle=":", linewidth=1)
     axes.set_xscale("log", base=2)
+    axes.set_xticks(sorted(sizes), [f"{x:g}" for x in sorted(sizes)])
+    axes.minorticks_off()
+    handles, labels = axes.get_legend_handles_labels()
+    extra = [(Line2D([], [], color="black", marker="o", linestyle="none"), f"mean, {_PERCENT} CI over seeds")]
+    if fitted:
+        extra.append((Line2D([], [], color="black", linestyle="--"), f"fitted {report.form.name}"))
+    if report.target is not None:
+        extra.append((Line2D([], [], color="grey", linestyle=":"), f"{report.spec.baseline}: full-data score"))
     axes.set_xlabel(f"{report.unit} (log2 scale)" if report.unit == FRACTION else f"number of {report.unit} (log2 scale)")
     axes.set_ylabel(report.table.metric)
     axes.set_title(f"{report.table.name}: learning curves, baseline {report.spec.baseline}", fontsize=10)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    figure.savefig(path, dpi=100)
+    if handles:
+        axes.legend(handles + [h for h, _ in extra], labels + [label for _, label in extra], fontsize=7,
+                    loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return drawn

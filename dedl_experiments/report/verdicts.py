@@ -356,5 +356,7 @@ def _saving(claim: SavingClaim, ev: Evidence) -> Verdict:
         parts.append(saving.text if saving is not None else f"{variant}: no learning curve")
     ours = (CONTRADICTED if -1 in states else SUPPORTED if all(state == 1 for state in states)
             else INCONCLUSIVE)
-    detail = "; ".join(parts) + f" (95 % bootstrap CI over {report.seeds if report else 0} seeds; a saving: below 1)"
+    detail = "; ".join(parts)
+    if report is not None and report.seeds:
+        detail += f" (95 % bootstrap CIs over {report.seeds} seeds; a saving is a CI below 1)"
     return Verdict(claim, NOTHING, "", ours, detail)
