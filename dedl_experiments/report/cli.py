@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
 
     single = len(options.tables) == 1
     where = options.out / (options.tables[0] if single else "<table>")
-    print(f"Written to {where}/ (.md with the runs of each cell, .csv, _comparisons.csv, .png)"
+    curves = ", _learning_curves.png" if any(report.curves for report in reports) else ""
+    print(f"Written to {where}/ (.md with the runs of each cell, .csv, _comparisons.csv, .png{curves})"
           + ("" if single else f" and {options.out / 'claims'}/ (claims.md, claims.csv)") + ".")
     if missing_store:
         print("Not logged to MLflow: the store does not exist.")

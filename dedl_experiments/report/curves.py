@@ -216,6 +216,9 @@ def analyse(spec: TableSpec, runs: list[RunRecord]) -> CurveReport:
         elif samples[variant.label]:
             found.params_ci = [_quantiles(list(column)) for column in zip(*samples[variant.label])]
         curves.append(found)
+    if 2 <= len(analysis.keys) < 5:
+        notes.append(f"Only {len(analysis.keys)} seeds: the bootstrap draws from few distinct resamples, so its "
+                     "CIs are rough.")
     report = CurveReport(curve, table, cells, comparisons, x, unit, form, curves, [], target, len(analysis.keys), notes)
     report.savings = [_saving(report, found, analysis, savings[found.variant])
                       for found in curves if found.variant != curve.baseline]
@@ -225,6 +228,8 @@ def analyse(spec: TableSpec, runs: list[RunRecord]) -> CurveReport:
 def _no_fit(form: Form | None, points: int, known: int, variant: str) -> str:
     if form is None:
         return f"{known} size(s) with a known number of images: a curve needs at least 2"
+    if points == 0:
+        return f"{variant} has no finished run"
     if points < len(form.parameters):
         return f"{variant} has results at {points} size(s); the {form.name} needs {len(form.parameters)}"
     return f"the {form.name} fit of {variant} failed"

@@ -22,7 +22,7 @@ _PERCENT = f"{100 * CONFIDENCE:g} %"
 def _size(report: CurveReport, label: str) -> str:
     x = report.x[label]
     if x is None:
-        return f"{label} (images unknown)"
+        return label
     return label if report.unit == FRACTION else f"{label} ({x:g} images)"
 
 
@@ -107,7 +107,9 @@ def figure(report: CurveReport) -> Figure:
         means = np.array([np.mean(values) for _, values in points])
         cis = [mean_ci(values) or (mean, mean) for (_, values), mean in zip(points, means)]
         errors = np.array([[mean - ci[0] for ci, mean in zip(cis, means)], [ci[1] - mean for ci, mean in zip(cis, means)]])
-        axes.errorbar(xs, means, yerr=errors, fmt="o", color=colour, capsize=4, label=variant.label)
+        # Each variant's points a little apart on the axis, so that CIs at one size do not hide each other.
+        dodge = 2.0 ** (0.03 * (index - (len(report.spec.variants) - 1) / 2))
+        axes.errorbar(xs * dodge, means, yerr=errors, fmt="o", color=colour, capsize=4, label=variant.label)
         sizes.update(xs)
         curve = next(c for c in report.curves if c.variant == variant.label)
         if curve.params is not None and full:
