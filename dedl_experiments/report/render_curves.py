@@ -78,7 +78,8 @@ def markdown(report: CurveReport) -> str:
     lines += ["", f"Mean and {_PERCENT} CI (t) per size and variant:", "", *_cells_table(report), ""]
     lines += [*_fits_table(report), ""]
     lines += [f"Note: {note}" for note in report.notes]
-    comparisons = comparisons_markdown(report.comparisons, by_fold=report.table.folds is not None)
+    comparisons = comparisons_markdown(report.comparisons, by_fold=report.table.folds is not None,
+                                       family="the learning curves'")
     return "\n".join(lines).rstrip() + "\n" + (f"\n{comparisons}" if comparisons else "")
 
 
@@ -108,7 +109,7 @@ def figure(report: CurveReport) -> Figure:
         cis = [mean_ci(values) or (mean, mean) for (_, values), mean in zip(points, means)]
         errors = np.array([[mean - ci[0] for ci, mean in zip(cis, means)], [ci[1] - mean for ci, mean in zip(cis, means)]])
         # Each variant's points a little apart on the axis, so that CIs at one size do not hide each other.
-        dodge = 2.0 ** (0.03 * (index - (len(report.spec.variants) - 1) / 2))
+        dodge = 2.0 ** (0.02 * (index - (len(report.spec.variants) - 1) / 2))
         axes.errorbar(xs * dodge, means, yerr=errors, fmt="o", color=colour, capsize=4, label=variant.label)
         sizes.update(xs)
         curve = next(c for c in report.curves if c.variant == variant.label)

@@ -171,7 +171,8 @@ def test_learning_curve_table_and_png(tmp_path: Path) -> None:
     row = next(line for line in text.splitlines() if line.startswith("| 0.0625 (4 images) |"))
     cell = report.cells[0]
     assert row.startswith(f"| 0.0625 (4 images) | {cell.mean:.4f} [") and row.endswith("(n=3) | — |")
-    assert "test_iou = a - b (n/N)^-c" in text and "#### Paired comparisons" in text
+    assert "test_iou = a - b (n/N)^-c" in text
+    assert "Holm-corrected across the learning curves' 8 test(s)" in text  # 5 sizes of APP, 3 of ImageNet
     assert f"- {APP} reaches {BASELINE}'s full-data test_iou" in text
     figure = render_curves.figure(report)
     axes = figure.axes[0]
