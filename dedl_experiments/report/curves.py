@@ -260,6 +260,8 @@ def _saving(report: CurveReport, found: Curve, analysis: _Analysis, samples: lis
         return Saving(found.variant, fraction, ci, f"{found.variant} never reaches {reaches} on its fitted curve{level}")
     interval = f" [{share(ci[0])}, {share(ci[1])}]" if ci else " (no CI: fewer than 2 seeds)"
     text = f"{found.variant} reaches {reaches} with {share(fraction)}{interval} of the images"
+    if ci and len(samples) < spec.resamples:  # the CI rests on the resamples whose curves could be fitted
+        text += f" ({spec.resamples - len(samples)} of {spec.resamples} resamples gave no figure)"
     smallest = min(found.x)
     if fraction < smallest:
         text += f" (extrapolated below the smallest size run, {share(smallest)})"

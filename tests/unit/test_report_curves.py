@@ -112,6 +112,17 @@ def test_where_the_curves_do_not_allow_a_figure_it_says_so() -> None:
     assert evaluate(claim, Evidence(spec, [], [], curves=report)).ours == INCONCLUSIVE
 
 
+def test_resamples_without_a_figure_are_counted() -> None:
+    """A size that one seed alone ran drops out of the resamples that miss that seed: with it
+    the variant has too few sizes for a curve, and the line says how many resamples gave none."""
+    spec = spec_with(resamples=100)
+    runs = runs_of(spec, {BASELINE: 1}) + runs_of(spec, {IMAGENET: 2}, sizes=("0.25", "0.5"))
+    runs += runs_of(spec, {IMAGENET: 2}, seeds=1, sizes=("1.0",))
+    saving = next(s for s in analyse(spec, runs).savings if s.variant == IMAGENET)
+    assert re.search(r"of the images \((\d+) of 100 resamples gave no figure\)$", saving.text)
+    assert 20 <= int(re.search(r"\((\d+) of 100", saving.text).group(1)) <= 50  # (4/5)^5 of them miss seed 1
+
+
 def test_a_failed_fit_and_too_few_sizes_are_said_in_words(monkeypatch) -> None:
     spec = spec_with(resamples=10)
     runs = runs_of(spec, {BASELINE: 1, APP: 2})
