@@ -68,10 +68,10 @@ PYTEST = $(BIN)/python -m pytest -n auto --maxprocesses=4 --dist loadscope
 # The tests that compare two float pipelines (within stated tolerances), once more with the CPU's
 # generic code paths, as another CPU would choose them: torch's default kernels
 # (ATEN_CPU_CAPABILITY=default) and OpenCV's unoptimised code (tests/cpu_code_paths.py).
-GENERIC_CPU_TESTS := tests/unit/test_device_augment.py tests/unit/test_inference.py \
-	tests/unit/test_deviations.py::test_rotation_marks_the_corners_it_brings_in_apart_from_padding \
-	tests/unit/test_swa.py::test_swa_weights_are_the_mean_of_the_snapshots \
-	tests/unit/test_bench.py::test_bf16_autocast_matches_fp32_for_one_training_step
+GENERIC_CPU_TESTS := tests/unit/data/test_device_augment.py tests/unit/inference/test_inference.py \
+	tests/unit/data/test_deviations.py::test_rotation_marks_the_corners_it_brings_in_apart_from_padding \
+	tests/unit/training/test_swa.py::test_swa_weights_are_the_mean_of_the_snapshots \
+	tests/unit/benchmarks/test_bench.py::test_bf16_autocast_matches_fp32_for_one_training_step
 
 test: install test-cpus ## Run the whole test suite (and the float comparisons on generic CPU code)
 	$(PYTEST)

@@ -61,16 +61,16 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from benchmarks import data_bench, sweep_bench  # noqa: E402
 from benchmarks.reference_loop import ReferenceTrainer, reference_loader  # noqa: E402
-from dedl_experiments.config import validate  # noqa: E402
+from dedl_experiments.config.checks import validate  # noqa: E402
 from dedl_experiments.data import synthetic  # noqa: E402
-from dedl_experiments.data.prepare import prepare_segmentation  # noqa: E402
-from dedl_experiments.inference import predict_tiles  # noqa: E402
-from dedl_experiments.loop import run_epoch  # noqa: E402
+from dedl_experiments.data.preparation import prepare_segmentation  # noqa: E402
+from dedl_experiments.inference.tiled import predict_tiles  # noqa: E402
+from dedl_experiments.training.loop import run_epoch  # noqa: E402
 from dedl_experiments.models.app import AutoencoderPostProcessing  # noqa: E402
 from dedl_experiments.models.segmentation import build_segmentation_model  # noqa: E402
-from dedl_experiments.peak_memory import record_peak_memory  # noqa: E402
+from dedl_experiments.placement.peak_memory import record_peak_memory  # noqa: E402
 from dedl_experiments.placement import JobPlacement  # noqa: E402
-from dedl_experiments.speed import Speed, apply_to_modules, peak_memory_mb, pick_device, speed_settings  # noqa: E402
+from dedl_experiments.placement.speed import Speed, apply_to_modules, peak_memory_mb, pick_device, speed_settings  # noqa: E402
 from dedl_experiments.tasks.segmentation import SegmentationTask  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -419,7 +419,7 @@ def count_host_syncs(setup: Setup, fw: Framework, steps: int) -> dict:
 def time_mlflow(workdir: Path, row: dict[str, float], calls: int = 5) -> dict:
     """Seconds of one epoch's `Tracker.log_metrics` into a fresh SQLite store."""
     try:
-        from dedl_experiments.tracking import Tracker
+        from dedl_experiments.tracking.mlflow_store import Tracker
     except Exception as err:  # ImportError, or a dependency of the wrong version
         return {"skipped": f"mlflow is not importable here ({type(err).__name__}: {err})"}
     start = time.perf_counter()

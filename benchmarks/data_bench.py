@@ -51,10 +51,10 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from dedl_experiments.config_files import CONF_DIR  # noqa: E402
+from dedl_experiments.config.config_files import CONF_DIR  # noqa: E402
 from dedl_experiments.data import synthetic, tiling  # noqa: E402
 from dedl_experiments.data.datasets import TileDataset  # noqa: E402
-from dedl_experiments.data.prepare import TileSplit, prepare_segmentation  # noqa: E402
+from dedl_experiments.data.preparation import TileSplit, prepare_segmentation  # noqa: E402
 from dedl_experiments.data.transforms import IGNORE, segmentation_transform  # noqa: E402
 from multirun_launchers.devices import register_resolvers  # noqa: E402
 

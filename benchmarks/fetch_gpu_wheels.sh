@@ -13,7 +13,7 @@
 #     unzip -p DEST/NAME-*.whl '*/METADATA' | grep ^Requires-Dist
 # Checked in a clean Python 3.12 venv holding only those image packages: with these wheels
 # installed as gpu_check.sh does, Hydra composes conf/, albumentations imports and
-# dedl_experiments.tracking.Tracker writes to a new SQLite store.
+# dedl_experiments.tracking.mlflow_store.Tracker writes to a new SQLite store.
 # Total about 27 MB (the device tool carries 64 MiB at most, working tree included).
 # A wheel already in DEST (any version) is kept: after changing a pin, delete DEST first
 # (pip refuses two versions of one package in one install).

@@ -1,6 +1,6 @@
 """REFERENCE training loop: written the way the paper's released notebooks train.
 
-This is NOT the framework's loop (that is `dedl_experiments.loop`). It is the baseline that
+This is NOT the framework's loop (that is `dedl_experiments.training.loop`). It is the baseline that
 `python -m benchmarks.bench` times the framework against, on the same tiles, model,
 tile size and batch size. It follows the notebooks' habits on purpose:
 

@@ -2,5 +2,5 @@
 
 They live at the repository's root and are installed as the package `dedl_experiments.conf`
 (pyproject.toml maps it here), found as `pkg://dedl_experiments.conf` from a checkout, an
-editable install and a wheel alike. Code that reads them is in dedl_experiments/config_files.py.
+editable install and a wheel alike. Code that reads them is in dedl_experiments/config/config_files.py.
 """

@@ -18,16 +18,16 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from dedl_experiments import job
-from dedl_experiments.checkpoint import CheckpointError
-from dedl_experiments.config_files import CONFIG_PATH
-from dedl_experiments.config import ConfigError, compose_error_message
+from dedl_experiments.run import job
+from dedl_experiments.training.checkpoint import CheckpointError
+from dedl_experiments.config.config_files import CONFIG_PATH
+from dedl_experiments.config.checks import ConfigError, compose_error_message
 from dedl_experiments.data.errors import DataError
-from dedl_experiments.folders import DiskFull
-from dedl_experiments.models.weights import WeightsUnavailable
-from dedl_experiments.stop import Terminated
-from dedl_experiments.sweep_callbacks import BUSY_MARKER, FAILED_MARKER, SKIPPED_MARKER
-from dedl_experiments.tracking import TrackingError
+from dedl_experiments.run.folders import DiskFull
+from dedl_experiments.models.pretrained import WeightsUnavailable
+from dedl_experiments.run.stop import Terminated
+from dedl_experiments.config.sweep_callbacks import BUSY_MARKER, FAILED_MARKER, SKIPPED_MARKER
+from dedl_experiments.tracking.store_checks import TrackingError
 from multirun_launchers.devices import register_resolvers
 
 # Problems with the user's input or environment: one clear line, no traceback.

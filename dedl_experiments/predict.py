@@ -49,15 +49,15 @@ import numpy as np
 import tifffile
 import torch
 
-from dedl_experiments.checkpoint import CheckpointError
+from dedl_experiments.training.checkpoint import CheckpointError
 from dedl_experiments.data import folder, inform
 from dedl_experiments.data.errors import DataError
-from dedl_experiments.folders import writable_folder_problem
-from dedl_experiments.inference import predict_image
-from dedl_experiments.predict_progress import Outcome, Progress, counted
-from dedl_experiments.saved_model import SavedModel, check_checkpoint_file, first_line, load_model
-from dedl_experiments.speed import pick_device
-from dedl_experiments.stop import Terminated
+from dedl_experiments.run.folders import writable_folder_problem
+from dedl_experiments.inference.tiled import predict_image
+from dedl_experiments.inference.progress import Outcome, Progress, counted
+from dedl_experiments.inference.saved_model import SavedModel, check_checkpoint_file, first_line, load_model
+from dedl_experiments.placement.speed import pick_device
+from dedl_experiments.run.stop import Terminated
 
 log = logging.getLogger("dedl_experiments.predict")
 

@@ -12,9 +12,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from dedl_experiments import components
-from dedl_experiments.config_files import CONFIG_PATH
-from dedl_experiments.config import ConfigError, validate
+from dedl_experiments.config import components
+from dedl_experiments.config.config_files import CONFIG_PATH
+from dedl_experiments.config.checks import ConfigError, validate
 from dedl_experiments.data.errors import DataError
 from multirun_launchers.devices import register_resolvers
 

@@ -17,9 +17,9 @@ import sys
 
 from omegaconf import DictConfig
 
-from dedl_experiments.models import weights
-from dedl_experiments.models.weights import PretrainedWeights
-from dedl_experiments.sweeps import expand
+from dedl_experiments.models import pretrained
+from dedl_experiments.models.pretrained import PretrainedWeights
+from dedl_experiments.config.sweeps import expand
 from dedl_experiments.tasks import task_class
 from multirun_launchers.devices import register_resolvers
 
@@ -37,14 +37,14 @@ def main(argv: list[str]) -> int:
     jobs = expand(overrides)
     wanted = sorted({n for n in map(needed, jobs) if n is not None})
     print(f"{len(jobs)} jobs need {len(wanted)} pretrained weights "
-          f"(weights directory {weights.weights_dir()}, Hugging Face cache {weights.hf_cache_dir()})")
+          f"(weights directory {pretrained.weights_dir()}, Hugging Face cache {pretrained.hf_cache_dir()})")
     missing = 0
     for item in wanted:
         source, path = item.resolve(allow_download=command == "fetch")
         if path is None:
             missing += 1
             reason = " (downloads are off: HF_HUB_OFFLINE or DEDL_OFFLINE is set)" \
-                if command == "fetch" and not weights.downloads_allowed(True) else ""
+                if command == "fetch" and not pretrained.downloads_allowed(True) else ""
             print(f"  missing  {item}{reason}")
         else:
             print(f"  {source:<9}{item}  {path}")

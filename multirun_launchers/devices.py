@@ -42,8 +42,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from dedl_experiments.config_rules import ConfigError
-from dedl_experiments.peak_memory import recorded_peak_mb
+from dedl_experiments.config.config_rules import ConfigError
+from dedl_experiments.placement.peak_memory import recorded_peak_mb
 
 log = logging.getLogger(__name__)
 

@@ -87,7 +87,7 @@ def shared_data_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def isolated_weight_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Empty weights dir and Hugging Face cache, offline; any download attempt fails."""
-    from dedl_experiments.models import weights
+    from dedl_experiments.models import pretrained
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("DEDL_WEIGHTS_DIR", str(tmp_path / "weights"))
@@ -104,7 +104,7 @@ def _fresh_stop_flag():
     """The stop flag (stop.STOP) is the process's: a test that signals itself leaves it set, and
     a job resets it when it starts, but a test that calls the loop directly would stop at once.
     Every test starts, and leaves, with no signal recorded."""
-    from dedl_experiments.stop import STOP
+    from dedl_experiments.run.stop import STOP
 
     STOP.reset()
     yield

@@ -19,8 +19,8 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from dedl_experiments.folders import DiskFull, is_disk_full, tree_size
-from dedl_experiments.locks import exclusive_lock
+from dedl_experiments.run.folders import DiskFull, is_disk_full, tree_size
+from dedl_experiments.run.locks import exclusive_lock
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dedl_experiments.data.prepare import TileSplit
+from dedl_experiments.data.preparation import TileSplit
 
 
 def item_seed(seed: int, epoch: int, item: int) -> int:

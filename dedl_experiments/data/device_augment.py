@@ -14,7 +14,7 @@ reference; this path computes the same thing:
   image and the target alike; corners brought in by the rotation get 0 in the image and
   ROTATED_IN in the target, exactly as the CPU pipeline fills them; flips follow the rotation.
 
-Measured against the CPU pipeline (tests/unit/test_device_augment.py): the same images and
+Measured against the CPU pipeline (tests/unit/data/test_device_augment.py): the same images and
 targets up to rounding ties. Where a pixel's source coordinate lies on a tie (x.5) to float32
 precision, OpenCV's SIMD code may round it to the other side than torch does, and which side
 depends on the CPU: such a pixel then holds the neighbouring source pixel (or the fill, at a
@@ -40,9 +40,9 @@ import torch
 from albumentations.augmentations.geometric import functional as fgeometric
 from torch.utils.data import RandomSampler, SequentialSampler
 
-from dedl_experiments.config_rules import ConfigError
+from dedl_experiments.config.config_rules import ConfigError
 from dedl_experiments.data.datasets import item_seed
-from dedl_experiments.data.prepare import TileSplit
+from dedl_experiments.data.preparation import TileSplit
 from dedl_experiments.data.transforms import ROTATED_IN, segmentation_transform
 
 log = logging.getLogger(__name__)

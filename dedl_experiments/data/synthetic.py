@@ -32,7 +32,7 @@ from dedl_experiments.data.inform import (
 )
 from dedl_experiments.data.synthetic_composites import write_classification_dataset
 from dedl_experiments.data.synthetic_shapes import Ellipses, gaussian_blur, rasterise
-from dedl_experiments.locks import exclusive_lock
+from dedl_experiments.run.locks import exclusive_lock
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 import timm
 from torch import nn
 
-from dedl_experiments.models.weights import create_timm_model
+from dedl_experiments.models.pretrained import create_timm_model
 
 RANDOM_INIT = "random"
 

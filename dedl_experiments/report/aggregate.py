@@ -10,7 +10,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from dedl_experiments.report.spec import Published, TableSpec
-from dedl_experiments.tracking import FOLD_TAG, SEED_TAG, recipe_params
+from dedl_experiments.tracking.run_tags import FOLD_TAG, SEED_TAG
+from dedl_experiments.tracking.cells import recipe_params
 
 # Runs that ended without a result; RUNNING runs are neither values nor failures yet.
 _UNFINISHED_STATUSES = frozenset({"FAILED", "KILLED"})

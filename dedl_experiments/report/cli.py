@@ -18,13 +18,13 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-from dedl_experiments import tracking
+from dedl_experiments.tracking import mlflow_store, run_tags, store_checks
 from dedl_experiments.report import fmt, render_curves, tables
 from dedl_experiments.report.aggregate import RunRecord
 from dedl_experiments.report.build import TableReport, build
 from dedl_experiments.report.cost import device_kind, run_seconds
 from dedl_experiments.report.mlflow_runs import load_runs
-from dedl_experiments.tracking import REPORTS_EXPERIMENT
+from dedl_experiments.tracking.run_tags import REPORTS_EXPERIMENT
 from dedl_experiments.report.options import USAGE, Options, UsageError, parse_args
 from dedl_experiments.report.render import to_csv, to_markdown, to_png
 from dedl_experiments.report.render_analysis import (
@@ -115,10 +115,10 @@ def unknown_metric(metric: str | None, runs: list[RunRecord]) -> str | None:
 
 def log_report(options: Options, reports: list[TableReport], folders: list[Path],
                verdicts: list[Verdict] = ()) -> str:
-    tracker = tracking.Tracker(options.uri, REPORTS_EXPERIMENT)
+    tracker = mlflow_store.Tracker(options.uri, REPORTS_EXPERIMENT)
     name = f"report-{options.table_arg}-{options.budget}"
-    run_id = tracker.start(name, {f"{tracking.TAG}report": "1",
-                                  f"{tracking.TAG}table": options.table_arg}).info.run_id
+    run_id = tracker.start(name, {f"{run_tags.TAG}report": "1",
+                                  f"{run_tags.TAG}table": options.table_arg}).info.run_id
     params = {"table": options.table_arg, "budget": options.budget, "init": str(options.init),
               "dataset": options.dataset, "metric": str(options.metric),
               **{f"where.{k}": v for k, v in options.where.items()}}
@@ -161,17 +161,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     try:
-        tracking.check_store_uri(options.uri)  # e.g. an in-memory store, which holds no runs
-    except tracking.TrackingError as err:
+        store_checks.check_store_uri(options.uri)  # e.g. an in-memory store, which holds no runs
+    except store_checks.TrackingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     missing_store = _store_missing(options.uri)
     runs: list[RunRecord] = []
     if not missing_store:
         try:
-            tracking.check_store(options.uri)
+            store_checks.check_store(options.uri)
             runs = load_runs(options.uri)
-        except tracking.TrackingError as err:  # a bad setting: one line, exit code 2
+        except store_checks.TrackingError as err:  # a bad setting: one line, exit code 2
             print(f"error: {err}", file=sys.stderr)
             return 2
         except Exception as err:  # an unreadable store: one line, no traceback

@@ -32,14 +32,14 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from dedl_experiments import config_files, sweeps
+from dedl_experiments.config import config_files, sweeps
 from dedl_experiments.report import claims
 from dedl_experiments.report.schema import CurveBlock, ExperimentError, ReportBlock, check
 from dedl_experiments.report.spec import (
     SIZE_KEYS, ColumnSpec, Comparison, CurveSpec, Measure, Pair, Published, RowSpec, TableSpec,
 )
 from dedl_experiments.tasks import task_class
-from dedl_experiments.tracking import REPLICATE_KEYS, flatten, recipe_params
+from dedl_experiments.tracking.cells import REPLICATE_KEYS, flatten, recipe_params
 
 # Groups whose choice the report selects otherwise: the dataset by content, the budget by option,
 # the task by its name (fixed on its own).

@@ -3,7 +3,7 @@
 A cell's runs may sit in any experiment of the project: the cell key leaves out `table`, so a
 cell that Table 2's sweep recorded in ``dedl-table2`` is also a cell of Tables 1, 6 and 3, and a
 later sweep for one of those skips it. The report therefore reads every experiment that holds
-cells (``dedl`` or ``dedl-*``, not the reports' or the claims', tracking.is_cell_experiment) and
+cells (``dedl`` or ``dedl-*``, not the reports' or the claims', mlflow_store.is_cell_experiment) and
 selects runs by their params, never by experiment.
 """
 
@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 
-from dedl_experiments import tracking
+from dedl_experiments.tracking import cells, mlflow_store
 from dedl_experiments.report.aggregate import RunRecord
-from dedl_experiments.tracking import CELL_KEY_TAG, FOLD_TAG, PARENT_TAG
+from dedl_experiments.tracking.run_tags import CELL_KEY_TAG, FOLD_TAG, PARENT_TAG
 
 PARENT_ID_TAG = "mlflow.parentRunId"
 _PAGE_SIZE = 1000
@@ -26,7 +26,7 @@ def project_experiment_ids(client: MlflowClient) -> list[str]:
     return [
         experiment.experiment_id
         for experiment in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
-        if tracking.is_cell_experiment(experiment.name)
+        if mlflow_store.is_cell_experiment(experiment.name)
     ]
 
 
@@ -96,7 +96,7 @@ def latest_per_cell(runs: list[Run]) -> list[Run]:
 # did what the added setting's default does, so it still matches the tables' recipe.
 # Runs recorded before the training-set size settings trained on all the training images.
 _ADDED_PARAMS = {"dataset.train_fraction": "1.0", "dataset.train_count": "None",
-                 **{key: str(value) for key, value in tracking.ADDED_SETTINGS.items()}}
+                 **{key: str(value) for key, value in cells.ADDED_SETTINGS.items()}}
 
 
 def _to_record(run: Run) -> RunRecord:

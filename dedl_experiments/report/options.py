@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dedl_experiments import config_files, tracking
+from dedl_experiments.config import config_files
+from dedl_experiments.tracking import mlflow_store
 from dedl_experiments.report import tables
 
 OPTIONS = ("table", "budget", "init", "dataset", "metric", "out", "tracking.uri", "config_dir",
@@ -30,7 +31,7 @@ usage: python -m dedl_experiments.report table=NAME [key=value ...]
                       test_recall_as_released, the released code's 'F1')
   where.KEY=VALUE     also require param KEY=VALUE (KEY=* drops a recipe filter)
   out=DIR             report folder (default reports/)
-  tracking.uri=URI    MLflow store (default $MLFLOW_TRACKING_URI or {tracking.DEFAULT_URI})
+  tracking.uri=URI    MLflow store (default $MLFLOW_TRACKING_URI or {mlflow_store.DEFAULT_URI})
 """
 
 
@@ -101,7 +102,7 @@ def parse_args(argv: list[str]) -> Options:
             raise UsageError(f"unknown {group} {value!r}; valid: {', '.join(valid)}")
     uri = flat.get("tracking.uri")
     if uri in (None, "", "null"):
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or mlflow_store.DEFAULT_URI
     return Options(
         tables=known if table == "all" else [table], table_arg=table, uri=uri,
         budget=budget, init=init,

@@ -11,7 +11,7 @@ from dedl_experiments.report.aggregate import Cell, RunRecord
 from dedl_experiments.report.cost import CellCost, TableCost, device_kind
 from dedl_experiments.report.fmt import format_duration, hours, is_duration
 from dedl_experiments.report.spec import Published, TableSpec
-from dedl_experiments.tracking import DEVICE_NAME_TAG
+from dedl_experiments.tracking.run_tags import DEVICE_NAME_TAG
 
 __all__ = ["format_duration", "is_duration", "run_link", "to_csv", "to_markdown", "to_png"]
 

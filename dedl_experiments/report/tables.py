@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from dedl_experiments import config_files
+from dedl_experiments.config import config_files
 from dedl_experiments.report.claims import Claim
 from dedl_experiments.report.experiment import experiment_spec
 from dedl_experiments.report.spec import TableSpec

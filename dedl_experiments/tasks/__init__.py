@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from dedl_experiments import components
+from dedl_experiments.config import components
 
 if TYPE_CHECKING:
     from dedl_experiments.tasks.base import Task

@@ -57,14 +57,14 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from dedl_experiments import components
-from dedl_experiments.config_files import PAPER_OPTIMIZER
-from dedl_experiments.config_rules import ConfigError
-from dedl_experiments.losses import build_loss, configured_class_weights
+from dedl_experiments.config import components
+from dedl_experiments.config.config_files import PAPER_OPTIMIZER
+from dedl_experiments.config.config_rules import ConfigError
+from dedl_experiments.training.losses import build_loss, configured_class_weights
 from dedl_experiments.models import count_parameters
-from dedl_experiments.models.weights import PretrainedWeights
+from dedl_experiments.models.pretrained import PretrainedWeights
 from dedl_experiments.placement import JobPlacement
-from dedl_experiments.schedules import build_scheduler, schedule_interval
+from dedl_experiments.training.schedules import build_scheduler, schedule_interval
 
 
 class Metrics(Protocol):

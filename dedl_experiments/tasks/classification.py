@@ -14,17 +14,17 @@ from torch import nn
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from torch.utils.data import DataLoader
 
-from dedl_experiments.config_rules import Rule, check_rules, optional, positive
+from dedl_experiments.config.config_rules import Rule, check_rules, optional, positive
 from dedl_experiments.data.datasets import ImageDataset
-from dedl_experiments.data.prepare_classification import PreparedClassification, prepare_classification
+from dedl_experiments.data.preparation_classification import PreparedClassification, prepare_classification
 from dedl_experiments.data.transforms import IMAGENET_MEAN, IMAGENET_STD, classification_transform
-from dedl_experiments.losses import label_class_weights
-from dedl_experiments.metrics import MultilabelMetrics
+from dedl_experiments.training.losses import label_class_weights
+from dedl_experiments.training.metrics import MultilabelMetrics
 from dedl_experiments.models import count_parameters
 from dedl_experiments.models.classification import build_classification_model
-from dedl_experiments.models.weights import PretrainedWeights
+from dedl_experiments.models.pretrained import PretrainedWeights
 from dedl_experiments.tasks.base import Task
-from dedl_experiments.visualise import classification_grid
+from dedl_experiments.tasks.visualise import classification_grid
 
 log = logging.getLogger(__name__)
 

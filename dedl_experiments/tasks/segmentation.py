@@ -12,27 +12,27 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
 
-from dedl_experiments.config_rules import (ConfigError, Rule, check_rules, non_negative, optional,
+from dedl_experiments.config.config_rules import (ConfigError, Rule, check_rules, non_negative, optional,
                                            percentile_pair, positive, positive_int)
 from dedl_experiments.data import tiling
 from dedl_experiments.data.checks import NON_FINITE
 from dedl_experiments.data.datasets import TileDataset
 from dedl_experiments.data.device_augment import (DeviceTileDataset, DeviceTileLoader, DeviceTiles,
                                                   split_nbytes, use_device_data)
-from dedl_experiments.data.prepare import PreparedSegmentation, prepare_segmentation
+from dedl_experiments.data.preparation import PreparedSegmentation, prepare_segmentation
 from dedl_experiments.data.transforms import (IGNORE, check_outside_label, segmentation_transform,
                                               target_classes)
-from dedl_experiments.inference import predict_tiles
-from dedl_experiments.losses import pixel_class_weights
-from dedl_experiments.metrics import (PADDED_METRICS, PADDED_SUFFIX, SegmentationMetrics,
+from dedl_experiments.inference.tiled import predict_tiles
+from dedl_experiments.training.losses import pixel_class_weights
+from dedl_experiments.training.metrics import (PADDED_METRICS, PADDED_SUFFIX, SegmentationMetrics,
                                       map_metrics)
 from dedl_experiments.models import count_parameters
 from dedl_experiments.models.app import AutoencoderPostProcessing
 from dedl_experiments.models.segmentation import build_segmentation_model
-from dedl_experiments.models.weights import PretrainedWeights
-from dedl_experiments.schedules import build_scheduler, schedule_interval
+from dedl_experiments.models.pretrained import PretrainedWeights
+from dedl_experiments.training.schedules import build_scheduler, schedule_interval
 from dedl_experiments.tasks.base import Task
-from dedl_experiments.visualise import segmentation_overlays
+from dedl_experiments.tasks.visualise import segmentation_overlays
 
 log = logging.getLogger(__name__)
 INFERENCE_FORMAT = "dedl-segmentation-v1"

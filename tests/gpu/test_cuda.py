@@ -17,11 +17,11 @@ import pytest
 import torch
 
 from conftest import TINY, cli_env, compose_config, run_cli
-from dedl_experiments.data.prepare import prepare_segmentation
-from dedl_experiments.loop import run_epoch
-from dedl_experiments.peak_memory import LEDGER
+from dedl_experiments.data.preparation import prepare_segmentation
+from dedl_experiments.training.loop import run_epoch
+from dedl_experiments.placement.peak_memory import LEDGER
 from dedl_experiments.placement import JobPlacement
-from dedl_experiments.speed import apply_to_modules, speed_settings
+from dedl_experiments.placement.speed import apply_to_modules, speed_settings
 from dedl_experiments.tasks.segmentation import SegmentationTask
 from forked_cli import start_forked
 
@@ -64,7 +64,7 @@ def test_a_compiled_bf16_training_epoch(tmp_path):
 
 
 # A pixel may take the source pixel on the other side of a rounding tie of its rotated source
-# coordinate (tests/unit/test_device_augment.py: at most 2e-4 of a tile's pixels between two
+# coordinate (tests/unit/data/test_device_augment.py: at most 2e-4 of a tile's pixels between two
 # CPUs); the GPU computes those coordinates with fused multiply-adds, so 10x that is allowed.
 MAX_DIFFERING_SHARE = 2e-3
 

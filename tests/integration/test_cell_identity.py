@@ -11,7 +11,8 @@ import pytest
 
 from conftest import TINY, compose_config, run_cli
 from helpers import start_cli
-from dedl_experiments import lifecycle, tracking
+from dedl_experiments.run import lifecycle
+from dedl_experiments.tracking import cells, mlflow_store, run_tags
 from dedl_experiments.data import synthetic
 
 pytestmark = pytest.mark.slow
@@ -60,7 +61,7 @@ def test_two_identical_jobs_started_together_train_the_cell_once(tmp_path, share
     runs = _runs(tmp_path)
     assert [r.info.status for r in runs if r.data.tags.get("dedl.seed") == "26"] == ["FINISHED"]
     # Both claims are closed: neither blocks a later job.
-    claims = _runs(tmp_path, tracking.CLAIMS_EXPERIMENT)
+    claims = _runs(tmp_path, run_tags.CLAIMS_EXPERIMENT)
     assert claims and all(c.info.status != "RUNNING" for c in claims)
 
 
@@ -71,10 +72,10 @@ def test_a_live_claim_from_another_host_is_respected_until_its_lease_runs_out(tm
     prepare = run_cli(args, tmp_path, module="dedl_experiments.prepare")
     digest = next(line.split()[-1] for line in prepare.stdout.splitlines()
                   if line.startswith("dataset digest"))
-    key = tracking.cell_key(compose_config(args), digest)
+    key = cells.cell_key(compose_config(args), digest)
 
-    tracker = tracking.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "dedl")
-    claims = tracker.experiment_id_of(tracking.CLAIMS_EXPERIMENT)
+    tracker = mlflow_store.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "dedl")
+    claims = tracker.experiment_id_of(run_tags.CLAIMS_EXPERIMENT)
     other = tracker.start("held elsewhere", {
         lifecycle.CLAIM_TAG: key, "dedl.host": "node-b", "dedl.pid": "4242",
         lifecycle.HEARTBEAT_TAG: f"{time.time():.3f}"}, experiment_id=claims).info.run_id
@@ -94,14 +95,14 @@ def test_a_live_claim_from_another_host_is_respected_until_its_lease_runs_out(tm
 def test_a_run_recorded_before_digests_is_adopted_when_asked(tmp_path, shared_data_dir):
     args = [*TINY, f"data_dir={shared_data_dir}"]
     cfg = compose_config(args)
-    tracker = tracking.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "dedl")
-    old = tracker.start("recorded before digests", {"dedl.cell_key": tracking.cell_key(cfg, None)})
+    tracker = mlflow_store.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "dedl")
+    old = tracker.start("recorded before digests", {"dedl.cell_key": cells.cell_key(cfg, None)})
     tracker.log_params(old.info.run_id, {"dataset.name": "synthetic"})
     tracker.end(old.info.run_id, "FINISHED")
 
     adopted = run_cli([*args, "adopt_legacy_runs=true"], tmp_path)
     assert "already FINISHED" in adopted.stdout + adopted.stderr
     tags = tracker.client.get_run(old.info.run_id).data.tags
-    assert tags["dedl.adopted_legacy_key"] == tracking.cell_key(cfg, None)
-    assert tags["dedl.cell_key"] == tracking.cell_key(cfg, tags["dedl.dataset_digest"])
+    assert tags["dedl.adopted_legacy_key"] == cells.cell_key(cfg, None)
+    assert tags["dedl.cell_key"] == cells.cell_key(cfg, tags["dedl.dataset_digest"])
     assert len(_runs(tmp_path)) == 1

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from conftest import cli_env, cuda_present, run_cli
-from dedl_experiments.checkpoint import atomic_save
+from dedl_experiments.training.checkpoint import atomic_save
 from dedl_experiments.data import inform
 from dedl_experiments.models.segmentation import build_segmentation_model
 from dedl_experiments.tasks.segmentation import INFERENCE_FORMAT

@@ -11,7 +11,7 @@ import tifffile
 import torch
 
 from conftest import cli_env
-from dedl_experiments.checkpoint import atomic_save
+from dedl_experiments.training.checkpoint import atomic_save
 from forked_cli import start_forked
 from test_predict import PREDICT, inference_checkpoint
 

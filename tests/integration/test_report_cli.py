@@ -1,7 +1,7 @@
 """`python -m dedl_experiments.report` over real runs: a tiny Table 2 sweep through the CLI, a
 failed run, the report's cells, files and MLflow run; reruns skip finished cells and `force`
 reruns are not double-counted. Then the report's run selection on hand-made records (fast).
-(Named test_report_cli.py: tests/unit/test_report.py exists, and pytest cannot collect two test
+(Named test_report_cli.py: tests/unit/report/test_report.py exists, and pytest cannot collect two test
 modules of one basename from folders without __init__.py.)"""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import TINY, compose_config, run_cli
-from dedl_experiments import tracking
+from dedl_experiments.tracking import cells
 from dedl_experiments.report import tables
 from dedl_experiments.report.aggregate import RunRecord
 from dedl_experiments.report.build import build
@@ -55,13 +55,13 @@ def log_failed_run(cwd: Path, overrides: list[str]) -> str:
     experiment_id = client.get_experiment_by_name("dedl-table2").experiment_id
     finished = job_runs(cwd)[0].data.tags
     digest = finished.get("dedl.dataset_digest")
-    tags = {"dedl.cell_key": tracking.cell_key(cfg, digest), "dedl.table": "table2", "dedl.task": "segmentation",
+    tags = {"dedl.cell_key": cells.cell_key(cfg, digest), "dedl.table": "table2", "dedl.task": "segmentation",
             "dedl.seed": str(cfg.seed), "dedl.failure": "NonFiniteLoss: loss is nan",
             **{k: v for k, v in finished.items()
                if k in ("dedl.dataset_digest", "dedl.dataset_name", "dedl.device", "dedl.device_name")}}
     run = client.create_run(experiment_id, run_name=task_class(cfg).run_name(cfg), tags=tags)
     params = [mlflow.entities.Param(k, v) for k, v in
-              tracking.flatten(OmegaConf.to_container(cfg, resolve=True)).items()]
+              cells.flatten(OmegaConf.to_container(cfg, resolve=True)).items()]
     for i in range(0, len(params), 100):
         client.log_batch(run.info.run_id, params=params[i:i + 100])
     client.set_terminated(run.info.run_id, status="FAILED")

@@ -92,7 +92,7 @@ def test_launcher_presets_compose(preset):
         assert launcher.gpus_per_node == 1 and launcher.gres is None  # a whole GPU per job
 
 
-# Pinning itself (GPU slots, shares, SLURM allocations) is tested in tests/unit/test_devices.py.
+# Pinning itself (GPU slots, shares, SLURM allocations) is tested in tests/unit/placement/test_devices.py.
 
 
 # --- real services (slow) --------------------------------------------------------------------
@@ -293,7 +293,7 @@ def test_a_cell_gives_the_same_result_in_any_pool_with_fixed_threads(tmp_path, s
 
 
 def _open_store(uri: str) -> str:
-    from dedl_experiments.tracking import Tracker
+    from dedl_experiments.tracking.mlflow_store import Tracker
 
     try:
         tracker = Tracker(uri, "dedl")

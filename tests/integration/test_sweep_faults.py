@@ -7,7 +7,8 @@ import time
 import pytest
 
 from conftest import TINY, compose_config, run_cli
-from dedl_experiments import lifecycle, tracking
+from dedl_experiments.run import lifecycle
+from dedl_experiments.tracking import cells, mlflow_store, run_tags
 from dedl_experiments.tasks import task_class
 
 pytestmark = pytest.mark.slow
@@ -47,9 +48,9 @@ def test_the_summary_tells_a_busy_cell_from_a_finished_one(tmp_path, shared_data
     digest = next(line.split()[-1] for line in prepare.stdout.splitlines()
                   if line.startswith("dataset digest"))
     cfg = compose_config(args)
-    key = tracking.cell_key(cfg, digest)
-    tracker = tracking.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "dedl")
-    claims = tracker.experiment_id_of(tracking.CLAIMS_EXPERIMENT)
+    key = cells.cell_key(cfg, digest)
+    tracker = mlflow_store.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "dedl")
+    claims = tracker.experiment_id_of(run_tags.CLAIMS_EXPERIMENT)
     tracker.start("held elsewhere", {lifecycle.CLAIM_TAG: key, "dedl.host": "node-b", "dedl.pid": "4242",
                                      lifecycle.HEARTBEAT_TAG: f"{time.time():.3f}"}, experiment_id=claims)
 

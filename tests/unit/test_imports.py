@@ -134,7 +134,7 @@ def test_no_import_cycles() -> None:
 
 def test_the_leaves_import_nothing_of_the_package() -> None:
     graph = import_graph()
-    leaves = ("dedl_experiments.config_rules", "dedl_experiments.stop", "dedl_experiments.placement")
+    leaves = ("dedl_experiments.config.config_rules", "dedl_experiments.run.stop", "dedl_experiments.placement")
     assert {leaf: graph[leaf] for leaf in leaves} == {leaf: set() for leaf in leaves}
 
 
@@ -143,7 +143,7 @@ def test_values_are_passed_down_not_imported() -> None:
     values); the tasks without the launchers' module state (the job hands them a placement)."""
     graph = import_graph()
     assert {name for name in ("checkpoint", "lifecycle", "tracking", "predict", "__main__")
-            if "dedl_experiments.loop" in graph[f"dedl_experiments.{name}"]} == set()
+            if "dedl_experiments.training.loop" in graph[f"dedl_experiments.{name}"]} == set()
     assert {m for m in graph["dedl_experiments.tracking"] if m.startswith("dedl_experiments.tasks")} == set()
     assert {m for task in ("base", "segmentation", "classification")
             for m in graph[f"dedl_experiments.tasks.{task}"] if m.startswith("multirun_launchers")} == set()

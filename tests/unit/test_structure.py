@@ -31,7 +31,7 @@ def test_no_sys_path_edits_in_the_package() -> None:
 def test_hydra_internals_only_in_the_sweep_adapter() -> None:
     users = {name for name, text in sources(*PACKAGES, "tests", "benchmarks").items()
              if re.search(r"^\s*(from|import) hydra\._internal", text, re.M)}
-    assert users == {"dedl_experiments/sweeps.py"}
+    assert users == {"dedl_experiments/config/sweeps.py"}
 
 
 # The tasks' names, as their files name them (conf/task/<name>.yaml).
@@ -64,7 +64,7 @@ def test_one_exclusive_file_lock() -> None:
     """Blocking flocks go through locks.exclusive_lock; the GPU slots of multirun_launchers take a
     non-blocking one of their own (a slot is skipped when held, not waited for)."""
     lockers = {name for name, text in sources(*PACKAGES).items() if "fcntl.flock" in text}
-    assert lockers <= {"dedl_experiments/locks.py", "multirun_launchers/devices.py"}
+    assert lockers <= {"dedl_experiments/run/locks.py", "multirun_launchers/devices.py"}
 
 
 def test_one_sample_type() -> None:
