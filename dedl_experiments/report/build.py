@@ -37,6 +37,7 @@ from dedl_experiments.report import datasets
 from dedl_experiments.report.aggregate import Cell, RunRecord, aggregate, matches
 from dedl_experiments.report.compare import ComparisonRow, compare_table
 from dedl_experiments.report.cost import TableCost, table_cost
+from dedl_experiments.report.curves import CurveReport, analyse
 from dedl_experiments.report.options import Options
 from dedl_experiments.report.spec import TableSpec
 from dedl_experiments.report.verdicts import Evidence
@@ -55,12 +56,13 @@ class TableReport:
     comparisons: list[ComparisonRow] = field(default_factory=list)
     cost: TableCost | None = None
     blocked: str = ""  # why the claims on this table cannot be judged from it
+    curves: CurveReport | None = None  # learning curves, where the table sweeps the training-set size
 
     def counts(self) -> Counter:
         return Counter(cell.status for cell in self.cells)
 
     def evidence(self) -> Evidence:
-        return Evidence(self.spec, self.cells, self.comparisons, self.blocked)
+        return Evidence(self.spec, self.cells, self.comparisons, self.blocked, self.curves)
 
 
 def varies(spec: TableSpec, key: str) -> bool:
@@ -116,7 +118,8 @@ def build(spec: TableSpec, runs: list[RunRecord], options: Options) -> TableRepo
     notes += _mixed_settings(spec, selected)
     cells = aggregate(spec, selected)
     return TableReport(spec, cells, len(selected), notes, group, datasets.roots(selected),
-                       compare_table(spec, cells), table_cost(spec, cells), blocked)
+                       compare_table(spec, cells), table_cost(spec, cells), blocked,
+                       analyse(spec, selected) if spec.curve is not None else None)
 
 
 def _why_empty(spec: TableSpec, runs: list[RunRecord], adjustable: set[str]) -> list[str]:

@@ -16,16 +16,18 @@ Kinds of claim (verdicts.py evaluates them, on the paper's printed numbers and o
 - BestClaim: the best mean among ``among`` is one of ``winners``.
 - ReferenceClaim: a cell beats a value printed for prior work, by about ``size``.
 - SpreadClaim: every listed cell's std over seeds is below ``below``.
+- SavingClaim: each listed variant of the table's learning curves (spec.CurveSpec) reaches the
+  baseline's full-data score with fewer training images (curves.py: the 95 % CI of the fraction
+  of the images it needs lies below 1).
 
-In the file, a claim is its `kind` (each, average, contrast, best, reference, spread), `id`,
-`source`, `text`, optional `note`, optional `readings` (other reasonable readings of its text:
-each a `label` and the fields it reads otherwise, e.g. {label: GELU only, items: [...]} or
+In the file, a claim is its `kind` (each, average, contrast, best, reference, spread, saving),
+`id`, `source`, `text`, optional `note`, optional `readings` (other reasonable readings of its
+text: each a `label` and the fields it reads otherwise, e.g. {label: GELU only, items: [...]} or
 {label: relative %, relative: true}; the report shows a reading wherever it changes a verdict),
-and its kind's fields: pairs of cells as lists of ItemsBlock
-(schema.py: comparison names x row keys, with the expected direction), cells as a CellsBlock
-(row keys x column labels), one cell as [row key, column label]. An item block's `expect` is ">"
-(B > A), "<" (B < A) or "exempt" (the text makes an exception of those pairs: left out of the
-claim):
+and its kind's fields: pairs of cells as lists of ItemsBlock (schema.py: comparison names x row
+keys, with the expected direction), cells as a CellsBlock (row keys x column labels), one cell as
+[row key, column label], variants as their labels. An item block's `expect` is ">" (B > A), "<"
+(B < A) or "exempt" (the text makes an exception of those pairs: left out of the claim):
 
     claims:
       - id: unet-gelu-beats-relu-except-50
@@ -111,8 +113,14 @@ class SpreadClaim(Claim):
     below: float
 
 
+@dataclass(frozen=True, kw_only=True)
+class SavingClaim(Claim):
+    variants: tuple[str, ...]  # labels of the table's learning-curve variants
+
+
 KINDS: dict[str, type[Claim]] = {"each": EachClaim, "average": AverageClaim, "contrast": ContrastClaim,
-                                 "best": BestClaim, "reference": ReferenceClaim, "spread": SpreadClaim}
+                                 "best": BestClaim, "reference": ReferenceClaim, "spread": SpreadClaim,
+                                 "saving": SavingClaim}
 _ITEMS = ("items", "others", "fallback", "fallback_others")
 _CELLS = ("among", "winners", "cells")
 
@@ -177,6 +185,14 @@ class _Reader:
         views = self.views if block.columns is None else [self.view(v, path) for v in block.columns]
         return tuple((row, view) for row in self.rows(block.rows, path) for view in views)
 
+    def variants(self, listed: list, path: str) -> tuple[str, ...]:
+        known = [variant.label for variant in self.spec.curve.variants] if self.spec.curve else []
+        for label in listed:
+            if label not in known:
+                raise ExperimentError(f"{self.where}: {path}: no learning-curve variant {label!r}; variants: "
+                                      f"{'; '.join(known) or 'none (the table sweeps no training-set size)'}")
+        return tuple(listed)
+
     def claim(self, data: dict, path: str) -> Claim:
         kind = KINDS.get(data.get("kind")) if isinstance(data, dict) else None
         if kind is None:
@@ -193,6 +209,8 @@ class _Reader:
                 value = self.items(value, f"{path}.{name}")
             elif name in _CELLS:
                 value = self.cells(value, f"{path}.{name}")
+            elif name == "variants":
+                value = self.variants(value, f"{path}.variants")
             elif name == "cell":
                 value = (self.row(value[0], f"{path}.cell"), self.view(value[1], f"{path}.cell"))
             if name != "kind":

@@ -6,7 +6,9 @@ what its runs cost (device-hours, and a projection for missing runs), the paper'
 rest on it with the paper's own support and ours; `table=all` ends with every claim's verdict.
 Printed as Markdown and written to `<out>/<table>/`: `<table>.md` (also listing each cell's
 MLflow runs), `<table>.csv` (one line per cell: raw numbers, run ids, cost),
-`<table>_comparisons.csv`, `<table>.png` and `<table>_forest.png` (forest.py); with `table=all` also `<out>/claims/claims.md` and
+`<table>_comparisons.csv`, `<table>.png`, `<table>_forest.png` (forest.py), and for a table that
+sweeps the training-set size `<table>_learning_curves.png` (report/curves.py); with `table=all`
+also `<out>/claims/claims.md` and
 `claims.csv`. All are logged as artifacts of a run `report-<table>-<budget>` in the MLflow
 experiment `dedl-reports`. Which runs count: see build.py; datasets by content: datasets.py.
 """
@@ -18,7 +20,7 @@ import urllib.parse
 from pathlib import Path
 
 from dedl_experiments.tracking import mlflow_store, run_tags, store_checks
-from dedl_experiments.report import fmt, tables
+from dedl_experiments.report import fmt, render_curves, tables
 from dedl_experiments.report.aggregate import RunRecord
 from dedl_experiments.report.build import TableReport, build
 from dedl_experiments.report.cost import device_kind, run_seconds
@@ -61,6 +63,7 @@ def markdown(report: TableReport, options: Options, verdicts: list[Verdict] = ()
     parts = [to_markdown(report.spec, report.cells) + f"\n{summary}\n{notes}",
              comparisons_markdown(report.comparisons, by_fold=report.spec.folds is not None),
              seeds_markdown(report, options.effect or report.spec.effect),
+             render_curves.markdown(report.curves) if report.curves else "",
              cost_markdown(report.cost) if report.cost else "",
              claims_markdown(list(verdicts), f"The paper's claims on {report.spec.name}", _claims_note(options))]
     return "\n".join(part for part in parts if part)
@@ -77,6 +80,8 @@ def write(report: TableReport, text: str, out: Path, uri: str = "") -> Path:
     to_png(report.spec, report.cells, folder / f"{name}.png")
     if report.comparisons:
         to_forest_png(report.spec, report.comparisons, folder / f"{name}_forest.png")
+    if report.curves is not None:
+        render_curves.to_png(report.curves, folder / f"{name}_learning_curves.png")
     return folder
 
 
@@ -217,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
 
     single = len(options.tables) == 1
     where = options.out / (options.tables[0] if single else "<table>")
-    print(f"Written to {where}/ (.md with the runs of each cell, .csv, _comparisons.csv, .png, _forest.png)"
+    curves = ", _learning_curves.png" if any(report.curves for report in reports) else ""
+    print(f"Written to {where}/ (.md with the runs of each cell, .csv, _comparisons.csv, .png, _forest.png{curves})"
           + ("" if single else f" and {options.out / 'claims'}/ (claims.md, claims.csv)") + ".")
     if missing_store:
         print("Not logged to MLflow: the store does not exist.")

@@ -12,7 +12,10 @@ the block leaves out is derived from the sweep:
   experiment composes them;
 - recipe: the task's `recipe_settings` at the composed values; folds: the task's folds per seed;
 - comparisons: each column against the first, per row (runs paired by seed);
-- metric: the task's main metric (task.monitor, on the test set); seeds: the sweep's.
+- metric: the task's main metric (task.monitor, on the test set); seeds: the sweep's;
+- curve: where the sweep varies the training-set size (spec.SIZE_KEYS), learning curves of the
+  metric against it, one per combination of the other swept keys (the block's `curve:` may name
+  the size key, the variants in the form of `columns` and the baseline; default: the first).
 
 The block is part of the composed job config but neither of a cell's identity
 (tracking.NOT_CELL_KEYS) nor of a run's params.
@@ -31,8 +34,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.config import config_files, sweeps
 from dedl_experiments.report import claims, power
-from dedl_experiments.report.schema import ExperimentError, ReportBlock, check
-from dedl_experiments.report.spec import ColumnSpec, Comparison, Measure, Pair, Published, RowSpec, TableSpec
+from dedl_experiments.report.schema import CurveBlock, ExperimentError, ReportBlock, check
+from dedl_experiments.report.spec import (
+    SIZE_KEYS, ColumnSpec, Comparison, CurveSpec, Measure, Pair, Published, RowSpec, TableSpec,
+)
 from dedl_experiments.tasks import task_class
 from dedl_experiments.tracking.cells import REPLICATE_KEYS, flatten, recipe_params
 
@@ -142,22 +147,48 @@ class _Table:
             columns = [ColumnSpec(c.label, {str(k): str(v) for k, v in c.match.items()}, c.metric,
                                   tuple(Measure(m.label, m.metric, m.scale, m.paper) for m in c.also)) for c in given]
         else:
-            axes = given if given is not None else {key: None for key in self.swept if key != row_key}
-            labelled = []
-            for key, chosen in axes.items():
-                values = self.swept.get(key, []) if chosen is None else list(chosen)
-                choices = _choices(key, values, self.extra)
-                if isinstance(chosen, dict):
-                    choices = [(str(chosen[value]), match) for value, (_, match) in zip(values, choices)]
-                labelled.append(choices)
-            columns = [ColumnSpec(" / ".join(label for label, _ in combo) or self.metric,
-                                  {k: v for _, match in combo for k, v in match.items()})
-                       for combo in itertools.product(*labelled)]
+            columns = self.combinations(given if given is not None else {key: None for key in self.swept if key != row_key})
         also = tuple(Measure(m.label.replace("{column}", c.label), m.metric, m.scale, m.paper) for c in columns
                      for m in self.block.also)
         per_column = len(self.block.also)
         return tuple(ColumnSpec(c.label, c.match, c.metric, c.also + also[i * per_column:(i + 1) * per_column])
                      for i, c in enumerate(columns))
+
+    def combinations(self, axes: dict) -> list[ColumnSpec]:
+        """A column per combination of the axes' values: swept keys -> None (all their choices,
+        labelled by their YAML) or their chosen values (a mapping: value -> label)."""
+        labelled = []
+        for key, chosen in axes.items():
+            values = self.swept.get(key, []) if chosen is None else list(chosen)
+            choices = _choices(key, values, self.extra)
+            if isinstance(chosen, dict):
+                choices = [(str(chosen[value]), match) for value, (_, match) in zip(values, choices)]
+            labelled.append(choices)
+        return [ColumnSpec(" / ".join(label for label, _ in combo) or self.metric,
+                           {k: v for _, match in combo for k, v in match.items()})
+                for combo in itertools.product(*labelled)]
+
+    def curve(self) -> CurveSpec | None:
+        """The learning curves of a sweep over the training-set size (None where it has none)."""
+        block = self.block.curve or CurveBlock()
+        key = block.size or next((key for key in self.swept if key in SIZE_KEYS), None)
+        if key is None:
+            return None
+        where = f"{self.where}: report.curve"
+        if key not in self.swept:
+            raise ExperimentError(f"{where}.size: {key} is not swept; swept: {', '.join(self.swept)}")
+        values = self.swept[key]
+        sizes = tuple(RowSpec(label, match) for label, match in _choices(key, values, self.extra))
+        # By default one variant per combination of the other keys swept over several values
+        # (the table's runs already share the single ones).
+        axes = {k: None for k, v in self.swept.items() if k != key and len(v) > 1}
+        variants = tuple(self.combinations(block.variants if block.variants is not None else axes))
+        labels = [variant.label for variant in variants]
+        baseline = block.baseline if block.baseline is not None else labels[0]
+        if baseline not in labels:
+            raise ExperimentError(f"{where}.baseline: no variant {baseline!r}; variants: {'; '.join(labels)}")
+        numbers = tuple(None if value is None or str(value) in ("None", "null") else float(value) for value in values)
+        return CurveSpec(key, sizes, numbers, variants, baseline, block.resamples)
 
     def published(self, rows: dict[str, RowSpec], columns: tuple[ColumnSpec, ...]) -> dict[tuple[str, str], Published]:
         published: dict[tuple[str, str], Published] = {}
@@ -223,7 +254,7 @@ class _Table:
             published=self.published(rows, columns), fixed=fixed, seeds=self.seeds, timed=self.block.timed,
             note=self.block.note or f"Derived from {self.where} ({what}).",
             folds=None if folds is None else len(folds),
-            effect=self.effect(),
+            effect=self.effect(), curve=self.curve(),
             recipe={key: logged[key] for key in task.recipe_settings if key in logged})
         spec = dataclasses.replace(spec, comparisons=self.comparisons(rows, spec))
         keys = {key: row.label for key, row in rows.items()}

@@ -36,9 +36,9 @@ def _entries(row: ComparisonRow) -> list[str]:
             fmt.pvalue(result.p)]
 
 
-def comparisons_markdown(rows: list[ComparisonRow], by_fold: bool = False) -> str:
+def comparisons_markdown(rows: list[ComparisonRow], by_fold: bool = False, family: str = "the table's") -> str:
     """`by_fold`: the table's cells have folds: runs pair by seed and fold, and each seed's mean
-    over its folds is one pair."""
+    over its folds is one pair; `family`: whose tests Holm's correction runs across."""
     if not rows:
         return ""
     tested = sum(1 for row in rows if row.result is not None and row.result.tested)
@@ -46,7 +46,7 @@ def comparisons_markdown(rows: list[ComparisonRow], by_fold: bool = False) -> st
                else f"the {UNIT}: runs paired by seed")
     lines = [
         f"#### Paired comparisons (B - A; unit of replication {pairing}; paired t-test, {100 * CONFIDENCE:g} % CI; "
-        f"Holm-corrected across the table's {tested} test(s), alpha {ALPHA})",
+        f"Holm-corrected across {family} {tested} test(s), alpha {ALPHA})",
         "",
         f"| Comparison (A vs B) | Pair | n | B - A (ours) | {100 * CONFIDENCE:g} % CI | p | p (Holm) | Verdict | "
         "B - A (paper) |",

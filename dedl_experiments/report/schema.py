@@ -20,6 +20,10 @@ line naming the file, the key and the valid keys (`check`).
       effect: paper                      # effect of interest for the seeds needed: paper
                                          # (each pair's printed difference) or a number, 0.02
       claims: [...]                      # the paper's claims on the table (report/claims.py)
+      curve:                             # learning curves (report/curves.py); derived where the
+        size: dataset.train_fraction     # sweep varies dataset.train_fraction or train_count
+        variants: {app: {none: No APP, gelu: GELU APP}}   # as `columns`; default: the other swept keys
+        baseline: No APP                 # default: the first variant
 
 A row's key (in `published`, in claims and row comparisons) is its choice (`resnet18`) for rows
 of a swept key, else its `label`, else its match's values joined by spaces.
@@ -77,6 +81,18 @@ class ComparisonBlock:
 
 
 @dataclass
+class CurveBlock:
+    """Learning curves: the metric against the training-set size (a swept key), one curve per
+    variant (combinations of other swept keys, given as a block's `columns`), each variant
+    compared with the baseline at every size; `resamples`: bootstrap resamples over seeds."""
+
+    size: Optional[str] = None
+    variants: Optional[dict] = None
+    baseline: Optional[str] = None
+    resamples: int = 1000
+
+
+@dataclass
 class ReportBlock:
     title: Optional[str] = None
     metric: Optional[str] = None
@@ -90,6 +106,7 @@ class ReportBlock:
     note: str = ""
     effect: Union[str, float, None] = None  # of interest, for the seeds needed: "paper" (default) or a number
     claims: list[dict] = field(default_factory=list)  # checked by report/claims.py, by kind
+    curve: Optional[CurveBlock] = None
 
 
 @dataclass

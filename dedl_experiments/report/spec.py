@@ -104,6 +104,25 @@ class Claim:
     readings: tuple = ()  # other reasonable readings of the text (claims.Reading)
 
 
+# The settings that set a run's training-set size (a fraction of the training images, a number).
+SIZE_KEYS = ("dataset.train_fraction", "dataset.train_count")
+
+
+@dataclass(frozen=True)
+class CurveSpec:
+    """Learning curves of a table that sweeps the training-set size: the metric against the
+    number of training images, one curve per variant; each variant is compared with the
+    baseline at every size (runs paired by seed) and its fitted curve gives the fraction of the
+    images it needs to reach the baseline's full-data score (report/curves.py)."""
+
+    key: str  # the swept size setting: dataset.train_fraction or dataset.train_count
+    sizes: tuple[RowSpec, ...]  # one per swept value, in the sweep's order
+    values: tuple[float | None, ...]  # each size's swept value (None: the whole training set)
+    variants: tuple[ColumnSpec, ...]
+    baseline: str  # a variant's label
+    resamples: int = 1000  # bootstrap resamples over seeds
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
@@ -123,6 +142,7 @@ class TableSpec:
     recipe: dict[str, str] = field(default_factory=dict)
     claims: tuple[Claim, ...] = ()  # the paper's claims that rest on the table
     effect: str | float = "paper"  # of interest, for the seeds a comparison needs (report/power.py)
+    curve: CurveSpec | None = None  # learning curves, where the table sweeps the training-set size
 
     def metric_for(self, column: ColumnSpec) -> str:
         return column.metric or self.metric

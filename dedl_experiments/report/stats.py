@@ -105,3 +105,15 @@ def _wilcoxon(diffs: np.ndarray) -> float | None:
     except ValueError:
         return None
     return None if np.isnan(p) else p
+
+
+def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """The t confidence interval of the values' mean (scipy.stats.ttest_1samp's); None for
+    fewer than 2 values, a zero-width interval for identical ones."""
+    array = np.asarray(values, dtype=float)
+    if len(array) < 2:
+        return None
+    if float(np.ptp(array)) <= _RELATIVE_TOLERANCE * max(1.0, float(np.max(np.abs(array)))):
+        return float(array.mean()), float(array.mean())
+    low, high = stats.ttest_1samp(array, 0.0).confidence_interval(confidence)
+    return float(low), float(high)

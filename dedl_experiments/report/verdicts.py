@@ -16,6 +16,9 @@ report cannot judge it, e.g. with metric=... replacing the table's metric):
   one significantly the other way (Holm) contradicts it, one whose mean difference is the other
   way leaves it inconclusive.
 - A SpreadClaim compares each cell's std with its bound.
+- A SavingClaim reads the learning curves' data-saving figures (curves.py): supported when every
+  listed variant's 95 % bootstrap CI of the fraction of the images lies below 1, contradicted
+  when any lies above 1 (it needs more images, or never reaches the score), inconclusive otherwise.
 Zero-variance and identical pairs, missing, failed, invalid and unlogged cells, n < 2:
 inconclusive, with the reason. A claim's other readings (`readings:` in its file) are judged too,
 and shown under its verdict where they would change it.
@@ -29,8 +32,9 @@ from dataclasses import dataclass, field
 from dedl_experiments.report import fmt, units
 from dedl_experiments.report.aggregate import Cell
 from dedl_experiments.report.claims import (
-    AverageClaim, BestClaim, Claim, ContrastClaim, EachClaim, Item, ReferenceClaim, SpreadClaim,
+    AverageClaim, BestClaim, Claim, ContrastClaim, EachClaim, Item, ReferenceClaim, SavingClaim, SpreadClaim,
 )
+from dedl_experiments.report.curves import CurveReport, analyse
 from dedl_experiments.report.compare import ComparisonRow, paired_values
 from dedl_experiments.report.effects import (
     CONSISTENT, CONTRADICTED, HOLDS, INCONCLUSIVE, LARGER, NOT_EVALUATED, SMALLER, SUPPORTED, judge,
@@ -62,6 +66,12 @@ class Evidence:
     cells: list[Cell]
     rows: list[ComparisonRow]
     blocked: str = ""  # why claims on this table cannot be judged (e.g. another metric shown)
+    curves: CurveReport | None = field(default=None, repr=False)  # its learning curves, where it has them
+
+    def learning_curves(self) -> CurveReport | None:
+        if self.curves is None and self.spec.curve is not None:
+            self.curves = analyse(self.spec, [run for cell in self.cells for run in cell.runs])
+        return self.curves
 
     def row(self, item: Item) -> ComparisonRow:
         for row in self.rows:
@@ -355,5 +365,23 @@ def _spread(claim: SpreadClaim, ev: Evidence) -> Verdict:
     return Verdict(claim, paper, paper_detail, ours, detail)
 
 
+def _saving(claim: SavingClaim, ev: Evidence) -> Verdict:
+    report = ev.learning_curves()
+    found = {saving.variant: saving for saving in report.savings} if report else {}
+    states, parts = [], []
+    for variant in claim.variants:
+        saving = found.get(variant)
+        ci = saving.ci if saving is not None and saving.fraction is not None else None
+        states.append(None if ci is None else 1 if ci[1] < 1 else -1 if ci[0] > 1 else 0)
+        parts.append(saving.text if saving is not None else f"{variant}: no learning curve")
+    ours = (CONTRADICTED if -1 in states else SUPPORTED if all(state == 1 for state in states)
+            else INCONCLUSIVE)
+    detail = "; ".join(parts)
+    if report is not None and report.seeds:
+        detail += f" (95 % bootstrap CIs over {report.seeds} seeds; a saving is a CI below 1)"
+    return Verdict(claim, NOTHING, "", ours, detail)
+
+
 _JUDGES = {EachClaim: _each, AverageClaim: _average, ContrastClaim: _contrast, BestClaim: _best,
-           ReferenceClaim: _reference, SpreadClaim: _spread}
+           ReferenceClaim: _reference, SpreadClaim: _spread,
+           SavingClaim: _saving}

@@ -267,6 +267,8 @@ def test_load_runs_skips_parent_runs(tmp_path) -> None:
     assert loaded.params["encoder.name"] == "resnet18" and loaded.metrics == {"test_iou": 0.4}
     # A setting added after the run was recorded reads as the default it then had.
     assert loaded.params["tiling.padding_label"] == "ignore"
+    # Runs recorded before the training-set size settings trained on all the training images.
+    assert (loaded.params["dataset.train_fraction"], loaded.params["dataset.train_count"]) == ("1.0", "None")
     assert runs[failed.info.run_id].status == "FAILED"
     with pytest.raises(ValueError, match="no MLflow experiment"):
         load_runs(uri, "absent")

@@ -31,7 +31,8 @@ PAPER_SUPPORT = {
         "unetpp-18-lags-5", "effnet-unet-app-consistent", "seg-small-models-gain", "cls-imagenet-most",
         "effnet-unetpp-app-5",
     },
-    "prints nothing to test it": {"effnet-unet-time-spread", "small-tiles-inflate-accuracy", "padding-inflates-accuracy"},
+    "prints nothing to test it": {"effnet-unet-time-spread", "small-tiles-inflate-accuracy", "padding-inflates-accuracy",
+                                  "data-efficient"},
 }
 
 
