@@ -103,9 +103,25 @@ def _recipe_params(params: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str]
                 break
         else:  # logged values are resolved: "${" is text, not an interpolation
             node[leaf] = node[leaf] if isinstance(node.get(leaf), dict) else value.replace("${", "\\${")
+    for path, default in ADDED_CHOICES.items():  # logged as text: "1.0", "None"
+        *heads, leaf = path.split(".")
+        node = functools.reduce(lambda node, head: node.get(head, {}) if isinstance(node, dict) else {},
+                                heads, nested)
+        if isinstance(node, dict) and leaf in node and _logged_as(node[leaf], default):
+            node[leaf] = default
     values = cell_values(OmegaConf.create(nested), dataset_digest="")
     del values["dataset_digest"]
     return tuple(flatten(values).items())
+
+
+def _logged_as(logged: str, default: Any) -> bool:
+    """Whether a logged param is a setting's default written as text (1.0 logged as "1")."""
+    if isinstance(default, float):
+        try:
+            return float(logged) == default
+        except ValueError:
+            return False
+    return logged == str(default)
 
 
 def cell_key(cfg: DictConfig, dataset_digest: str | None) -> str:

@@ -153,7 +153,8 @@ def test_report_over_a_tiny_table2_sweep(tmp_path: Path, shared_data_dir: Path) 
     assert report.data.params["table2.dataset"] == "synthetic"
     assert report.data.metrics["table2.cells_ok"] == 1 and report.data.metrics["table2.cells_failed"] == 1
     artifacts = {a.path for a in client.list_artifacts(report.info.run_id, "table2")}
-    assert artifacts == {"table2/table2.md", "table2/table2.csv", "table2/table2_comparisons.csv", "table2/table2.png"}
+    assert artifacts == {"table2/table2.md", "table2/table2.csv", "table2/table2_comparisons.csv", "table2/table2.png",
+                         "table2/table2_forest.png"}
 
     # The same sweep again runs nothing: both cells are FINISHED.
     again = run_cli(sweep, tmp_path)
@@ -178,7 +179,7 @@ def test_report_of_an_empty_store_shows_every_cell_missing(tmp_path: Path) -> No
     assert "| UNet++ ResNet-34 | missing | 0.9834 | missing | missing | missing | missing |" in proc.stdout
     assert "Traceback" not in proc.stderr
     assert {p.name for p in (tmp_path / "out" / "tiling").iterdir()} == {
-        "tiling.md", "tiling.csv", "tiling_comparisons.csv", "tiling.png"}
+        "tiling.md", "tiling.csv", "tiling_comparisons.csv", "tiling.png", "tiling_forest.png"}
     assert not (tmp_path / "mlflow.db").exists()  # a report does not create a store
 
 
@@ -236,7 +237,7 @@ def test_init_option_and_tables_that_compare_inits() -> None:
 
 
 def test_recipe_filter_where_and_mixed_settings() -> None:
-    runs = [record(value=0.4), record(value=0.2, **{"lr_schedule.name": "step"}),
+    runs = [record(value=0.4), record(value=0.2, seed="334", **{"lr_schedule.name": "step"}),
             record(value=0.3, seed="77", **{"optimizer.lr": "0.001"})]
     report = build(TABLES["table2"], runs, options("budget=smoke", "init=random"))
     assert sorted(cell(report).values) == [0.3, 0.4]  # the step-schedule ablation is left out

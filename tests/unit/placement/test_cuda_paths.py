@@ -132,6 +132,9 @@ class _Task(_Stub):
     def describe(self):
         return {}
 
+    def training_set(self):
+        return None
+
     def final_state(self, best_state, seed):
         return {}
 

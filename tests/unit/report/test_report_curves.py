@@ -215,12 +215,13 @@ def test_a_users_table_sweeping_train_count_gets_learning_curves(tmp_path: Path,
     assert spec.curve.resamples == 200 and spec.curve.key == "dataset.train_count" and spec.curve.values == (8, 16, 32, 64)
     assert [v.label for v in spec.curve.variants] == ["My Net", "ResNet-18"] and spec.curve.baseline == "My Net"
     draw = random.Random(3)
-    recorded = {"budget.name": "paper", "dataset.name": "synthetic", **spec.recipe}
+    recorded = {"budget.name": "paper", "dataset.name": "synthetic",
+                **{key: value for key, value in spec.recipe.items() if key != spec.curve.key}}
     runs = [run_in(spec, row.label, size.label, learning(value / 64 * (1 if row.label == "My Net" else 2))
                    + draw.gauss(0, 0.003), seed=seed, **recorded)
             for seed in (1, 2, 3) for row in spec.rows for size, value in zip(spec.curve.sizes, spec.curve.values)]
     monkeypatch.setattr(cli, "_store_missing", lambda uri: False)
-    monkeypatch.setattr(cli.tracking, "check_store", lambda uri: None)
+    monkeypatch.setattr(cli.store_checks, "check_store", lambda uri: None)
     monkeypatch.setattr(cli, "load_runs", lambda uri: runs)
     monkeypatch.setattr(cli, "log_report", lambda *args: "report-mine-paper")
     assert cli.main(["table=mine", f"config_dir={folder}", f"out={tmp_path / 'out'}"]) == 0
