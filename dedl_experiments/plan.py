@@ -2,7 +2,7 @@
 [run=true] [report options ...] [-- sweep overrides ...]`
 
 Plans the seeds each cell of a table needs from a pilot (the first `pilot` seeds of its seed
-sequence: the table's seeds, then 1000, 1001, ...), by the rule of report/planning.py (the pilot's
+sequence: the table's seeds, then 1000, 1001, ...), by the rule of report/analysis/planning.py (the pilot's
 pooled variance of the paired differences, never its differences or p-values), and prints per
 cell the seeds done, needed and still to run, the projected device-hours (the report's cost
 section: time per run of the cell, its row, its column or the table) and the sweep commands that
@@ -24,16 +24,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dedl_experiments.config import config_files
-from dedl_experiments.report import fmt, tables
-from dedl_experiments.report.aggregate import RunRecord, pair_key
+from dedl_experiments.report.rendering import fmt
+from dedl_experiments.report.definition import tables
+from dedl_experiments.report.cells.aggregate import RunRecord, pair_key
 from dedl_experiments.report.build import build
-from dedl_experiments.report.cost import device_kind, per_run, run_seconds
-from dedl_experiments.report.mlflow_runs import load_runs
+from dedl_experiments.report.analysis.cost import device_kind, per_run, run_seconds
+from dedl_experiments.report.loading.mlflow_runs import load_runs
 from dedl_experiments.report.options import USAGE as REPORT_USAGE
 from dedl_experiments.report.options import Options, UsageError, parse_args
-from dedl_experiments.report.planning import MAX_SEEDS, PILOT, planned_seeds, seed_sequence
-from dedl_experiments.report.power import effect_of_interest
-from dedl_experiments.report.spec import TableSpec
+from dedl_experiments.report.analysis.planning import MAX_SEEDS, PILOT, planned_seeds, seed_sequence
+from dedl_experiments.report.analysis.power import effect_of_interest
+from dedl_experiments.report.definition.spec import TableSpec
 
 USAGE = f"""\
 usage: python -m dedl_experiments.plan table=NAME [pilot={PILOT}] [max_seeds={MAX_SEEDS}] [effect=paper|NUMBER]

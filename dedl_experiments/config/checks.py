@@ -116,7 +116,7 @@ def _check_report_block(cfg: DictConfig) -> None:
     the sweep before any job trains, not the table's report after the sweep."""
     if not OmegaConf.is_dict(cfg.get("report")):
         return
-    from dedl_experiments.report.schema import ExperimentError, ReportBlock, check
+    from dedl_experiments.report.definition.schema import ExperimentError, ReportBlock, check
 
     try:
         check(OmegaConf.to_container(cfg.report, resolve=True), ReportBlock, f"experiment {cfg.get('table', '')}")

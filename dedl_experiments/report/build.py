@@ -33,14 +33,14 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
-from dedl_experiments.report import datasets
-from dedl_experiments.report.aggregate import Cell, RunRecord, aggregate, matches
-from dedl_experiments.report.compare import ComparisonRow, compare_table
-from dedl_experiments.report.cost import TableCost, table_cost
-from dedl_experiments.report.curves import CurveReport, analyse
+from dedl_experiments.report.loading import datasets
+from dedl_experiments.report.cells.aggregate import Cell, RunRecord, aggregate, matches
+from dedl_experiments.report.analysis.compare import ComparisonRow, compare_table
+from dedl_experiments.report.analysis.cost import TableCost, table_cost
+from dedl_experiments.report.analysis.curves import CurveReport, analyse
 from dedl_experiments.report.options import Options
-from dedl_experiments.report.spec import TableSpec
-from dedl_experiments.report.verdicts import Evidence
+from dedl_experiments.report.definition.spec import TableSpec
+from dedl_experiments.report.analysis.verdicts import Evidence
 
 ANY = ("*", "any")
 

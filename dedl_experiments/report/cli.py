@@ -7,7 +7,7 @@ rest on it with the paper's own support and ours; `table=all` ends with every cl
 Printed as Markdown and written to `<out>/<table>/`: `<table>.md` (also listing each cell's
 MLflow runs), `<table>.csv` (one line per cell: raw numbers, run ids, cost),
 `<table>_comparisons.csv`, `<table>.png`, `<table>_forest.png` (forest.py), and for a table that
-sweeps the training-set size `<table>_learning_curves.png` (report/curves.py); with `table=all`
+sweeps the training-set size `<table>_learning_curves.png` (report/analysis/curves.py); with `table=all`
 also `<out>/claims/claims.md` and
 `claims.csv`. All are logged as artifacts of a run `report-<table>-<budget>` in the MLflow
 experiment `dedl-reports`. Which runs count: see build.py; datasets by content: datasets.py.
@@ -20,21 +20,22 @@ import urllib.parse
 from pathlib import Path
 
 from dedl_experiments.tracking import mlflow_store, run_tags, store_checks
-from dedl_experiments.report import fmt, render_curves, tables
-from dedl_experiments.report.aggregate import RunRecord
+from dedl_experiments.report.rendering import fmt, render_curves
+from dedl_experiments.report.definition import tables
+from dedl_experiments.report.cells.aggregate import RunRecord
 from dedl_experiments.report.build import TableReport, build
-from dedl_experiments.report.cost import device_kind, run_seconds
-from dedl_experiments.report.forest import to_forest_png
-from dedl_experiments.report.mlflow_runs import load_runs
+from dedl_experiments.report.analysis.cost import device_kind, run_seconds
+from dedl_experiments.report.rendering.forest import to_forest_png
+from dedl_experiments.report.loading.mlflow_runs import load_runs
 from dedl_experiments.tracking.run_tags import REPORTS_EXPERIMENT
 from dedl_experiments.report.options import USAGE, Options, UsageError, parse_args
-from dedl_experiments.report.render import to_csv, to_markdown, to_png
-from dedl_experiments.report.render_analysis import (
+from dedl_experiments.report.rendering.render import to_csv, to_markdown, to_png
+from dedl_experiments.report.rendering.render_analysis import (
     claims_csv, claims_markdown, claims_summary, comparisons_csv, comparisons_markdown, cost_markdown, runs_markdown,
 )
-from dedl_experiments.report.power import power_rows
-from dedl_experiments.report.render_power import power_markdown
-from dedl_experiments.report.verdicts import Verdict, evaluate
+from dedl_experiments.report.analysis.power import power_rows
+from dedl_experiments.report.rendering.render_power import power_markdown
+from dedl_experiments.report.analysis.verdicts import Verdict, evaluate
 
 
 def _claims_note(options: Options) -> str:

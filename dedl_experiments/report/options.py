@@ -8,7 +8,8 @@ from pathlib import Path
 
 from dedl_experiments.config import config_files
 from dedl_experiments.tracking import mlflow_store
-from dedl_experiments.report import power, tables
+from dedl_experiments.report.analysis import power
+from dedl_experiments.report.definition import tables
 
 OPTIONS = ("table", "budget", "init", "dataset", "metric", "out", "tracking.uri", "config_dir",
            "hydra.searchpath", "where.KEY", "effect")

@@ -157,7 +157,7 @@ class Task(abc.ABC):
     summary_metric: str
     # Settings of the paper's recipe that runs outside the tables may change (ablations such as
     # lr_schedule=step or loss=ce), as logged params: where a table neither fixes nor varies one,
-    # the report counts only its runs at the table's own value (report/experiment.py), in this order.
+    # the report counts only its runs at the table's own value (report/definition/experiment.py), in this order.
     recipe_settings: tuple[str, ...] = ()
 
     # --- the config, before a job runs -----------------------------------------------------

@@ -17,12 +17,12 @@ from omegaconf import OmegaConf
 
 from conftest import TINY, compose_config, run_cli
 from dedl_experiments.tracking import cells
-from dedl_experiments.report import tables
-from dedl_experiments.report.aggregate import RunRecord
+from dedl_experiments.report.definition import tables
+from dedl_experiments.report.cells.aggregate import RunRecord
 from dedl_experiments.report.build import build
 from dedl_experiments.report.cli import main
 from dedl_experiments.report.options import Options, UsageError, parse_args
-from dedl_experiments.report.mlflow_runs import load_runs
+from dedl_experiments.report.loading.mlflow_runs import load_runs
 from dedl_experiments.tasks import task_class
 
 slow = pytest.mark.slow

@@ -22,7 +22,7 @@ from dedl_experiments.config import components, config_files, sweeps
 from dedl_experiments.tracking import cells, run_tags
 from dedl_experiments.run.folds import with_fold
 from dedl_experiments.report import cli
-from dedl_experiments.report.aggregate import RunRecord
+from dedl_experiments.report.cells.aggregate import RunRecord
 from dedl_experiments.tasks import task_class
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "reports"

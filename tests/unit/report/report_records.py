@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import itertools
 
-from dedl_experiments.report import tables
-from dedl_experiments.report.aggregate import RunRecord, aggregate
-from dedl_experiments.report.compare import compare_table
-from dedl_experiments.report.spec import TableSpec
-from dedl_experiments.report.verdicts import Evidence
+from dedl_experiments.report.definition import tables
+from dedl_experiments.report.cells.aggregate import RunRecord, aggregate
+from dedl_experiments.report.analysis.compare import compare_table
+from dedl_experiments.report.definition.spec import TableSpec
+from dedl_experiments.report.analysis.verdicts import Evidence
 
 # The package's tables, each read from its experiment file, and the claims resting on them.
 TABLES: dict[str, TableSpec] = {name: tables.spec(name) for name in tables.names()}

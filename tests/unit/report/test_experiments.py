@@ -1,6 +1,6 @@
 """The tables' sweeps (conf/experiment/<table>.yaml, each file a table): they compose, expand
 exactly as Hydra's basic sweeper does (sweeps.py), and their jobs fill every cell of the table the
-report reads from the same file (report/experiment.py), one job per cell and seed. Also the
+report reads from the same file (report/definition/experiment.py), one job per cell and seed. Also the
 Makefile's table targets, read from the experiment files, and `make demo`."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from report_records import SEEDS, TABLES
 from conftest import CONF, REPO
 from dedl_experiments.config import components, sweeps
 from dedl_experiments.config.checks import validate
-from dedl_experiments.report.aggregate import matches
+from dedl_experiments.report.cells.aggregate import matches
 from dedl_experiments.report.build import varies
 from dedl_experiments.tasks import task_class
 from dedl_experiments.tracking.cells import NOT_CELL_KEYS, NOT_CELL_PATHS, flatten

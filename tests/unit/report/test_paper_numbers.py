@@ -7,7 +7,7 @@ import pytest
 from report_records import SEEDS, TABLES as ALL_TABLES
 
 from dedl_experiments.config import config_files
-from dedl_experiments.report.spec import Published
+from dedl_experiments.report.definition.spec import Published
 
 # The paper's tables: those with printed numbers (data_efficiency, not in the paper, has none).
 TABLES = {name: spec for name, spec in ALL_TABLES.items() if spec.published}

@@ -9,9 +9,9 @@ import pytest
 from report_golden import load_runs
 
 from dedl_experiments import plan as planner
-from dedl_experiments.report import tables
+from dedl_experiments.report.definition import tables
 from dedl_experiments.report.options import parse_args
-from dedl_experiments.report.planning import seed_sequence
+from dedl_experiments.report.analysis.planning import seed_sequence
 
 
 @pytest.fixture(scope="module")

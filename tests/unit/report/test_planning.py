@@ -1,17 +1,17 @@
 """The planning rule keeps the final Holm-corrected tests honest and reaches its power: whole
-sweeps simulated at once (report/planning.py), and its parts."""
+sweeps simulated at once (report/analysis/planning.py), and its parts."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dedl_experiments.report import planning
-from dedl_experiments.report.planning import (
+from dedl_experiments.report.analysis import planning
+from dedl_experiments.report.analysis.planning import (
     holm_rejections, monte_carlo_error, planned_seeds, seed_sequence, simulate,
 )
-from dedl_experiments.report.power import POWER, detectable_effect_sizes, holm_first_level
-from dedl_experiments.report.stats import ALPHA, holm
+from dedl_experiments.report.analysis.power import POWER, detectable_effect_sizes, holm_first_level
+from dedl_experiments.report.analysis.stats import ALPHA, holm
 
 SWEEPS = 2000
 TESTS = 24

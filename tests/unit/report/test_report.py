@@ -9,11 +9,11 @@ from report_records import SEEDS, TABLES, run_in
 
 from conftest import compose_config
 from dedl_experiments.config import components
-from dedl_experiments.report.aggregate import Cell, RunRecord, aggregate
+from dedl_experiments.report.cells.aggregate import Cell, RunRecord, aggregate
 from dedl_experiments.report.build import build
 from dedl_experiments.report.options import parse_args
-from dedl_experiments.report.spec import TableSpec
-from dedl_experiments.report.render import format_duration, run_link, to_csv, to_markdown, to_png
+from dedl_experiments.report.definition.spec import TableSpec
+from dedl_experiments.report.rendering.render import format_duration, run_link, to_csv, to_markdown, to_png
 from dedl_experiments.tracking.cells import cell_values, flatten
 
 TABLE6 = TABLES["table6"]  # UNet IoU: rows ResNet-18..101, columns no/ReLU/GELU APP
@@ -246,7 +246,7 @@ def test_png_written_even_with_empty_cells(tmp_path, name: str) -> None:
 def test_load_runs_skips_parent_runs(tmp_path) -> None:
     from mlflow import MlflowClient
 
-    from dedl_experiments.report.mlflow_runs import load_runs
+    from dedl_experiments.report.loading.mlflow_runs import load_runs
     from dedl_experiments.tracking.run_tags import PARENT_TAG
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -280,7 +280,7 @@ def test_load_runs_reads_only_the_experiments_that_hold_cells(tmp_path) -> None:
     from mlflow import MlflowClient
 
     from dedl_experiments.tracking import mlflow_store, run_tags
-    from dedl_experiments.report.mlflow_runs import load_runs
+    from dedl_experiments.report.loading.mlflow_runs import load_runs
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
@@ -323,8 +323,8 @@ def test_forest_plot_of_the_comparisons(tmp_path) -> None:
     """One row per comparison: ours with its CI, the paper's difference, untested ones by status."""
     from matplotlib.figure import Figure
 
-    from dedl_experiments.report import forest
-    from dedl_experiments.report.compare import compare_table
+    from dedl_experiments.report.rendering import forest
+    from dedl_experiments.report.analysis.compare import compare_table
 
     runs = [run_in(TABLE6, "ResNet-18", column, 0.40 + gain + 0.01 * seed, seed=seed)
             for seed in (1, 2, 3) for column, gain in (("Without AE", 0.0), ("With ReLU AE", 0.02),

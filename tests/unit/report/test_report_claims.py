@@ -8,11 +8,11 @@ import random
 import pytest
 from report_records import CLAIMS, TABLES, evidence, run_in, seeds
 
-from dedl_experiments.report.aggregate import aggregate
-from dedl_experiments.report.claims import AverageClaim, ContrastClaim, EachClaim
-from dedl_experiments.report.compare import compare_table
-from dedl_experiments.report.render_analysis import claims_summary
-from dedl_experiments.report.verdicts import Evidence, evaluate
+from dedl_experiments.report.cells.aggregate import aggregate
+from dedl_experiments.report.analysis.claims import AverageClaim, ContrastClaim, EachClaim
+from dedl_experiments.report.analysis.compare import compare_table
+from dedl_experiments.report.rendering.render_analysis import claims_summary
+from dedl_experiments.report.analysis.verdicts import Evidence, evaluate
 
 BY_ID = {claim.id: claim for claim in CLAIMS}
 SEEDS5 = 5

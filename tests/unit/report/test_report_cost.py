@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from report_records import TABLES, run_in
 
-from dedl_experiments.report.aggregate import aggregate
-from dedl_experiments.report.cost import device_kind, run_seconds, table_cost
-from dedl_experiments.report.render_analysis import cost_markdown
+from dedl_experiments.report.cells.aggregate import aggregate
+from dedl_experiments.report.analysis.cost import device_kind, run_seconds, table_cost
+from dedl_experiments.report.rendering.render_analysis import cost_markdown
 
 GPU = {"dedl.device": "cuda:0", "dedl.device_name": "NVIDIA H200"}
 CPU = {"dedl.device": "cpu", "dedl.device_name": "AMD EPYC 9654"}

@@ -1,4 +1,4 @@
-"""Learning curves of tables that sweep the training-set size (report/curves.py): the fitted
+"""Learning curves of tables that sweep the training-set size (report/analysis/curves.py): the fitted
 curves recover a known data saving, the report says in words where it cannot give one, the
 learning-curve table and PNG from constructed runs, runs recorded before the sizes were logged,
 and a user's table sweeping dataset.train_count."""
@@ -16,10 +16,13 @@ from matplotlib.lines import Line2D
 from report_records import TABLES, run_in
 from test_report_generic import user_conf
 
-from dedl_experiments.report import cli, curve_fit, render_curves, tables
-from dedl_experiments.report.curves import FRACTION, IMAGES, analyse
-from dedl_experiments.report.schema import ExperimentError
-from dedl_experiments.report.verdicts import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Evidence, evaluate
+from dedl_experiments.report import cli
+from dedl_experiments.report.analysis import curve_fit
+from dedl_experiments.report.rendering import render_curves
+from dedl_experiments.report.definition import tables
+from dedl_experiments.report.analysis.curves import FRACTION, IMAGES, analyse
+from dedl_experiments.report.definition.schema import ExperimentError
+from dedl_experiments.report.analysis.verdicts import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Evidence, evaluate
 
 BASELINE, APP, IMAGENET, BOTH = ("No APP / random init", "GELU APP / random init", "No APP / ImageNet init",
                                  "GELU APP / ImageNet init")

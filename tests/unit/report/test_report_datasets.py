@@ -7,7 +7,7 @@ from report_records import TABLES, run_in
 
 from dedl_experiments.report.build import build
 from dedl_experiments.report.cli import markdown
-from dedl_experiments.report.datasets import DatasetGroup, choose, group_of
+from dedl_experiments.report.loading.datasets import DatasetGroup, choose, group_of
 from dedl_experiments.report.options import parse_args
 
 TABLE6 = TABLES["table6"]

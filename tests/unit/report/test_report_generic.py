@@ -1,6 +1,6 @@
 """Extending by adding files: a choice's display name is its YAML's `label:`, and an experiment
 file whose report block leaves out rows, columns or comparisons gets them derived from its sweep
-(report/experiment.py), in the package or in a user's config folder given to the report as
+(report/definition/experiment.py), in the package or in a user's config folder given to the report as
 `config_dir=`."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from report_records import TABLES, run_in
 
 from conftest import CONF
 from dedl_experiments.config import config_files
-from dedl_experiments.report import tables
+from dedl_experiments.report.definition import tables
 from dedl_experiments.report.build import build
-from dedl_experiments.report.experiment import experiment_spec
+from dedl_experiments.report.definition.experiment import experiment_spec
 from dedl_experiments.report.options import UsageError, parse_args
-from dedl_experiments.report.schema import ExperimentError
-from dedl_experiments.report.spec import ColumnSpec, Published, RowSpec, TableSpec
+from dedl_experiments.report.definition.schema import ExperimentError
+from dedl_experiments.report.definition.spec import ColumnSpec, Published, RowSpec, TableSpec
 
 
 def user_conf(tmp_path: Path, experiment: str, encoder_label: str | None = "My Net") -> Path:

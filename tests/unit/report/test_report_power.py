@@ -1,5 +1,5 @@
 """How many seeds a question needs: the difference a comparison's n detects and the seeds its
-effect of interest needs (report/power.py), and the line under a table (render_power.py)."""
+effect of interest needs (report/analysis/power.py), and the line under a table (render_power.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import pytest
 from statsmodels.stats.power import TTestPower
 from test_report_generic import TITLED, user_conf, with_report
 
-from dedl_experiments.report.aggregate import Cell, RunRecord
-from dedl_experiments.report.compare import ComparisonRow
-from dedl_experiments.report.experiment import experiment_spec
+from dedl_experiments.report.cells.aggregate import Cell, RunRecord
+from dedl_experiments.report.analysis.compare import ComparisonRow
+from dedl_experiments.report.definition.experiment import experiment_spec
 from dedl_experiments.report.options import UsageError, parse_args
-from dedl_experiments.report.power import PAPER, detectable_effect_sizes, parse_effect, power_rows, seeds_needed
-from dedl_experiments.report.render_power import power_markdown
-from dedl_experiments.report.schema import ExperimentError
-from dedl_experiments.report.spec import Comparison, Pair, Published
-from dedl_experiments.report.stats import paired
+from dedl_experiments.report.analysis.power import PAPER, detectable_effect_sizes, parse_effect, power_rows, seeds_needed
+from dedl_experiments.report.rendering.render_power import power_markdown
+from dedl_experiments.report.definition.schema import ExperimentError
+from dedl_experiments.report.definition.spec import Comparison, Pair, Published
+from dedl_experiments.report.analysis.stats import paired
 
 
 def test_seeds_needed_is_statsmodels_sample_size_rounded_up() -> None:

@@ -11,10 +11,10 @@ import pytest
 from report_records import TABLES, evidence, run_in, seeds
 from scipy import stats
 
-from dedl_experiments.report.aggregate import aggregate
+from dedl_experiments.report.cells.aggregate import aggregate
 
-from dedl_experiments.report.render_analysis import comparisons_csv, comparisons_markdown
-from dedl_experiments.report.stats import holm, paired, versus
+from dedl_experiments.report.rendering.render_analysis import comparisons_csv, comparisons_markdown
+from dedl_experiments.report.analysis.stats import holm, paired, versus
 
 TABLE6 = TABLES["table6"]
 # Student's t quantile for a two-sided 95 % interval with 2 degrees of freedom. With df = 2 the

@@ -9,11 +9,11 @@ import random
 import pytest
 from report_records import CLAIMS, TABLES, evidence, seeds
 
-from dedl_experiments.report import claims
-from dedl_experiments.report.effects import judge
-from dedl_experiments.report.schema import ExperimentError
-from dedl_experiments.report import stats
-from dedl_experiments.report.verdicts import evaluate
+from dedl_experiments.report.analysis import claims
+from dedl_experiments.report.analysis.effects import judge
+from dedl_experiments.report.definition.schema import ExperimentError
+from dedl_experiments.report.analysis import stats
+from dedl_experiments.report.analysis.verdicts import evaluate
 
 BY_ID = {claim.id: claim for claim in CLAIMS}
 

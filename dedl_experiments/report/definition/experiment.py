@@ -33,9 +33,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.config import config_files, sweeps
-from dedl_experiments.report import claims, power
-from dedl_experiments.report.schema import CurveBlock, ExperimentError, ReportBlock, check
-from dedl_experiments.report.spec import (
+from dedl_experiments.report.analysis import claims, power
+from dedl_experiments.report.definition.schema import CurveBlock, ExperimentError, ReportBlock, check
+from dedl_experiments.report.definition.spec import (
     SIZE_KEYS, ColumnSpec, Comparison, CurveSpec, Measure, Pair, Published, RowSpec, TableSpec,
 )
 from dedl_experiments.tasks import task_class

@@ -4,10 +4,10 @@ inconclusive comparisons would cost (from the cost section's time per run)."""
 
 from __future__ import annotations
 
-from dedl_experiments.report import fmt
-from dedl_experiments.report.aggregate import Cell, pair_key
-from dedl_experiments.report.cost import TableCost, per_run
-from dedl_experiments.report.power import MOST_SEEDS, PAPER, POWER, PowerRow
+from dedl_experiments.report.rendering import fmt
+from dedl_experiments.report.cells.aggregate import Cell, pair_key
+from dedl_experiments.report.analysis.cost import TableCost, per_run
+from dedl_experiments.report.analysis.power import MOST_SEEDS, PAPER, POWER, PowerRow
 
 Position = tuple[str, str]  # (row label, view label)
 

@@ -44,8 +44,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from dedl_experiments.report.schema import CellsBlock, ExperimentError, ItemsBlock, check, keys
-from dedl_experiments.report.spec import Claim, TableSpec
+from dedl_experiments.report.definition.schema import CellsBlock, ExperimentError, ItemsBlock, check, keys
+from dedl_experiments.report.definition.spec import Claim, TableSpec
 
 Position = tuple[str, str]  # (row label, view label)
 EXEMPT = "exempt"  # an item block's expect: pairs the claim's text makes an exception of

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from dedl_experiments.report.power import holm_first_level, seeds_needed
-from dedl_experiments.report.stats import ALPHA
+from dedl_experiments.report.analysis.power import holm_first_level, seeds_needed
+from dedl_experiments.report.analysis.stats import ALPHA
 
 PILOT = 3
 MAX_SEEDS = 10

@@ -19,8 +19,8 @@ line naming the file, the key and the valid keys (`check`).
       note: where the paper contradicts itself
       effect: paper                      # effect of interest for the seeds needed: paper
                                          # (each pair's printed difference) or a number, 0.02
-      claims: [...]                      # the paper's claims on the table (report/claims.py)
-      curve:                             # learning curves (report/curves.py); derived where the
+      claims: [...]                      # the paper's claims on the table (report/analysis/claims.py)
+      curve:                             # learning curves (report/analysis/curves.py); derived where the
         size: dataset.train_fraction     # sweep varies dataset.train_fraction or train_count
         variants: {app: {none: No APP, gelu: GELU APP}}   # as `columns`; default: the other swept keys
         baseline: No APP                 # default: the first variant
@@ -105,7 +105,7 @@ class ReportBlock:
     timed: str = ""
     note: str = ""
     effect: Union[str, float, None] = None  # of interest, for the seeds needed: "paper" (default) or a number
-    claims: list[dict] = field(default_factory=list)  # checked by report/claims.py, by kind
+    claims: list[dict] = field(default_factory=list)  # checked by report/analysis/claims.py, by kind
     curve: Optional[CurveBlock] = None
 
 

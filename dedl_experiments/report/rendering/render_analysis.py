@@ -6,14 +6,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from dedl_experiments.report import fmt
-from dedl_experiments.report.aggregate import Cell
-from dedl_experiments.report.compare import ComparisonRow
-from dedl_experiments.report.cost import BASES, TableCost
-from dedl_experiments.report.render import run_link
-from dedl_experiments.report.stats import ALPHA, CONFIDENCE
-from dedl_experiments.report.units import UNIT
-from dedl_experiments.report.verdicts import Verdict
+from dedl_experiments.report.rendering import fmt
+from dedl_experiments.report.cells.aggregate import Cell
+from dedl_experiments.report.analysis.compare import ComparisonRow
+from dedl_experiments.report.analysis.cost import BASES, TableCost
+from dedl_experiments.report.rendering.render import run_link
+from dedl_experiments.report.analysis.stats import ALPHA, CONFIDENCE
+from dedl_experiments.report.cells.units import UNIT
+from dedl_experiments.report.analysis.verdicts import Verdict
 
 
 def _paper_diff(row: ComparisonRow) -> str:

@@ -10,9 +10,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from dedl_experiments.report.compare import ComparisonRow
-from dedl_experiments.report.fmt import is_duration
-from dedl_experiments.report.spec import TableSpec
+from dedl_experiments.report.analysis.compare import ComparisonRow
+from dedl_experiments.report.rendering.fmt import is_duration
+from dedl_experiments.report.definition.spec import TableSpec
 
 _OURS, _PAPER = "C0", "C3"
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dedl_experiments.report import units
-from dedl_experiments.report.aggregate import Cell
-from dedl_experiments.report.spec import Comparison, Pair, Published, TableSpec
-from dedl_experiments.report.stats import ALPHA, TestResult, holm, paired
+from dedl_experiments.report.cells import units
+from dedl_experiments.report.cells.aggregate import Cell
+from dedl_experiments.report.definition.spec import Comparison, Pair, Published, TableSpec
+from dedl_experiments.report.analysis.stats import ALPHA, TestResult, holm, paired
 
 Key = tuple[str, str]
 _UNUSABLE = (("failed", "failed"), ("not_logged", "not logged"), ("missing", "missing"))

@@ -1,4 +1,4 @@
-"""Every table the report knows: each experiment file (report/experiment.py), the package's
+"""Every table the report knows: each experiment file (report/definition/experiment.py), the package's
 conf/experiment/ and any user folder on the search path (`config_dir=` or `hydra.searchpath=` of
 the report), and the claims resting on them."""
 
@@ -8,9 +8,9 @@ import re
 from collections.abc import Iterable
 
 from dedl_experiments.config import config_files
-from dedl_experiments.report.claims import Claim
-from dedl_experiments.report.experiment import experiment_spec
-from dedl_experiments.report.spec import TableSpec
+from dedl_experiments.report.analysis.claims import Claim
+from dedl_experiments.report.definition.experiment import experiment_spec
+from dedl_experiments.report.definition.spec import TableSpec
 
 
 def _natural(name: str) -> list:

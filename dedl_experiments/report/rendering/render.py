@@ -7,10 +7,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from dedl_experiments.report.aggregate import Cell, RunRecord
-from dedl_experiments.report.cost import CellCost, TableCost, device_kind
-from dedl_experiments.report.fmt import format_duration, hours, is_duration
-from dedl_experiments.report.spec import Published, TableSpec
+from dedl_experiments.report.cells.aggregate import Cell, RunRecord
+from dedl_experiments.report.analysis.cost import CellCost, TableCost, device_kind
+from dedl_experiments.report.rendering.fmt import format_duration, hours, is_duration
+from dedl_experiments.report.definition.spec import Published, TableSpec
 from dedl_experiments.tracking.run_tags import DEVICE_NAME_TAG
 
 __all__ = ["format_duration", "is_duration", "run_link", "to_csv", "to_markdown", "to_png"]

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dedl_experiments.report.aggregate import RunRecord
+from dedl_experiments.report.cells.aggregate import RunRecord
 from dedl_experiments.tracking.run_tags import DATASET_DIGEST_TAG as DIGEST_TAG, DATASET_NAME_TAG as NAME_TAG
 LEGACY = "before-digests"
 _HEX = re.compile(r"[0-9a-f]{4,}")

@@ -113,7 +113,7 @@ class CurveSpec:
     """Learning curves of a table that sweeps the training-set size: the metric against the
     number of training images, one curve per variant; each variant is compared with the
     baseline at every size (runs paired by seed) and its fitted curve gives the fraction of the
-    images it needs to reach the baseline's full-data score (report/curves.py)."""
+    images it needs to reach the baseline's full-data score (report/analysis/curves.py)."""
 
     key: str  # the swept size setting: dataset.train_fraction or dataset.train_count
     sizes: tuple[RowSpec, ...]  # one per swept value, in the sweep's order
@@ -141,7 +141,7 @@ class TableSpec:
     # outside the tables are left out where the table neither fixes nor varies the setting.
     recipe: dict[str, str] = field(default_factory=dict)
     claims: tuple[Claim, ...] = ()  # the paper's claims that rest on the table
-    effect: str | float = "paper"  # of interest, for the seeds a comparison needs (report/power.py)
+    effect: str | float = "paper"  # of interest, for the seeds a comparison needs (report/analysis/power.py)
     curve: CurveSpec | None = None  # learning curves, where the table sweeps the training-set size
 
     def metric_for(self, column: ColumnSpec) -> str:

@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dedl_experiments.report import curve_fit, units
-from dedl_experiments.report.aggregate import Cell, RunRecord, aggregate
-from dedl_experiments.report.compare import ComparisonRow, compare_table
-from dedl_experiments.report.curve_fit import Form
-from dedl_experiments.report.spec import Comparison, CurveSpec, Pair, TableSpec
-from dedl_experiments.report.stats import CONFIDENCE
+from dedl_experiments.report.analysis import curve_fit
+from dedl_experiments.report.cells import units
+from dedl_experiments.report.cells.aggregate import Cell, RunRecord, aggregate
+from dedl_experiments.report.analysis.compare import ComparisonRow, compare_table
+from dedl_experiments.report.analysis.curve_fit import Form
+from dedl_experiments.report.definition.spec import Comparison, CurveSpec, Pair, TableSpec
+from dedl_experiments.report.analysis.stats import CONFIDENCE
 
 IMAGES_PARAM = "n_train_images"
 IMAGES, FRACTION = "training images", "fraction of the training images"

@@ -10,7 +10,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from dedl_experiments.report.spec import Published, TableSpec
+from dedl_experiments.report.definition.spec import Published, TableSpec
 from dedl_experiments.tracking.run_tags import FOLD_TAG, SEED_TAG
 from dedl_experiments.tracking.cells import recipe_params
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from dedl_experiments.report.aggregate import Cell, RunRecord, newest
-from dedl_experiments.report.fmt import is_duration
+from dedl_experiments.report.cells.aggregate import Cell, RunRecord, newest
+from dedl_experiments.report.rendering.fmt import is_duration
 from dedl_experiments.tracking.run_tags import DEVICE_NAME_TAG
 
 UNIT = "seed"

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from statsmodels.stats.power import TTestPower
 
-from dedl_experiments.report.compare import ComparisonRow
-from dedl_experiments.report.stats import ALPHA
+from dedl_experiments.report.analysis.compare import ComparisonRow
+from dedl_experiments.report.analysis.stats import ALPHA
 
 POWER = 0.8
 PAPER = "paper"

@@ -14,7 +14,7 @@ claimed decrease), relative to A for relative claims.
 
 from __future__ import annotations
 
-from dedl_experiments.report.stats import TestResult
+from dedl_experiments.report.analysis.stats import TestResult
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED = "supported", "contradicted", "inconclusive", "not evaluated"
 SMALLER, LARGER, CONSISTENT = "smaller than claimed", "larger than claimed", "consistent with the claim"

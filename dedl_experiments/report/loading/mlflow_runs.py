@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run, ViewType
 
 from dedl_experiments.tracking import cells, mlflow_store
-from dedl_experiments.report.aggregate import RunRecord
+from dedl_experiments.report.cells.aggregate import RunRecord
 from dedl_experiments.tracking.run_tags import CELL_KEY_TAG, FOLD_TAG, PARENT_TAG
 
 PARENT_ID_TAG = "mlflow.parentRunId"

@@ -18,8 +18,8 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
-from dedl_experiments.report.aggregate import Cell, RunRecord, pair_key
-from dedl_experiments.report.spec import TableSpec
+from dedl_experiments.report.cells.aggregate import Cell, RunRecord, pair_key
+from dedl_experiments.report.definition.spec import TableSpec
 from dedl_experiments.tracking.run_tags import DEVICE_NAME_TAG, DEVICE_TAG, FOLDS_TAG
 
 BASES = ("the cell's own runs", "the same row", "the same column", "the table")

@@ -10,11 +10,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from dedl_experiments.report import fmt
-from dedl_experiments.report.curve_fit import value_at
-from dedl_experiments.report.curves import FRACTION, CurveReport
-from dedl_experiments.report.render_analysis import comparisons_markdown
-from dedl_experiments.report.stats import CONFIDENCE, mean_ci
+from dedl_experiments.report.rendering import fmt
+from dedl_experiments.report.analysis.curve_fit import value_at
+from dedl_experiments.report.analysis.curves import FRACTION, CurveReport
+from dedl_experiments.report.rendering.render_analysis import comparisons_markdown
+from dedl_experiments.report.analysis.stats import CONFIDENCE, mean_ci
 
 _PERCENT = f"{100 * CONFIDENCE:g} %"
 

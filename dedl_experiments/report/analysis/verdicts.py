@@ -29,18 +29,19 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from dedl_experiments.report import fmt, units
-from dedl_experiments.report.aggregate import Cell
-from dedl_experiments.report.claims import (
+from dedl_experiments.report.rendering import fmt
+from dedl_experiments.report.cells import units
+from dedl_experiments.report.cells.aggregate import Cell
+from dedl_experiments.report.analysis.claims import (
     AverageClaim, BestClaim, Claim, ContrastClaim, EachClaim, Item, ReferenceClaim, SavingClaim, SpreadClaim,
 )
-from dedl_experiments.report.curves import CurveReport, analyse
-from dedl_experiments.report.compare import ComparisonRow, paired_values
-from dedl_experiments.report.effects import (
+from dedl_experiments.report.analysis.curves import CurveReport, analyse
+from dedl_experiments.report.analysis.compare import ComparisonRow, paired_values
+from dedl_experiments.report.analysis.effects import (
     CONSISTENT, CONTRADICTED, HOLDS, INCONCLUSIVE, LARGER, NOT_EVALUATED, SMALLER, SUPPORTED, judge,
 )
-from dedl_experiments.report.spec import TableSpec
-from dedl_experiments.report.stats import ALPHA, TestResult, paired, versus
+from dedl_experiments.report.definition.spec import TableSpec
+from dedl_experiments.report.analysis.stats import ALPHA, TestResult, paired, versus
 
 __all__ = ["CONSISTENT", "CONTRADICTED", "INCONCLUSIVE", "LARGER", "NOT_EVALUATED", "SMALLER", "SUPPORTED",
            "Evidence", "Verdict", "evaluate"]
