@@ -158,7 +158,8 @@ class _Analysis:
         self.better = 1  # the way scores improve: the way the baseline's curve moves with more images
         self.sizes = [(size.label, x[size.label] / full) for size in spec.sizes if x[size.label] is not None]
         self.full_size = max(self.sizes, key=lambda s: s[1])[0] if self.sizes else None
-        by_key = {(c.row, c.column): units.by_key(c) for c in cells}
+        # Resampled by seed, the unit of replication: a seed's fold models are one draw.
+        by_key = {(c.row, c.column): units.by_seed(c) for c in cells}
         self.keys = sorted({key for values in by_key.values() for key in values})
         position = {key: i for i, key in enumerate(self.keys)}
         self.cells = {p: (np.array([position[k] for k in v], dtype=int), np.array(list(v.values()), dtype=float))

@@ -85,11 +85,16 @@ def paired_differences(a: Cell, b: Cell) -> list[float]:
     return [y - x for x, y in zip(a_means, b_means)]
 
 
-def seed_values(cell: Cell) -> list[float]:
-    """The cell's value per seed (the mean over its folds)."""
+def by_seed(cell: Cell) -> dict[Key, float]:
+    """The cell's value per seed, (seed, ""): the mean over its folds."""
     values = by_key(cell)
-    _, (means,) = _per_seed(sorted(values, key=sortable), values)
-    return means
+    keys, (means,) = _per_seed(sorted(values, key=sortable), values)
+    return dict(zip(keys, means))
+
+
+def seed_values(cell: Cell) -> list[float]:
+    """The cell's value per seed (the mean over its folds), in seed order."""
+    return list(by_seed(cell).values())
 
 
 def invalid_runs(*cells: Cell) -> int:

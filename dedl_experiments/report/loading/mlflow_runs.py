@@ -94,9 +94,9 @@ def latest_per_cell(runs: list[Run]) -> list[Run]:
 
 # Settings added after runs were recorded, as params those runs would have logged: an older run
 # did what the added setting's default does, so it still matches the tables' recipe.
-# Runs recorded before the training-set size settings trained on all the training images.
-_ADDED_PARAMS = {"dataset.train_fraction": "1.0", "dataset.train_count": "None",
-                 **{key: str(value) for key, value in cells.ADDED_SETTINGS.items()}}
+# (Runs recorded before the training-set size settings trained on all the training images:
+# those settings are among cells.ADDED_SETTINGS at their defaults.)
+_ADDED_PARAMS = {key: str(value) for key, value in cells.ADDED_SETTINGS.items()}
 
 
 def _to_record(run: Run) -> RunRecord:

@@ -243,3 +243,13 @@ def test_curve_block_errors_name_the_file_and_what_is_allowed(tmp_path: Path) ->
     with pytest.raises(ExperimentError, match=r"report.curve.size: encoder.name is not swept; swept: encoder, "):
         tables.spec("mine", [str(folder)])
     assert TABLES["table2"].curve is None  # the paper's tables sweep no size
+
+
+def test_the_bootstrap_draws_whole_seeds_where_cells_have_folds() -> None:
+    """The fold models of one seed are one replicate: 3 seeds x 2 folds are 3 seeds, not 6."""
+    spec = spec_with(resamples=50)
+    runs = [dataclasses.replace(run, run_id=f"{run.run_id}-{fold}", params={**run.params, "fold": fold},
+                                tags={**run.tags, "dedl.fold": fold, "dedl.folds": "2"})
+            for run in runs_of(spec, {BASELINE: 1.0, APP: 2.0}, seeds=3) for fold in ("0", "1")]
+    report = analyse(spec, runs)
+    assert report.seeds == 3
