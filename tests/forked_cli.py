@@ -47,7 +47,10 @@ _threads_when_pinned: int | None = None  # set by prepare_to_fork; None: never f
 # What the CLI imports, imported once by the test process.
 WARM = ["dedl_experiments.__main__", "dedl_experiments.tasks.segmentation",
         "dedl_experiments.tasks.classification", "dedl_experiments.report.cli",
-        "dedl_experiments.predict", "dedl_experiments.prepare", "hydra_plugins"]
+        "dedl_experiments.predict", "dedl_experiments.prepare", "hydra_plugins",
+        # MLflow's SQLite store, imported on a job's first store call (about 1 s a CLI run).
+        "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.db.utils", "alembic.command",
+        "alembic.runtime.migration", "sqlalchemy.dialects.sqlite"]
 
 
 def _thread_count() -> int:
