@@ -273,18 +273,24 @@ def _fresh_python(code: list[str], tmp_path: Path) -> str:
     return proc.stdout
 
 
-def test_importing_registers_no_resolver_and_register_resolvers_does(tmp_path):
-    """The presets' resolvers come from one explicit call, never as a side effect of an import."""
-    out = _fresh_python(["-c", "import multirun_launchers.devices as d, dedl_experiments.run.job, "
-                         "dedl_experiments.__main__; from omegaconf import OmegaConf; "
-                         "print([OmegaConf.has_resolver(n) for n in d.RESOLVERS]); "
-                         "d.register_resolvers(); d.register_resolvers(); "
-                         "print([OmegaConf.has_resolver(n) for n in d.RESOLVERS])"], tmp_path)
-    assert out.split("\n")[:2] == [str([False] * 4), str([True] * 4)]
+# One fresh process for both checks: it imports the CLI's modules (no resolver yet), then runs
+# the CLI as `python -m dedl_experiments` would, which must register them before composing.
+RESOLVERS_IN_A_FRESH_PROCESS = """\
+import runpy, sys
+import multirun_launchers.devices as d, dedl_experiments.run.job, dedl_experiments.__main__
+from omegaconf import OmegaConf
+print([OmegaConf.has_resolver(n) for n in d.RESOLVERS])
+sys.argv = ["dedl_experiments", "hydra/launcher=gpus", "--cfg", "hydra", "--resolve"]
+runpy.run_module("dedl_experiments", run_name="__main__", alter_sys=True)
+d.register_resolvers()  # a second call changes nothing
+print([OmegaConf.has_resolver(n) for n in d.RESOLVERS])
+"""
 
 
-@pytest.mark.slow
-def test_the_cli_registers_the_resolvers_before_composing(tmp_path):
-    """`python -m dedl_experiments` resolves the gpus preset's pool size in a fresh process."""
-    out = _fresh_python(["-m", "dedl_experiments", "hydra/launcher=gpus", "--cfg", "hydra", "--resolve"], tmp_path)
-    assert "n_jobs: " in out and "${dedl_pool_size" not in out
+def test_resolvers_come_from_one_explicit_call_that_the_cli_makes_before_composing(tmp_path):
+    """The presets' resolvers are never registered as a side effect of an import, and
+    `python -m dedl_experiments` resolves the gpus preset's pool size in a fresh process."""
+    out = _fresh_python(["-c", RESOLVERS_IN_A_FRESH_PROCESS], tmp_path).split("\n")
+    assert out[0] == str([False] * 4) and out[-2] == str([True] * 4), out
+    hydra_config = "\n".join(out[1:-2])
+    assert "n_jobs: " in hydra_config and "${dedl_pool_size" not in hydra_config
