@@ -1,12 +1,14 @@
 """Extending by adding files, outside the package: a user's config folder holds a new encoder
-(ResNet-18's file under another name and label) and a new table (an experiment file sweeping it
-and ResNet-18 over 2 seeds). The real CLI runs the sweep with that folder on Hydra's search path
-and the report finds the table there; nothing in the package changes."""
+(ResNet-18's file under another name and label) and new tables (an experiment file sweeping it
+and ResNet-18 over 2 seeds; an Adam-vs-AdamW ablation). The real CLI runs the sweeps with that
+folder on Hydra's search path and the report finds the tables there; nothing in the package
+changes."""
 
 from __future__ import annotations
 
 import csv
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,27 +34,39 @@ report:
 """
 
 
-def sweep_and_report(tmp_path: Path, data_dir: Path, files: dict[str, str], table: str):
-    """A user's config folder holding `files`: the sweep of its experiment `table` on tiny data
-    (the CLI's output), then the table's report (its output), from the folder `work`."""
-    conf = tmp_path / "my_conf"
-    for name, text in files.items():
-        (conf / name).parent.mkdir(parents=True, exist_ok=True)
-        (conf / name).write_text(text)
-    cwd = tmp_path / "work"
-    cwd.mkdir()
+def sweep_and_report(conf: Path, cwd: Path, data_dir: Path, table: str):
+    """The sweep of the user's experiment `table` on tiny data (the CLI's output), then the
+    table's report (its output), from the folder `cwd`."""
     sweep = run_cli(["-m", f"+experiment={table}", f"hydra.searchpath=[file://{conf}]", *TINY,
                      f"data_dir={data_dir}"], cwd)
     report = run_cli([f"table={table}", f"config_dir={conf}", "budget=smoke", "init=random"], cwd,
                      module="dedl_experiments.report")
-    return sweep, report, cwd
+    return sweep, report
 
 
-def test_a_users_encoder_and_table_sweep_and_report(tmp_path: Path, shared_data_dir: Path) -> None:
+@pytest.fixture(scope="module")
+def users_tables(tmp_path_factory, shared_data_dir: Path, empty_store: Path):
+    """A user's config folder with an encoder and two tables of their own, both swept into one
+    store and reported: `mine` (their encoder against ResNet-18), then `optimizers` (Adam
+    against AdamW), whose Adam cells are `mine`'s ResNet-18 cells."""
+    root = tmp_path_factory.mktemp("extend")
+    conf = root / "my_conf"
     encoder = (CONF / "encoder" / "resnet18.yaml").read_text().replace("name: resnet18", "name: mynet")
-    sweep, report, cwd = sweep_and_report(tmp_path, shared_data_dir, {
-        "encoder/mynet.yaml": re.sub(r"(?m)^label: .*$", "label: My Net", encoder),
-        "experiment/mine.yaml": EXPERIMENT}, "mine")
+    files = {"encoder/mynet.yaml": re.sub(r"(?m)^label: .*$", "label: My Net", encoder),
+             "experiment/mine.yaml": EXPERIMENT, "experiment/optimizers.yaml": OPTIMIZERS}
+    for name, text in files.items():
+        (conf / name).parent.mkdir(parents=True, exist_ok=True)
+        (conf / name).write_text(text)
+    cwd = root / "work"
+    cwd.mkdir()
+    shutil.copyfile(empty_store, cwd / "mlflow.db")
+    return cwd, {table: sweep_and_report(conf, cwd, shared_data_dir, table)
+                 for table in ("mine", "optimizers")}
+
+
+def test_a_users_encoder_and_table_sweep_and_report(users_tables) -> None:
+    cwd, tables = users_tables
+    sweep, report = tables["mine"]
     assert "4 runs in sqlite:///mlflow.db" in sweep.stdout
     assert "seg-unet-mynet-app_none-cosine-random-smoke-s77" in sweep.stdout
 
@@ -101,14 +115,16 @@ report:
 """
 
 
-def test_a_users_optimizer_ablation_sweeps_and_reports(tmp_path: Path, shared_data_dir: Path) -> None:
+def test_a_users_optimizer_ablation_sweeps_and_reports(users_tables) -> None:
     """An Adam-vs-AdamW table from a user's config folder alone: the optimizer group's choices
-    are swept like any other group's, and the report shows their columns, compared and claimed."""
-    sweep, report, cwd = sweep_and_report(tmp_path, shared_data_dir,
-                                          {"experiment/optimizers.yaml": OPTIMIZERS}, "optimizers")
-    assert "4 runs in sqlite:///mlflow.db" in sweep.stdout
+    are swept like any other group's, and the report shows their columns, compared and claimed.
+    Its Adam cells are the paper's optimiser, so the ResNet-18 cells `mine` trained are the
+    same cells (old cell keys unchanged): only the AdamW cells train."""
+    cwd, tables = users_tables
+    sweep, report = tables["optimizers"]
+    assert "2 runs in sqlite:///mlflow.db, 2 cells skipped" in sweep.stdout
     # The paper's optimiser is left out of a run's name, another one is named.
-    assert "seg-unet-resnet18-app_none-cosine-random-smoke-s26" in sweep.stdout
+    assert "skip seg-unet-resnet18-app_none-cosine-random-smoke-s26" in sweep.stdout + sweep.stderr
     assert "seg-unet-resnet18-app_none-adamw-cosine-random-smoke-s77" in sweep.stdout
 
     out = report.stdout
