@@ -10,7 +10,11 @@ reset first. `DEDL_TEST_SUBPROCESS=1` runs every CLI call as a plain subprocess 
 libgomp's OpenMP thread pool does not survive fork: a child of a process whose torch ran on
 several threads hangs at its first parallel region. The test process therefore runs torch on
 one thread (`prepare_to_fork`, as PyTorch's DataLoader workers do) and, should it have started
-more threads since, runs the CLI as a plain subprocess (with a warning) instead of forking.
+more native threads since (OpenMP, BLAS, OpenCV pools), runs the CLI as a plain subprocess (with
+a warning) instead of forking. Threads started by Python code (tqdm's monitor, MLflow's
+telemetry consumer, which some tests start) are not counted: the child does not run them, and
+the locks Python keeps for them (logging's, threading's) are reset in a forked child; counting
+them once made every later CLI test of that worker a 10 s slower subprocess.
 
 CUDA does not survive fork either: a child cannot use CUDA once the test process has asked the
 CUDA runtime anything (torch marks the child "in bad fork" even after a mere
@@ -54,7 +58,8 @@ WARM = ["dedl_experiments.__main__", "dedl_experiments.tasks.segmentation",
 
 
 def _thread_count() -> int:
-    return len(os.listdir("/proc/self/task"))
+    """This process's native threads: its OS threads less those Python's threading runs."""
+    return len(os.listdir("/proc/self/task")) - threading.active_count()
 
 
 def prepare_to_fork() -> None:
@@ -75,7 +80,7 @@ def _can_fork() -> bool:
             or not os.path.isdir("/proc/self/task")):
         return False
     if _thread_count() > _threads_when_pinned:
-        warnings.warn(f"the test process runs {_thread_count()} threads (it had "
+        warnings.warn(f"the test process runs {_thread_count()} native threads (it had "
                       f"{_threads_when_pinned}): a forked CLI could hang, so it runs as a subprocess")
         return False
     if torch.cuda.is_initialized():  # a test ran on the GPU: a forked child could not

@@ -4,6 +4,7 @@ use CUDA."""
 
 import os
 import signal
+import threading
 import warnings
 
 import pytest
@@ -36,10 +37,29 @@ def test_a_forked_child_gives_what_a_subprocess_gives(tmp_path, monkeypatch):
     assert forked.stderr == plain.stderr and "Expecting value" in forked.stderr
 
 
-def test_more_threads_than_when_prepared_runs_a_subprocess(tmp_path, monkeypatch):
-    monkeypatch.setattr(forked_cli, "_threads_when_pinned", 0)
+def test_more_native_threads_than_when_prepared_runs_a_subprocess(tmp_path, monkeypatch):
+    monkeypatch.setattr(forked_cli, "_threads_when_pinned", forked_cli._thread_count() - 1)
     with pytest.warns(UserWarning, match="runs as a subprocess"):
         assert _run(tmp_path).returncode == 1
+
+
+def test_a_python_thread_of_the_test_process_does_not_stop_forking(tmp_path, monkeypatch):
+    """A thread some test started (tqdm's monitor, MLflow's telemetry consumer) leaves the CLI
+    forked: the child runs without it."""
+    forks = []
+    fork = forked_cli.ForkedProcess
+    monkeypatch.setattr(forked_cli, "ForkedProcess", lambda *a, **k: forks.append(a) or fork(*a, **k))
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback warning
+            assert _run(tmp_path).returncode == 1
+    finally:
+        stop.set()
+        thread.join()
+    assert len(forks) == 1
 
 
 def test_a_background_child_has_its_own_pid_and_takes_signals(tmp_path):

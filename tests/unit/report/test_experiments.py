@@ -208,7 +208,8 @@ def test_demo_is_six_cells_of_table2() -> None:
 
 
 def make_dry_run(*args: str) -> list[str]:
-    proc = subprocess.run(["make", "-n", "-s", *args], cwd=REPO, capture_output=True, text=True, check=True)
+    """The commands `make` would run for `args`, the install left out (-o install)."""
+    proc = subprocess.run(["make", "-n", "-s", "-o", "install", *args], cwd=REPO, capture_output=True, text=True, check=True)
     return [line for line in proc.stdout.splitlines() if "dedl_experiments" in line]
 
 
