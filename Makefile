@@ -81,22 +81,16 @@ demo: install ## Table 2 in small: UNet-ResNet18, no / ReLU / GELU APP x 2 seeds
 	$(REPORT) table=table2 budget=smoke init=random
 
 # pytest-xdist: one worker per core (at most 4), each test module on one worker (module fixtures
-# such as a shared sweep run once).
-PYTEST = $(BIN)/python -m pytest -n auto --maxprocesses=4 --dist loadscope
+# such as a shared sweep run once), in the order tests/conftest.py gives them (modules with slow
+# tests first) rather than xdist's (modules with most tests first, which left the few-test
+# sweep modules to the end).
+PYTEST = $(BIN)/python -m pytest -n auto --maxprocesses=4 --dist loadscope --no-loadscope-reorder
 
-# The tests that compare two float pipelines (within stated tolerances), once more with the CPU's
-# generic code paths, as another CPU would choose them: torch's default kernels
-# (ATEN_CPU_CAPABILITY=default) and OpenCV's unoptimised code (tests/cpu_code_paths.py).
-GENERIC_CPU_TESTS := tests/unit/data/test_device_augment.py tests/unit/inference/test_inference.py \
-	tests/unit/data/test_deviations.py::test_rotation_marks_the_corners_it_brings_in_apart_from_padding \
-	tests/unit/training/test_swa.py::test_swa_weights_are_the_mean_of_the_snapshots \
-	tests/unit/benchmarks/test_bench.py::test_bf16_autocast_matches_fp32_for_one_training_step
-
-test: install test-cpus ## Run the whole test suite (and the float comparisons on generic CPU code)
+test: install ## Run the whole test suite (with the float comparisons once more on generic CPU code)
 	$(PYTEST)
 
 test-cpus: install ## The float-comparison tests on generic CPU code (torch, OpenCV), as another CPU runs them
-	ATEN_CPU_CAPABILITY=default DEDL_TEST_GENERIC_CPU_CODE=1 $(BIN)/python -m pytest -n 0 -q $(GENERIC_CPU_TESTS)
+	$(BIN)/python -m pytest -n 0 -q tests/unit/test_generic_cpu_code.py
 
 test-fast: install ## The inner loop: every test not marked slow (no CLI sweeps, servers or installs)
 	$(PYTEST) -m "not slow"

@@ -43,16 +43,18 @@ def cuda_present() -> bool:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Tests marked `gpu` are skipped without a CUDA GPU, and run last: once a test has used
+    """Modules with tests marked `slow` (CLI sweeps, servers: up to a minute each) first, so that
+    pytest-xdist hands them out early and the session does not end on one worker finishing a
+    sweep while the other idles (`make test` keeps this order: --no-loadscope-reorder).
+    Tests marked `gpu` are skipped without a CUDA GPU, and run last: once a test has used
     CUDA in this process, CLI runs can no longer be forked from it (forked_cli.py)."""
     gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
-    if not gpu:
-        return
-    if not cuda_present():
+    if gpu and not cuda_present():
         skip = pytest.mark.skip(reason="needs a CUDA GPU")
         for item in gpu:
             item.add_marker(skip)
-    items[:] = [item for item in items if item not in gpu] + gpu
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: (item in gpu, item.path not in slow_modules))  # stable
 
 
 def compose_config(overrides: list[str] | None = None):

@@ -21,7 +21,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import CONF, TINY, cli_env, run_cli
-from multirun_launchers.devices import available_cpus, visible_gpus
+from multirun_launchers.devices import visible_gpus
 from slurm_cluster import slurm  # noqa: F401  (pytest fixture)
 
 SEARCHPATH = "hydra.searchpath=[pkg://multirun_launchers/conf]"

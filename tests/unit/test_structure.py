@@ -121,4 +121,5 @@ def test_the_package_root_holds_the_entry_points_and_the_tests_mirror_the_stages
     assert stages - tested == set(), "stages without a tests/unit/<stage>/ folder"
     # At the top only what spans the package (imports, shape) or tests the test harness itself.
     assert {path.name for path in (REPO / "tests" / "unit").glob("*.py")} <= {
-        "test_imports.py", "test_structure.py", "test_forked_cli.py", "test_gpu_tests.py"}
+        "test_imports.py", "test_structure.py", "test_forked_cli.py", "test_gpu_tests.py",
+        "test_generic_cpu_code.py"}
