@@ -53,8 +53,9 @@ def pytest_collection_modifyitems(config, items) -> None:
         skip = pytest.mark.skip(reason="needs a CUDA GPU")
         for item in gpu:
             item.add_marker(skip)
+    on_gpu = {id(item) for item in gpu}
     slow_modules = {item.path for item in items if item.get_closest_marker("slow") is not None}
-    items.sort(key=lambda item: (item in gpu, item.path not in slow_modules))  # stable
+    items.sort(key=lambda item: (id(item) in on_gpu, item.path not in slow_modules))  # stable
 
 
 def compose_config(overrides: list[str] | None = None):

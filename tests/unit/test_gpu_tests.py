@@ -30,20 +30,34 @@ def test_the_gpu_marker_is_registered():
     assert any(m.startswith("gpu:") for m in markers)
 
 
-def _item(name: str, gpu: bool):
+def _item(name: str, gpu: bool = False, slow: bool = False, module: str = "test_unit.py"):
     added = []
-    return SimpleNamespace(name=name, added=added, add_marker=added.append,
-                           get_closest_marker=lambda marker: object() if gpu and marker == "gpu" else None)
+    marks = {name for name, on in (("gpu", gpu), ("slow", slow)) if on}
+    return SimpleNamespace(name=name, added=added, add_marker=added.append, path=module,
+                           get_closest_marker=lambda marker: object() if marker in marks else None)
 
 
 @pytest.mark.parametrize("has_gpu", [False, True])
 def test_gpu_tests_are_skipped_without_a_gpu_and_run_last(monkeypatch, has_gpu):
     monkeypatch.setattr(conftest, "cuda_present", lambda: has_gpu)
-    items = [_item("a", False), _item("on_gpu", True), _item("b", False)]
+    items = [_item("a"), _item("on_gpu", gpu=True), _item("b")]
     conftest.pytest_collection_modifyitems(None, items)
     assert [i.name for i in items] == ["a", "b", "on_gpu"]
     skipped = [i.name for i in items if any(m.name == "skip" for m in i.added)]
     assert skipped == ([] if has_gpu else ["on_gpu"])
+
+
+def test_modules_with_slow_tests_come_first_whole_and_in_their_order(monkeypatch):
+    """pytest-xdist (--no-loadscope-reorder) hands modules out in this order: the sweep modules
+    early, not last on one worker while the other idles."""
+    monkeypatch.setattr(conftest, "cuda_present", lambda: False)
+    items = [_item("unit"), _item("fast_of_mixed", module="test_mixed.py"),
+             _item("on_gpu", gpu=True, slow=True, module="test_gpu.py"),
+             _item("sweep", slow=True, module="test_mixed.py"),
+             _item("cli", slow=True, module="test_cli.py"), _item("unit2")]
+    conftest.pytest_collection_modifyitems(None, items)
+    assert [i.name for i in items] == ["fast_of_mixed", "sweep", "cli", "unit", "unit2", "on_gpu"]
+    assert "--no-loadscope-reorder" in (REPO / "Makefile").read_text()
 
 
 def test_the_gpu_check_runs_the_gpu_tests_first_within_its_8_minutes():
