@@ -12,7 +12,10 @@ thread per core. A pool runs `k` jobs per GPU at once (`speed.jobs_per_gpu`, def
   can pile them up when they end out of order.
 * cores: each concurrent job gets `cpus // pool size` torch threads (at least 1), `cpus` being
   the cores this process may run on (a SLURM allocation's, not the node's), and at most as
-  many DataLoader workers (the job's placement.JobPlacement carries both to its task).
+  many DataLoader workers (the job's placement.JobPlacement carries both to its task). Where
+  OMP_NUM_THREADS is set, no job gets more torch threads than it says: a job run alone takes
+  torch's default, which honours it, and a sweep's jobs keep to the same limit (a shared
+  node's, or a machine whose other cores are busy).
 * `speed.cpu_threads=N` fixes the torch threads of every job instead. On CPU a result depends
   on the thread count (the order of float sums in convolutions changes with it), so only a
   fixed count gives the same cell result whatever the pool size; `auto` (the default) favours
@@ -94,6 +97,13 @@ def visible_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def thread_limit() -> int | None:
+    """The torch threads OMP_NUM_THREADS allows, or None where it is unset or not a whole
+    number >= 1 (torch ignores such a value too)."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) >= 1 else None
+
+
 def _effective_jobs(n_jobs: int | None, cpus: int) -> int:
     """joblib's meaning of n_jobs: -1 = one per CPU, -2 = all but one, ..., None = 1."""
     if not n_jobs:
@@ -104,17 +114,18 @@ def _effective_jobs(n_jobs: int | None, cpus: int) -> int:
 
 
 def plan(job_num: int, n_jobs: int | None, *, n_gpus: int, cpus: int,
-         torch_threads: int | None = None, slot: int | None = None) -> Placement:
+         torch_threads: int | None = None, slot: int | None = None,
+         limit: int | None = None) -> Placement:
     """Where job `job_num` of a pool of `n_jobs` concurrent jobs runs (nothing applied).
 
     k = ceil(pool / GPUs) jobs share a GPU; the job's slot (`job_num % pool` unless claimed)
     picks GPU `slot % n_gpus`, so the first jobs of a pool go to different GPUs. Each job gets
-    `cpus // pool` cores (at least 1) for its torch threads (unless `torch_threads` fixes
-    them) and at most as many loader workers."""
+    `cpus // pool` cores (at least 1) for its torch threads, at most `limit` (thread_limit()),
+    unless `torch_threads` fixes them, and at most `cpus // pool` loader workers."""
     pool = _effective_jobs(n_jobs, cpus)
     slot = job_num % pool if slot is None else slot
     share = max(1, cpus // pool)
-    threads = torch_threads or share
+    threads = torch_threads or min(share, limit or share)
     if n_gpus > 0:
         gpu = slot % n_gpus
         return Placement(f"cuda:{gpu}", gpu, n_gpus, math.ceil(pool / n_gpus), pool, cpus,
@@ -166,11 +177,12 @@ def apply(placement: Placement) -> Placement:
 
 def pin_device(job_num: int, n_jobs: int | None, *, n_gpus: int | None = None,
                cpus: int | None = None, torch_threads: int | None = None,
-               slot_dir: Path | None = None) -> dict:
+               slot_dir: Path | None = None, limit: int | None = None) -> dict:
     """Pin this process to job `job_num`'s device and core share; returns what was chosen.
 
     `n_gpus` and `cpus` default to what this process sees (given by tests); with `slot_dir`
-    the job claims a free slot of the pool there (see the module's docstring)."""
+    the job claims a free slot of the pool there (see the module's docstring); `limit`: the
+    most torch threads a share may have (thread_limit())."""
     n_gpus = visible_gpus() if n_gpus is None else n_gpus
     cpus = cpus or available_cpus()
     pool = _effective_jobs(n_jobs, cpus)
@@ -181,7 +193,7 @@ def pin_device(job_num: int, n_jobs: int | None, *, n_gpus: int | None = None,
             log.warning("all %d device slots in %s are taken: job #%d shares slot %d", pool,
                         slot_dir, job_num, job_num % pool)
     return apply(plan(job_num, n_jobs, n_gpus=n_gpus, cpus=cpus, torch_threads=torch_threads,
-                      slot=slot)).as_dict()
+                      slot=slot, limit=limit)).as_dict()
 
 
 def cpu_threads_setting(value) -> int | None:
@@ -219,6 +231,7 @@ def pin_current_job() -> dict:
     cfg = _job_config()
     threads = cpu_threads_setting(OmegaConf.select(cfg, "speed.cpu_threads", default=None)
                                   if cfg is not None else None)
+    limit = thread_limit()
     target = str(hc.launcher.get("_target_", ""))
     n_jobs = hc.launcher.get("n_jobs")
     if target.endswith("SlurmLauncher"):
@@ -228,18 +241,19 @@ def pin_current_job() -> dict:
         k = OmegaConf.select(cfg, "speed.jobs_per_gpu", default=1) if cfg is not None else 1
         chosen = apply(Placement("cuda:0" if n_gpus else "cpu", 0 if n_gpus else None, n_gpus,
                                  k if isinstance(k, int) and n_gpus else 1, 1, cpus,
-                                 threads or cpus, cpus, None)).as_dict()
+                                 threads or min(cpus, limit or cpus), cpus, None)).as_dict()
     elif n_jobs is not None:
         # A pool (joblib): n_jobs jobs at once, each claims a slot of the pool.
         slot_dir = Path(hc.sweep.dir) / ".device_slots"
-        chosen = pin_device(int(job_num), n_jobs, torch_threads=threads, slot_dir=slot_dir)
+        chosen = pin_device(int(job_num), n_jobs, torch_threads=threads, slot_dir=slot_dir,
+                            limit=limit)
     else:
         # One job at a time (basic launcher) or all at once (submitit's local executor, which
         # shows every job this machine's GPUs, `slurm_local_gpus`): spread by job
         # number, all cores.
         n_gpus = visible_gpus()
         chosen = apply(plan(int(job_num), None, n_gpus=n_gpus, cpus=available_cpus(),
-                            torch_threads=threads, slot=int(job_num))).as_dict()
+                            torch_threads=threads, slot=int(job_num), limit=limit)).as_dict()
     log.info("job #%s pinned to %s", job_num, ", ".join(f"{k}={v}" for k, v in chosen.items()))
     return chosen
 

@@ -15,7 +15,11 @@ TINY = {"tile": 32, "batch": 2, "height": 64, "width": 80}
 
 
 @pytest.mark.slow
-def test_the_sweep_section_after_the_mlflow_section_counts_its_cells(tmp_path: Path) -> None:
+def test_the_sweep_section_after_the_mlflow_section_counts_its_cells(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The sweep's jobs inherit this environment: one torch thread each, as every CLI run of the
+    # tests (conftest.cli_env), since the other test worker keeps the other core busy.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
     lines: list[str] = []
     report = bench.run(steps=1, repeats=1, warmup=1, device="cpu", workdir=tmp_path, workers=0,

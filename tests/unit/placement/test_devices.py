@@ -20,8 +20,10 @@ from multirun_launchers import devices
 
 
 @pytest.fixture(autouse=True)
-def _restore_threads_and_placement():
+def _restore_threads_and_placement(monkeypatch):
     threads = torch.get_num_threads()
+    # The shares below are the cores'; a test of OMP_NUM_THREADS's limit sets it.
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     yield
     torch.set_num_threads(threads)
     devices._release_slot()
@@ -180,6 +182,27 @@ def test_slurm_local_says_when_it_cannot_keep_a_gpu_selection(monkeypatch, caplo
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
     assert devices.slurm_local_gpus() == 2
     assert "the jobs see GPUs 0,1" in caplog.text and "CUDA_VISIBLE_DEVICES=2,3" in caplog.text
+
+
+@pytest.mark.parametrize("launcher,n_jobs", [("gpus", 2), ("basic", None), ("slurm", None)])
+def test_omp_num_threads_limits_a_jobs_share(hydra_job, tmp_path, monkeypatch, launcher, n_jobs):
+    """A job run alone takes torch's default threads, which honour OMP_NUM_THREADS; a sweep's
+    jobs (a pool's share, all cores one at a time, a SLURM allocation) keep to it too. A fixed
+    speed.cpu_threads is an explicit choice and wins; a value torch ignores is ignored."""
+    if launcher == "slurm":
+        monkeypatch.setenv("SLURM_JOB_ID", "1234")
+    monkeypatch.setattr(devices, "visible_gpus", lambda: 0)
+    monkeypatch.setattr(devices, "available_cpus", lambda: 8)
+    overrides = {"basic": [], "gpus": ["hydra/launcher=gpus", "speed.jobs_per_gpu=2"],
+                 "slurm": ["hydra/launcher=slurm"]}[launcher]
+    for value, threads in (("1", 1), ("3", 3), ("16", 8 // (n_jobs or 1)), ("0", 8 // (n_jobs or 1)),
+                           ("two", 8 // (n_jobs or 1))):
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+        hydra_job(overrides, 0, tmp_path)
+        assert devices.pin_current_job()["torch_threads"] == threads, value
+        assert torch.get_num_threads() == threads
+        hydra_job([*overrides, "speed.cpu_threads=2"], 0, tmp_path)
+        assert devices.pin_current_job()["torch_threads"] == 2, value
 
 
 def test_outside_a_multirun_nothing_changes(hydra_job, tmp_path):
