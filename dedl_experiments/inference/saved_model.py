@@ -12,6 +12,7 @@ import torch
 from dedl_experiments.training.checkpoint import CheckpointError, load
 from dedl_experiments.data import inform
 from dedl_experiments.data.errors import DataError
+from dedl_experiments.models import load_saved_state, unused_state_keys
 from dedl_experiments.models.segmentation import build_segmentation_model
 from dedl_experiments.tasks.segmentation import INFERENCE_FORMAT
 
@@ -53,11 +54,13 @@ def shape_of(value: object) -> object:
 
 
 def load_weights(path: Path, net: torch.nn.Module, state_dict: object) -> None:
-    """Load `state_dict`, or name in one line how it differs from what the network holds."""
+    """Load `state_dict`, or name in one line how it differs from what the network holds (the
+    state the network never reads may be left out: models.state_to_save)."""
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"checkpoint {path}: 'state_dict' is not a dict of tensors")
     expected = net.state_dict()
-    missing = [key for key in expected if key not in state_dict]
+    unused = unused_state_keys(net)
+    missing = [key for key in expected if key not in state_dict and key not in unused]
     unexpected = [key for key in state_dict if key not in expected]
     reshaped = [f"{key} is {shape_of(state_dict[key])} in the checkpoint, {tuple(value.shape)} "
                 f"in the network" for key, value in expected.items()
@@ -71,7 +74,7 @@ def load_weights(path: Path, net: torch.nn.Module, state_dict: object) -> None:
         problems.append(f"{len(reshaped)} of another shape (first {reshaped[0]})")
     if not problems:
         try:
-            net.load_state_dict(state_dict)
+            load_saved_state(net, state_dict)
             return
         except RuntimeError as err:  # whatever the checks above do not foresee
             problems.append(first_line(err))

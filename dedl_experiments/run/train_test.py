@@ -13,6 +13,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from dedl_experiments.training import checkpoint
+from dedl_experiments.models import load_saved_state
 from dedl_experiments.config import components
 from dedl_experiments.tracking import cells, mlflow_store, run_tags
 from dedl_experiments.training.loop import FitSettings, FitState, fit
@@ -57,7 +58,7 @@ def train_and_test(cfg: DictConfig, task: Task, settings: FitSettings, tracker: 
     state = fit(task, settings, state, speed, on_epoch_end)
     test_start = time.perf_counter()
     final = task.final_state(state.best_state, cfg.seed)
-    task.network().load_state_dict(final)
+    load_saved_state(task.network(), final)
     test, extras = task.test_metrics(cfg.train.batch_size)
     result = {f"test_{k}": v for k, v in test.items()} | {
         "train_time_s": state.train_seconds, "epochs_run": state.epoch,

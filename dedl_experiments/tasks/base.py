@@ -65,7 +65,7 @@ from dedl_experiments.config.config_files import PAPER_OPTIMIZER
 from dedl_experiments.config.config_rules import ConfigError
 from dedl_experiments.data import subsets
 from dedl_experiments.training.losses import build_loss, configured_class_weights
-from dedl_experiments.models import count_parameters
+from dedl_experiments.models import count_parameters, state_to_save
 from dedl_experiments.models.pretrained import PretrainedWeights
 from dedl_experiments.placement import JobPlacement
 from dedl_experiments.training.schedules import build_scheduler, schedule_interval
@@ -272,8 +272,9 @@ class Task(abc.ABC):
                 scheduler.step()
 
     def inference_state(self) -> dict[str, torch.Tensor]:
-        """The weights kept when the monitored validation metric improves."""
-        return self.network().state_dict()
+        """The weights kept when the monitored validation metric improves (without the state
+        the network never reads, models.state_to_save)."""
+        return state_to_save(self.network())
 
     # --- checkpoints ----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dedl_experiments.models import load_saved_state, state_to_save
 from dedl_experiments.run.folders import DiskFull, is_disk_full
 from dedl_experiments.run.stop import STOP, disk_full_for_test, fault_for_test_at, pause_for_test
 from dedl_experiments.tasks.base import Task
@@ -154,7 +155,7 @@ def training_state(task: Task, fit_state: dict, scaler: torch.amp.GradScaler) ->
     """Everything a rerun needs to continue bit-equal: the task's modules, optimisers,
     schedulers and `extra_state()`, the loss scaler, the loop's state and the RNG states."""
     return {
-        "modules": {k: m.state_dict() for k, m in task.modules().items()},
+        "modules": {k: state_to_save(m) for k, m in task.modules().items()},
         "optimizers": {k: o.state_dict() for k, o in task.optimizers.items()},
         "schedulers": {k: _scheduler_state(s) for k, s in task.schedulers.items()},
         "scaler": scaler.state_dict(),
@@ -169,7 +170,7 @@ def restore_training_state(task: Task, state: dict, scaler: torch.amp.GradScaler
     beyond them, `load_extra_state`; empty in checkpoints written without it); returns the fit
     state."""
     for key, module in task.modules().items():
-        module.load_state_dict(state["modules"][key])
+        load_saved_state(module, state["modules"][key])
     for key, optimizer in task.optimizers.items():
         optimizer.load_state_dict(state["optimizers"][key])
     for key, scheduler in task.schedulers.items():

@@ -48,6 +48,9 @@ def test_app_is_training_only(sweep):
         assert _checkpoint(plain).stat().st_size == _checkpoint(app).stat().st_size
         state = torch.load(_checkpoint(app), weights_only=True)["state_dict"]
         assert not any("app" in key or "autoencoder" in key for key in state)
+        # Nor the encoder stages the network does not run (encoder_depth=3 of ResNet-18's 4).
+        assert not any(key.startswith(("encoder.layer3.", "encoder.layer4.")) for key in state)
+        assert any(key.startswith("encoder.layer2.") for key in state)
         names = {a.path for a in client.list_artifacts(app.info.run_id)}
         assert {"best_model.pt", "test_overlays.png", "metrics.json", "config.yaml"} <= names
         for key in ("test_iou", "test_miou", "test_dice", "test_pixel_accuracy", "best_epoch",
