@@ -61,19 +61,21 @@ install: $(STAMP) ## Create .venv and install the project (again only when pypro
 
 # pip byte-compiles every file it installs (17,000, most never imported): half of the install's
 # time. Installed without that, the modules the entry points and the tests import are compiled
-# by importing them once (PYTHONDONTWRITEBYTECODE left empty for that import only); anything
-# else compiles as usual when first imported.
+# by importing them once (PYTHONDONTWRITEBYTECODE left empty for that import only), in two
+# processes at once (the jobs' and reports' modules; the tracking server's and the tests');
+# anything else compiles as usual when first imported.
 COMPILED_BY_IMPORT := dedl_experiments.__main__ dedl_experiments.tasks.segmentation \
 	dedl_experiments.tasks.classification dedl_experiments.report.cli dedl_experiments.plan \
 	dedl_experiments.predict dedl_experiments.prepare dedl_experiments.weights hydra_plugins \
-	mlflow.store.tracking.sqlalchemy_store mlflow.server matplotlib.pyplot pytest xdist
+	matplotlib.pyplot
+COMPILED_BY_IMPORT_TOO := mlflow.store.tracking.sqlalchemy_store mlflow.server pytest xdist
+IMPORT_ALL := PYTHONDONTWRITEBYTECODE= $(BIN)/python -c 'import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]'
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -c 'import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]' \
-		$(COMPILED_BY_IMPORT)
+	$(IMPORT_ALL) $(COMPILED_BY_IMPORT) & first=$$!; $(IMPORT_ALL) $(COMPILED_BY_IMPORT_TOO) && wait $$first
 	touch $@
 
 demo: install ## Table 2 in small: UNet-ResNet18, no / ReLU / GELU APP x 2 seeds on synthetic data, then its report
