@@ -3,7 +3,8 @@ import re
 
 import pytest
 import torch
-from omegaconf import open_dict
+import yaml
+from omegaconf import OmegaConf, open_dict
 
 from conftest import compose_config
 from dedl_experiments.config.checks import ConfigError, scaled_tile_size, validate
@@ -249,3 +250,19 @@ def test_an_override_that_does_not_parse_says_how_to_quote_it(override, hint):
         assert message.endswith(hint)
         quoted = hint.split(": ", 1)[1].strip("'")
         OverridesParser.create().parse_overrides([quoted])  # the suggestion parses
+
+
+def test_the_test_process_parses_an_edited_config_file_anew(tmp_path):
+    """The tests keep each config file's parse (conftest._YamlParsedOnce): an edited file is
+    parsed again, each load is a config of its own, and a file that does not parse fails as
+    without the memo, naming the file."""
+    path = tmp_path / "option.yaml"
+    path.write_text("epochs: 1\n")
+    first = OmegaConf.load(path)
+    first.epochs = 5
+    assert OmegaConf.load(path).epochs == 1
+    path.write_text("epochs: 2\n")
+    assert OmegaConf.load(path).epochs == 2
+    path.write_text("epochs: [\n")
+    with pytest.raises(yaml.YAMLError, match="option.yaml"):
+        OmegaConf.load(path)
