@@ -104,6 +104,11 @@ def thread_limit() -> int | None:
     return int(value) if value.isdigit() and int(value) >= 1 else None
 
 
+def _auto_threads(share: int, limit: int | None) -> int:
+    """`speed.cpu_threads=auto`: the job's share of the cores, at most `limit` when given."""
+    return min(share, limit) if limit else share
+
+
 def _effective_jobs(n_jobs: int | None, cpus: int) -> int:
     """joblib's meaning of n_jobs: -1 = one per CPU, -2 = all but one, ..., None = 1."""
     if not n_jobs:
@@ -125,7 +130,7 @@ def plan(job_num: int, n_jobs: int | None, *, n_gpus: int, cpus: int,
     pool = _effective_jobs(n_jobs, cpus)
     slot = job_num % pool if slot is None else slot
     share = max(1, cpus // pool)
-    threads = torch_threads or min(share, limit or share)
+    threads = torch_threads or _auto_threads(share, limit)
     if n_gpus > 0:
         gpu = slot % n_gpus
         return Placement(f"cuda:{gpu}", gpu, n_gpus, math.ceil(pool / n_gpus), pool, cpus,
@@ -241,7 +246,7 @@ def pin_current_job() -> dict:
         k = OmegaConf.select(cfg, "speed.jobs_per_gpu", default=1) if cfg is not None else 1
         chosen = apply(Placement("cuda:0" if n_gpus else "cpu", 0 if n_gpus else None, n_gpus,
                                  k if isinstance(k, int) and n_gpus else 1, 1, cpus,
-                                 threads or min(cpus, limit or cpus), cpus, None)).as_dict()
+                                 threads or _auto_threads(cpus, limit), cpus, None)).as_dict()
     elif n_jobs is not None:
         # A pool (joblib): n_jobs jobs at once, each claims a slot of the pool.
         slot_dir = Path(hc.sweep.dir) / ".device_slots"

@@ -5,6 +5,7 @@ import pytest
 import torch
 import yaml
 from omegaconf import OmegaConf, open_dict
+from omegaconf import omegaconf as omegaconf_module
 
 from conftest import compose_config
 from dedl_experiments.config.checks import ConfigError, scaled_tile_size, validate
@@ -260,7 +261,9 @@ def test_the_test_process_parses_an_edited_config_file_anew(tmp_path):
     path.write_text("epochs: 1\n")
     first = OmegaConf.load(path)
     first.epochs = 5
+    parsed = len(omegaconf_module.yaml._parsed)
     assert OmegaConf.load(path).epochs == 1
+    assert len(omegaconf_module.yaml._parsed) == parsed  # the same text: the kept parse
     path.write_text("epochs: 2\n")
     assert OmegaConf.load(path).epochs == 2
     path.write_text("epochs: [\n")
