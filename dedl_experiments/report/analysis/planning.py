@@ -27,7 +27,7 @@ import numpy as np
 from scipy import stats
 
 from dedl_experiments.report.analysis.power import holm_first_level, seeds_needed
-from dedl_experiments.report.analysis.stats import ALPHA
+from dedl_experiments.report.analysis.stats import holm_step_down
 
 PILOT = 3
 MAX_SEEDS = 10
@@ -103,22 +103,9 @@ def simulate(true_diff: np.ndarray, sd: np.ndarray, effect: np.ndarray, cells: n
     for count in np.unique(n):  # one vectorised t-test per number of seeds
         ran = n == count
         pvalues[ran] = stats.ttest_1samp(diffs[ran][:, :count], 0.0, axis=-1).pvalue
-    reject = holm_rejections(pvalues)
+    reject, _ = holm_step_down(pvalues)
     return Simulated(float(per_cell.sum(axis=1).mean()), float(reject.sum(axis=1).mean()),
                      float(reject.any(axis=1).mean()), float(reject.mean()), sweeps, reject.mean(axis=0))
-
-
-def holm_rejections(pvalues: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
-    """Holm's step-down rejections of each row of p-values at once (statsmodels' multipletests
-    takes one family per call, and collects garbage on each: far too slow for thousands of
-    sweeps; a test checks this against it): the sorted p-values pass while
-    p_(i) <= alpha / (m - i), and every test up to the first that fails is rejected."""
-    order = np.argsort(pvalues, axis=-1)
-    tests = pvalues.shape[-1]
-    passes = np.take_along_axis(pvalues, order, axis=-1) <= alpha / (tests - np.arange(tests))
-    reject = np.empty_like(passes)
-    np.put_along_axis(reject, order, np.cumprod(passes, axis=-1).astype(bool), axis=-1)
-    return reject
 
 
 def monte_carlo_error(rate: float, sweeps: int) -> float:

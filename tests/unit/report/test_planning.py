@@ -8,10 +8,10 @@ import pytest
 
 from dedl_experiments.report.analysis import planning
 from dedl_experiments.report.analysis.planning import (
-    holm_rejections, monte_carlo_error, planned_seeds, seed_sequence, simulate,
+    monte_carlo_error, planned_seeds, seed_sequence, simulate,
 )
 from dedl_experiments.report.analysis.power import POWER, detectable_effect_sizes, holm_first_level
-from dedl_experiments.report.analysis.stats import ALPHA, holm
+from dedl_experiments.report.analysis.stats import ALPHA
 
 SWEEPS = 2000
 TESTS = 24
@@ -67,13 +67,6 @@ def test_larger_effects_need_fewer_seeds() -> None:
     plan = planned_seeds(sds, np.array([0.2, 0.05, 0.03, 0.02]), 3, 10)
     assert plan.tolist() == sorted(plan.tolist())
     assert plan[0] == 3 and plan[-1] > 3
-
-
-def test_holm_rejections_agree_with_statsmodels() -> None:
-    rng = np.random.default_rng(3)
-    pvalues = rng.uniform(0, 0.02, size=(200, 7)) ** rng.uniform(0.5, 2, size=(200, 1))
-    expected = np.array([holm(list(row))[0] for row in pvalues[:20]])
-    assert (holm_rejections(pvalues[:20]) == expected).all()
 
 
 def test_seed_sequence_is_the_tables_seeds_then_a_fixed_list() -> None:

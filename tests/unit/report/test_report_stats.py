@@ -4,17 +4,20 @@ degenerate cases (n < 2, ties, zero variance, failed cells) and Holm's correctio
 from __future__ import annotations
 
 import csv
+import gc
 import math
 import statistics
 
+import numpy as np
 import pytest
 from report_records import TABLES, evidence, run_in, seeds
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from dedl_experiments.report.cells.aggregate import aggregate
 
 from dedl_experiments.report.rendering.render_analysis import comparisons_csv, comparisons_markdown
-from dedl_experiments.report.analysis.stats import holm, paired, versus
+from dedl_experiments.report.analysis.stats import holm, holm_step_down, paired, versus
 
 TABLE6 = TABLES["table6"]
 # Student's t quantile for a two-sided 95 % interval with 2 degrees of freedom. With df = 2 the
@@ -62,6 +65,30 @@ def test_holm_by_hand() -> None:
     assert corrected == pytest.approx([0.03, 0.06, 0.06])
     assert reject == [True, False, False]
     assert holm([]) == ([], [])
+
+
+def test_holm_is_statsmodels_holm_for_every_row_at_once() -> None:
+    """Families with ties, p-values on the thresholds alpha / (m - i), values whose corrected p
+    passes 1, and one-test families: the same rejections and corrected p-values, to the bit, as
+    statsmodels' multipletests (run with the heap frozen: it collects garbage at each call)."""
+    rng = np.random.default_rng(3)
+    families = rng.uniform(0, 0.05, size=(300, 11)) ** rng.uniform(0.5, 2, size=(300, 1))
+    families[:40, 3] = families[:40, 5]  # ties
+    # Every p on its threshold (with 11 tests, 0.05 / 11 * 11 > 0.05 in floats: the comparison
+    # must be statsmodels' p <= alpha / (m - i)).
+    families[40:80, :] = 0.05 / np.arange(11, 0, -1)
+    families[80:120, 2] = 0.9  # corrected past 1
+    gc.freeze()
+    try:
+        for family in (families, families[:, :1]):
+            expected = [multipletests(row, alpha=0.05, method="holm")[:2] for row in family]
+            reject, corrected = holm_step_down(family, 0.05)
+            assert (reject == np.array([e[0] for e in expected])).all()
+            assert (corrected == np.array([e[1] for e in expected])).all()
+            assert holm(list(family[0])) == ([bool(r) for r in expected[0][0]],
+                                             [float(p) for p in expected[0][1]])
+    finally:
+        gc.unfreeze()
 
 
 def rows_by(spec, runs):
