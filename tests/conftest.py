@@ -164,6 +164,18 @@ def empty_store(tmp_path_factory) -> Path:
     return folder / "mlflow.db"
 
 
+@pytest.fixture
+def job_folder(tmp_path: Path, empty_store: Path):
+    """`job_folder(name)`: a new folder tmp_path/name holding `empty_store` as ./mlflow.db, for
+    a test that runs jobs in several folders (each of their stores would cost a migration)."""
+    def make(name: str) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copyfile(empty_store, folder / "mlflow.db")
+        return folder
+    return make
+
+
 @pytest.fixture(autouse=True)
 def _an_empty_store_in_an_integration_tests_folder(request, tmp_path: Path) -> None:
     """Each integration test's folder starts with `empty_store` as ./mlflow.db; a test of what

@@ -35,16 +35,15 @@ def _weights(run) -> dict:
 
 
 def _start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
-    cwd.mkdir()
     return start_cli(args, cwd, cli_env(**ENV, **env))
 
 
-def test_device_data_run_resumed_after_an_epoch_is_bit_equal(tmp_path, shared_data_dir):
+def test_device_data_run_resumed_after_an_epoch_is_bit_equal(tmp_path, job_folder, shared_data_dir):
     args = [*JOB, f"data_dir={shared_data_dir}"]
     # The uninterrupted run and the one to interrupt side by side (one builds the tile cache
     # under its lock, the other waits for it).
-    reference = _start(args, tmp_path / "reference")
-    work = tmp_path / "work"
+    reference = _start(args, job_folder("reference"))
+    work = job_folder("work")
     # The job waits at its first training step of epoch 2 (after epoch 1's checkpoint) and
     # writes train_step.paused: killed there, it has exactly one epoch behind it.
     proc = _start(args, work, DEDL_TEST_PAUSE_AT="train_step")

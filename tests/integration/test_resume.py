@@ -19,15 +19,13 @@ pytestmark = pytest.mark.slow
 JOB = [*TINY, "budget.epochs=4", "budget.batch_size=4", "train.patience=null"]
 
 
-def test_kill_9_in_epoch_3_resumes_bit_equal(tmp_path, shared_data_dir):
+def test_kill_9_in_epoch_3_resumes_bit_equal(job_folder, shared_data_dir):
     args = [*JOB, f"data_dir={shared_data_dir}"]
-    reference = tmp_path / "reference"
-    reference.mkdir()
+    reference = job_folder("reference")
     run_cli(args, reference)
     _, (expected,) = mlflow_runs(reference)
 
-    work = tmp_path / "work"
-    work.mkdir()
+    work = job_folder("work")
     proc = start_cli(args, work)
     # previous.pt appears when epoch 2's checkpoint replaces epoch 1's: epoch 3 is running.
     wait_for("outputs/run/*/checkpoints/previous.pt", work, proc)

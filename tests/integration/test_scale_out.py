@@ -240,15 +240,14 @@ def test_unreachable_tracking_server_fails_fast_before_any_data(tmp_path):
 
 @pytest.mark.slow
 def test_a_pool_shares_one_sqlite_store_and_a_cell_gives_the_result_it_gives_alone(
-        tmp_path, shared_data_dir):
+        job_folder, shared_data_dir):
     """4 jobs through the `gpus` preset's pool of 2 (2 per GPU, or 2 on the CPU: each worker runs
     2 jobs, 2 at once) write one SQLite store without locking errors, each pinned to its slot's
     device. On the CPU a result depends on the torch thread count; with speed.cpu_threads fixed,
     a cell run in the pool beside another job equals the same cell run alone (its pool-size-dependent thread share, the `auto`
     default, is tested in tests/unit/placement/test_devices.py)."""
     common = [*TINY, f"data_dir={shared_data_dir}", "speed.cpu_threads=1"]
-    pooled = tmp_path / "pooled"
-    pooled.mkdir()
+    pooled = job_folder("pooled")
     uri = f"sqlite:///{pooled / 'mlflow.db'}"
     start = time.monotonic()
     proc = run_cli(["-m", *_uses_searchpath(), "hydra/launcher=gpus", "speed.jobs_per_gpu=2",
@@ -267,8 +266,7 @@ def test_a_pool_shares_one_sqlite_store_and_a_cell_gives_the_result_it_gives_alo
         assert run.data.tags.get("dedl.torch_threads") == "1", run.data.tags
     if n_gpus:
         return  # CUDA kernels are not bit-reproducible across processes: CPU results only
-    alone = tmp_path / "alone"
-    alone.mkdir()
+    alone = job_folder("alone")
     run_cli([*common, "app=none", "seed=1"], alone)
     _, (single,) = _runs(f"sqlite:///{alone / 'mlflow.db'}")
     (pooled_none,) = [r for r in runs if r.data.params["app.name"] == "none"
