@@ -9,25 +9,32 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import omegaconf as omegaconf_module
-
-import dedl_experiments  # noqa: F401  (registers the config schemas the option files name)
-from forked_cli import prepare_to_fork, run_forked
-from multirun_launchers.devices import register_resolvers
 
 # This process asks whether CUDA is there through NVML where the machine has it (torch's switch
 # for it), so that its forked CLI children can still use CUDA (forked_cli.py); the CLI runs
-# without it (cli_env).
+# without it (cli_env). Set before anything here imports torch.
 NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 os.environ[NVML_CHECK] = "1"
-# pytest-xdist workers share the cores, and forked CLI processes must start from a process
-# whose torch never ran on several threads (forked_cli.py).
-prepare_to_fork()
-# The launcher presets' resolvers, as every entry point registers them before Hydra composes
-# (here once for every test's compose, and for the CLI runs forked from this process).
-register_resolvers()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A process that runs tests gets ready to compose configs and fork CLI runs. pytest-xdist's
+    controller runs none: it skips this (15 s of imports, before it starts the workers)."""
+    if not hasattr(config, "workerinput") and config.getoption("dist", "no") != "no":
+        return
+    from omegaconf import omegaconf as omegaconf_module
+
+    import dedl_experiments  # noqa: F401  (registers the config schemas the option files name)
+    from forked_cli import prepare_to_fork
+    from multirun_launchers.devices import register_resolvers
+
+    # pytest-xdist workers share the cores, and forked CLI processes must start from a process
+    # whose torch never ran on several threads (forked_cli.py).
+    prepare_to_fork()
+    # The launcher presets' resolvers, as every entry point registers them before Hydra
+    # composes (here once for every test's compose, and for the CLI runs forked from here).
+    register_resolvers()
+    omegaconf_module.yaml = _YamlParsedOnce(omegaconf_module.yaml)
 
 
 class _YamlParsedOnce:
@@ -56,8 +63,6 @@ class _YamlParsedOnce:
         return copy.deepcopy(self._parsed[key])
 
 
-omegaconf_module.yaml = _YamlParsedOnce(omegaconf_module.yaml)
-
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 # A training job small enough for a test: 1/16-size synthetic images (12 tiles of 32 px each),
@@ -70,6 +75,8 @@ TINY = ["budget=smoke", "init=random", "budget.scale=0.0625", "budget.epochs=1",
 def cuda_present() -> bool:
     """Whether this machine has a CUDA GPU, asked through NVML (torch.cuda.device_count) rather
     than the CUDA runtime, which would leave forked CLI children unable to use CUDA."""
+    import torch
+
     return torch.cuda.device_count() > 0
 
 
@@ -90,6 +97,8 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 def compose_config(overrides: list[str] | None = None):
+    from hydra import compose, initialize_config_dir
+
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="config", overrides=overrides or [])
 
@@ -105,6 +114,8 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def run_cli(args: list[str], cwd: Path, module: str = "dedl_experiments", check: bool = True,
             timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    from forked_cli import run_forked
+
     proc = run_forked(module, args, cwd, env or cli_env(), timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}\n"
