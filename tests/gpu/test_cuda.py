@@ -16,7 +16,8 @@ import mlflow
 import pytest
 import torch
 
-from conftest import TINY, cli_env, compose_config, run_cli
+from conftest import TINY as CPU_TINY
+from conftest import cli_env, compose_config, run_cli
 from dedl_experiments.data.preparation import prepare_segmentation
 from dedl_experiments.training.loop import run_epoch
 from dedl_experiments.placement.peak_memory import LEDGER
@@ -31,6 +32,9 @@ CUDA = torch.device("cuda", 0)
 # The CLI jobs see one GPU; eager (a cold torch.compile costs about a minute a job, and the
 # first test covers it); bf16 autocast and channels_last stay on (the defaults on CUDA).
 ONE_GPU = {"CUDA_VISIBLE_DEVICES": "0"}
+# The tests' tiny job at the scale their tolerances were set at (32 px tiles; the CPU tests' TINY
+# has 16 px tiles).
+TINY = [*CPU_TINY, "budget.scale=0.0625"]
 JOB = [*TINY, "speed.compile=false"]
 
 
