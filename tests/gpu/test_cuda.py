@@ -120,14 +120,12 @@ def _run(cwd: Path):
     return client, run
 
 
-def test_a_run_killed_on_the_gpu_resumes_within_noise(tmp_path, empty_store):
+def test_a_run_killed_on_the_gpu_resumes_within_noise(tmp_path, job_folder):
     args = [*JOB, "device=cuda:0", f"data_dir={tmp_path / 'data'}", "budget.epochs=2",
             "budget.batch_size=8", "train.patience=null"]
     procs = {}
     for name, pause in (("reference", {}), ("work", {"DEDL_TEST_PAUSE_AT": "train_step"})):
-        (tmp_path / name).mkdir()
-        shutil.copyfile(empty_store, tmp_path / name / "mlflow.db")
-        procs[name] = start_forked("dedl_experiments", args, tmp_path / name,
+        procs[name] = start_forked("dedl_experiments", args, job_folder(name),
                                    cli_env(**ONE_GPU, **pause))
     work, proc = tmp_path / "work", procs["work"]
     deadline = time.monotonic() + 150

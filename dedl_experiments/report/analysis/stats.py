@@ -3,8 +3,8 @@ interval), a one-sample t-test against a printed reference value (scipy.stats.tt
 Wilcoxon signed-rank test beside them (scipy.stats.wilcoxon) and Holm's correction across a
 table's tests. Holm's is the one formula written out here (`holm_step_down`, checked in the tests
 against statsmodels' multipletests): that takes one family per call and runs a full garbage
-collection at each, 10-500 ms in a process holding torch and MLflow, at every family of every
-report and for each of the planner's thousands of simulated sweeps.
+collection at each (0.35 s per family measured in the report's process, which holds torch and
+MLflow), at every family of every report and for each of the planner's thousands of sweeps.
 
 Differences are always B - A. Cases where a test says nothing are named, never computed:
 a NaN or infinite value ("invalid": never tested, never in Holm's family), fewer than 2 pairs
