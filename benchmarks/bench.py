@@ -41,7 +41,6 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import tempfile
 import time
 import warnings

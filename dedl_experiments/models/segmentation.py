@@ -16,7 +16,6 @@ from segmentation_models_pytorch.base.modules import Attention, SCSEModule
 from torch import Tensor, nn
 
 from dedl_experiments.config.config_files import CONF_DIR
-from dedl_experiments.models import count_parameters  # noqa: F401  (re-exported)
 from dedl_experiments.models.pretrained import load_smp_encoder_weights
 
 ARCHITECTURE_DIR = CONF_DIR / "architecture"

@@ -13,7 +13,8 @@ from safetensors.torch import save_file
 from segmentation_models_pytorch.base.modules import SCSEModule
 from segmentation_models_pytorch.encoders import get_encoder
 
-from dedl_experiments.models.segmentation import build_segmentation_model, count_parameters
+from dedl_experiments.models import count_parameters
+from dedl_experiments.models.segmentation import build_segmentation_model
 from dedl_experiments.models.pretrained import (
     WeightsUnavailable,
     create_timm_model,

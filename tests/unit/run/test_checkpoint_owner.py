@@ -98,7 +98,6 @@ def test_a_checkpoint_that_names_no_run_must_match_the_losses_the_run_recorded()
 def test_default_output_folders_name_the_microsecond():
     # Jobs started in the same second (a SLURM array, two terminals) must not share a folder.
     import re
-    from pathlib import Path
 
     from hydra import compose, initialize_config_dir
 
